@@ -1,0 +1,113 @@
+// Command worker runs Sluice's workflow steps: an asynq server that takes
+// crawl and transform tasks from Redis. Run as many as the work needs; each
+// SIGTERM stops taking work and hands unfinished tasks back to the queue.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sluice/internal/config"
+	"sluice/internal/orchestrator"
+	"sluice/internal/worker"
+	"sluice/pipeline/runstore"
+	"sluice/tasks"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var common config.Common
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	common.Register(fs)
+	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "tasks run at once by this process (env SLUICE_CONCURRENCY)")
+	queues := fs.String("queues", config.Env("SLUICE_QUEUES", worker.DefaultQueues()), "queues and their weights (env SLUICE_QUEUES)")
+	httpAddr := fs.String("http", config.Env("SLUICE_WORKER_HTTP", ":9091"), "address for /metrics and /healthz; empty: none (env SLUICE_WORKER_HTTP)")
+	shutdown := fs.Duration("shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back")
+	checkEvery := fs.Duration("task-check-interval", time.Second, "how often an idle worker polls the queues")
+	retryDelay := fs.Duration("retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
+	_ = fs.Parse(os.Args[1:])
+	if v := config.Env("SLUICE_CONCURRENCY", ""); v != "" && !isSet(fs, "concurrency") {
+		if _, err := fmt.Sscan(v, concurrency); err != nil {
+			return fmt.Errorf("SLUICE_CONCURRENCY: %q is not a number", v)
+		}
+	}
+	if *concurrency < 1 {
+		return fmt.Errorf("-concurrency (SLUICE_CONCURRENCY): must be at least 1, got %d", *concurrency)
+	}
+	qs, err := worker.ParseQueues(*queues)
+	if err != nil {
+		return fmt.Errorf("-queues (SLUICE_QUEUES): %w", err)
+	}
+	log, err := common.Logger()
+	if err != nil {
+		return err
+	}
+	wfs, err := common.LoadWorkflows()
+	if err != nil {
+		return err
+	}
+	redisOpt, rdb, err := common.Redis()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log}
+	w := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log, Metrics: worker.NewMetrics(reg)})
+
+	if *httpAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		srv := &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+
+	srv := worker.NewServer(redisOpt, worker.ServerConfig{Concurrency: *concurrency, Queues: qs, ShutdownTimeout: *shutdown, TaskCheckInterval: *checkEvery, RetryDelay: *retryDelay}, log)
+	if err := srv.Start(w.Mux()); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	log.Info("worker started", "concurrency", *concurrency, "queues", qs, "workflows", len(wfs), "pid", os.Getpid())
+	<-ctx.Done()
+	log.Info("worker stopping: no new tasks; running ones get the shutdown timeout", "shutdown_timeout", *shutdown)
+	srv.Shutdown()
+	log.Info("worker stopped")
+	return nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

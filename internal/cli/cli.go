@@ -1,0 +1,72 @@
+// Package cli is the scheduler command's subcommands: serve (schedules and
+// the monitoring UI), start (a run on demand), runs and show (run history),
+// generate (sample data), catalog (the data catalog) and demo (everything
+// embedded, nothing to install).
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var commands = []command{
+	{"serve", "fire workflow schedules and serve /monitoring/, /metrics, /runs", serve},
+	{"start", "start a run for a date or a date range now (reprocessing uses this)", start},
+	{"runs", "list recent runs and their states", listRuns},
+	{"show", "show one run: every step's state, timing, progress and summary", showRun},
+	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
+	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
+	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
+}
+
+// Main runs the subcommand named by args[0].
+func Main(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout)
+		}
+	}
+	usage(os.Stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: scheduler <command> [flags]   (scheduler <command> -h for its flags)")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+}
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("scheduler "+name, flag.ContinueOnError)
+	return fs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}

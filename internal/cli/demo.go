@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/config"
+	"sluice/internal/orchestrator"
+	"sluice/internal/worker"
+	"sluice/pipeline/catalog"
+	"sluice/pipeline/runstore"
+	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/workflow"
+	"sluice/tasks"
+	"sluice/workflows"
+)
+
+// demo runs the example workflow with nothing installed: miniredis in
+// process, local folders as the stores, workers in process.
+func demo(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("demo")
+	dir := fs.String("dir", "sluice-demo", "folder for the raw logs, the output table, the catalog and scratch")
+	workflowFile := fs.String("workflow", "", "workflow file to run (default: the embedded mobile-user example)")
+	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "in-process workers")
+	verbose := fs.Bool("v", false, "log every task")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	began := time.Now()
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	locs := map[string]string{
+		"SLUICE_RAW":     "file://" + filepath.Join(abs, "raw"),
+		"SLUICE_OUTPUT":  "file://" + filepath.Join(abs, "mobile_user"),
+		"SLUICE_CATALOG": "file://" + filepath.Join(abs, "catalog"),
+		"SLUICE_SCRATCH": "file://" + filepath.Join(abs, "scratch"),
+	}
+	for k, v := range locs {
+		os.Setenv(k, v) // the workflow file refers to them as ${SLUICE_…}
+	}
+	raw := workflows.MobileUser
+	if *workflowFile != "" {
+		if raw, err = os.ReadFile(*workflowFile); err != nil {
+			return err
+		}
+	}
+	wf, err := workflow.Parse(raw, config.ValidateJob)
+	if err != nil {
+		return fmt.Errorf("workflow: %w", err)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	// Sample data, unless the raw folder already holds some.
+	rawBucket, err := storeurl.Open(ctx, locs["SLUICE_RAW"], config.Common{}.S3)
+	if err != nil {
+		return err
+	}
+	gen := segmentgen.DefaultConfig()
+	win := workflow.Window{Start: workflow.DateOf(gen.Start), End: workflow.DateOf(gen.Start).AddDays(gen.Days - 1)}
+	if empty, err := isEmpty(ctx, rawBucket); err != nil {
+		return err
+	} else if empty {
+		fmt.Fprintf(stdout, "generating sample Segment logs in %s …\n", rawBucket.Location())
+		t0 := time.Now()
+		sum, err := segmentgen.Generate(ctx, rawBucket, gen)
+		if err != nil {
+			return err
+		}
+		printGenerated(stdout, rawBucket.Location(), sum, time.Since(t0))
+	} else {
+		fmt.Fprintf(stdout, "using the sample logs already in %s (delete %s to start afresh)\n", rawBucket.Location(), abs)
+	}
+
+	// Embedded Redis. Sluice's keys carry TTLs that miniredis only advances
+	// when told to; a demo run ends long before any of them matter.
+	mr, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("embedded redis: %w", err)
+	}
+	defer mr.Close()
+	redisOpt := asynq.RedisClientOpt{Addr: mr.Addr()}
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	orch := &orchestrator.Orchestrator{
+		Workflows: map[string]*workflow.Workflow{wf.Name: wf},
+		Runs:      runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log,
+	}
+	w := worker.New(worker.Config{Orchestrator: orch, Log: log})
+	srv := worker.NewServer(redisOpt, worker.ServerConfig{
+		Concurrency: *concurrency, Queues: map[string]int{tasks.QueueCrawl: 2, tasks.QueueTransform: 6},
+		TaskCheckInterval: 20 * time.Millisecond, RetryDelay: time.Second, ShutdownTimeout: 2 * time.Second,
+	}, log)
+	if err := srv.Start(w.Mux()); err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+
+	fmt.Fprintf(stdout, "running workflow %s for %s with %d in-process workers …\n", wf.Name, win, *concurrency)
+	st, err := orch.Start(ctx, wf.Name, win, runstore.StartOptions{Trigger: "demo"})
+	if err != nil {
+		return err
+	}
+	run, err := WaitForRun(ctx, orch.Runs, st.Run.ID, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	printRunSteps(stdout, run, wf)
+	if run.State != workflow.Succeeded {
+		return fmt.Errorf("run %s ended %s", run.ID, run.State)
+	}
+
+	catBucket, err := storeurl.Open(ctx, wf.Catalog, config.Common{}.S3)
+	if err != nil {
+		return err
+	}
+	if err := printCatalog(ctx, stdout, catalog.New(catBucket), false); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nfiles: raw logs in %s, table in %s, catalog in %s\n", filepath.Join(abs, "raw"), filepath.Join(abs, "mobile_user"), filepath.Join(abs, "catalog"))
+	fmt.Fprintf(stdout, "demo finished in %s\n", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+func isEmpty(ctx context.Context, b storage.Reader) (bool, error) {
+	err := b.List(ctx, "", func(storage.ObjectInfo) error { return errStop })
+	if errors.Is(err, errStop) {
+		return false, nil
+	}
+	return err == nil, err
+}

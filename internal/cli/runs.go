@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/config"
+	"sluice/internal/orchestrator"
+	"sluice/internal/scheduler"
+	"sluice/pipeline/runstore"
+	"sluice/pipeline/workflow"
+	"sluice/tasks"
+)
+
+// connected is what the Redis-backed subcommands share.
+type connected struct {
+	redisOpt asynq.RedisConnOpt
+	rdb      redis.UniversalClient
+	orch     *orchestrator.Orchestrator
+}
+
+func (c *connected) Close() {
+	c.orch.Client.Close()
+	c.rdb.Close()
+}
+
+func connect(common *config.Common) (*connected, error) {
+	log, err := common.Logger()
+	if err != nil {
+		return nil, err
+	}
+	wfs, err := common.LoadWorkflows()
+	if err != nil {
+		return nil, err
+	}
+	opt, rdb, err := common.Redis()
+	if err != nil {
+		return nil, err
+	}
+	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: asynq.NewClient(opt), Options: tasks.DefaultOptions, Log: log}
+	return &connected{redisOpt: opt, rdb: rdb, orch: orch}, nil
+}
+
+func serve(ctx context.Context, args []string, stdout io.Writer) error {
+	var common config.Common
+	fs := newFlags("serve")
+	common.Register(fs)
+	addr := fs.String("http", config.Env("SLUICE_HTTP", ":8080"), "address of the monitoring UI (/monitoring/), /metrics, /runs and /healthz (env SLUICE_HTTP)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := connect(&common)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("-redis (SLUICE_REDIS_URL): %w", err)
+	}
+	srv := &http.Server{Addr: *addr, Handler: scheduler.Handler(c.redisOpt, c.orch), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	c.orch.Log.Info("scheduler serving", "http", *addr, "monitoring", "/monitoring/", "workflows", sortedKeys(c.orch.Workflows))
+	s := &scheduler.Scheduler{Orch: c.orch, Log: c.orch.Log}
+	go func() { _ = s.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("-http %s: %w", *addr, err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+func start(ctx context.Context, args []string, stdout io.Writer) error {
+	var common config.Common
+	fs := newFlags("start")
+	common.Register(fs)
+	name := fs.String("workflow", "mobile-user", "workflow to run")
+	from := fs.String("start", "", "first date of the window, YYYY-MM-DD (required)")
+	to := fs.String("end", "", "last date of the window, YYYY-MM-DD (default: -start)")
+	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" {
+		return errors.New("-start: a date is required, e.g. -start 2026-10-30")
+	}
+	win, err := workflow.ParseWindow(*from, *to)
+	if err != nil {
+		return fmt.Errorf("-start/-end: %w", err)
+	}
+	c, err := connect(&common)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand"})
+	if err != nil {
+		return err
+	}
+	if st.Created {
+		fmt.Fprintf(stdout, "started run %s (%s %s)\n", st.Run.ID, *name, win)
+	} else {
+		fmt.Fprintf(stdout, "run %s of %s %s is already active; not starting another\n", st.Run.ID, *name, win)
+	}
+	if !*wait {
+		return nil
+	}
+	run, err := WaitForRun(ctx, c.orch.Runs, st.Run.ID, func(r runstore.Run) { fmt.Fprintln(stdout, progressLine(r)) })
+	if err != nil {
+		return err
+	}
+	printRun(stdout, run)
+	if run.State != workflow.Succeeded {
+		return fmt.Errorf("run %s ended %s", run.ID, run.State)
+	}
+	return nil
+}
+
+// WaitForRun polls a run until it ends, calling progress when it changes.
+func WaitForRun(ctx context.Context, runs *runstore.Store, id string, progress func(runstore.Run)) (runstore.Run, error) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		run, err := runs.Get(ctx, id)
+		if err != nil {
+			return run, err
+		}
+		if line := progressLine(run); line != last && progress != nil {
+			progress(run)
+			last = line
+		}
+		if run.State != workflow.Running {
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func progressLine(r runstore.Run) string {
+	line := fmt.Sprintf("%s %s", r.ID, r.State)
+	for _, name := range sortedKeys(r.Steps) {
+		if s := r.Steps[name]; s.State == workflow.Running {
+			line += fmt.Sprintf("  %s RUNNING %s", name, s.Progress)
+		}
+	}
+	return line
+}
+
+func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
+	var common config.Common
+	fs := newFlags("runs")
+	common.Register(fs)
+	limit := fs.Int("limit", 20, "runs per workflow")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := connect(&common)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
+	for _, name := range sortedKeys(c.orch.Workflows) {
+		runs, err := c.orch.Runs.List(ctx, name, *limit)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Window, r.State, r.Trigger, r.Created.Format(time.RFC3339), duration(r))
+		}
+	}
+	return tw.Flush()
+}
+
+func duration(r runstore.Run) string {
+	end := r.Ended
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(r.Created).Round(100 * time.Millisecond).String()
+}
+
+func showRun(ctx context.Context, args []string, stdout io.Writer) error {
+	var common config.Common
+	fs := newFlags("show")
+	common.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: scheduler show RUN_ID")
+	}
+	c, err := connect(&common)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := c.orch.Runs.Get(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	wf, err := c.orch.Workflow(run.Workflow)
+	if err != nil {
+		return err
+	}
+	printRunSteps(stdout, run, wf)
+	return nil
+}
+
+func printRun(w io.Writer, run runstore.Run) {
+	fmt.Fprintf(w, "run %s: %s, window %s, %s\n", run.ID, run.State, run.Window, duration(run))
+}
+
+// printRunSteps prints a run with its steps in workflow order.
+func printRunSteps(w io.Writer, run runstore.Run, wf *workflow.Workflow) {
+	printRun(w, run)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")
+	for _, s := range wf.Steps {
+		rec := run.Steps[s.Name]
+		started, took := "", ""
+		if !rec.Started.IsZero() {
+			started = rec.Started.Format("15:04:05")
+			if !rec.Ended.IsZero() {
+				took = rec.Ended.Sub(rec.Started).Round(time.Millisecond).String()
+			}
+		}
+		note := rec.Progress
+		if rec.Error != "" {
+			note = "error: " + rec.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind(), rec.State, started, took, note)
+	}
+	tw.Flush()
+	for _, s := range wf.Steps {
+		if rec := run.Steps[s.Name]; len(rec.Summary) > 0 {
+			var pretty map[string]any
+			_ = json.Unmarshal(rec.Summary, &pretty)
+			b, _ := json.MarshalIndent(pretty, "", "  ")
+			fmt.Fprintf(w, "\n%s summary:\n%s\n", s.Name, indent(string(b), "  "))
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package scheduler
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynq/x/metrics"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"sluice/internal/orchestrator"
+)
+
+// Handler serves the asynqmon UI at /monitoring/, Prometheus metrics
+// (queue sizes, latencies) at /metrics, runs as JSON at /runs and a health
+// check at /healthz.
+func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Handler {
+	mux := http.NewServeMux()
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: false})
+	mux.Handle("/monitoring/", mon)
+
+	reg := prometheus.NewRegistry()
+	inspector := asynq.NewInspector(redis)
+	reg.MustRegister(
+		metrics.NewQueueMetricsCollector(inspector),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := orch.Runs.Redis().Ping(r.Context()).Err(); err != nil {
+			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/runs", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]any{}
+		for name := range orch.Workflows {
+			runs, err := orch.Runs.List(r.Context(), name, 50)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out[name] = runs
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	return mux
+}

@@ -1,0 +1,90 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"sluice/tasks"
+)
+
+// ServerConfig are the asynq server settings a worker process exposes.
+type ServerConfig struct {
+	Concurrency     int
+	Queues          map[string]int
+	ShutdownTimeout time.Duration
+	// TaskCheckInterval is how often idle workers poll the queues (asynq's
+	// default, 1 s, when zero). The demo and tests shorten it.
+	TaskCheckInterval time.Duration
+	// RetryDelay is the delay before the first retry, doubling with each
+	// further one up to an hour. Zero keeps asynq's default (about n^4+15 s
+	// with jitter).
+	RetryDelay time.Duration
+}
+
+// ParseQueues reads "crawl=2,transform=6" into queue priorities.
+func ParseQueues(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, weight, found := strings.Cut(part, "=")
+		w := 1
+		if found {
+			var err error
+			if w, err = strconv.Atoi(weight); err != nil || w < 1 {
+				return nil, fmt.Errorf("queue %q: weight must be a positive integer", part)
+			}
+		}
+		out[name] = w
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no queues given")
+	}
+	return out, nil
+}
+
+// DefaultQueues serves crawls before transform work: a crawl gates the
+// rest of its run, and is short.
+func DefaultQueues() string {
+	return tasks.QueueCrawl + "=2," + tasks.QueueTransform + "=6"
+}
+
+// NewServer returns the asynq server a worker process runs.
+func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log *slog.Logger) *asynq.Server {
+	return asynq.NewServer(redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   cfg.Queues,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: cfg.TaskCheckInterval,
+		RetryDelayFunc:           retryDelay(cfg.RetryDelay),
+		Logger:                   asynqLogger{log.With("component", "asynq")},
+		// Failures are logged by the worker's middleware with their context.
+	})
+}
+
+// asynqLogger adapts slog to asynq's logger interface.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+func retryDelay(base time.Duration) asynq.RetryDelayFunc {
+	if base <= 0 {
+		return asynq.DefaultRetryDelayFunc
+	}
+	return func(n int, _ error, _ *asynq.Task) time.Duration {
+		d := base << min(n, 20)
+		return min(d, time.Hour)
+	}
+}

@@ -1,0 +1,318 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"sluice/internal/config"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
+	"sluice/pipeline/workflow"
+	"sluice/tasks"
+)
+
+// jobStep is a job step's spec and buckets, resolved for one task.
+type jobStep struct {
+	spec    transform.Spec
+	in      storage.Bucket
+	out     storage.Bucket
+	scratch storage.Bucket
+	prefix  string // this run's and step's folder in scratch
+	window  transform.Window
+}
+
+func (w *Worker) jobStep(ctx context.Context, step *workflow.Step, runID string, win workflow.Window) (*jobStep, error) {
+	spec, err := config.JobTransform(step.Job)
+	if err != nil {
+		return nil, fmt.Errorf("step %s: %v: %w", step.Name, err, asynq.SkipRetry)
+	}
+	j := &jobStep{spec: spec, prefix: runID + "/" + step.Name + "/"}
+	if j.in, err = w.bucket(ctx, step.Job.Input); err != nil {
+		return nil, err
+	}
+	if j.out, err = w.bucket(ctx, step.Job.Output); err != nil {
+		return nil, err
+	}
+	if j.scratch, err = w.bucket(ctx, step.Job.Scratch); err != nil {
+		return nil, err
+	}
+	start, _ := transform.ParseDate(win.Start.String())
+	end, _ := transform.ParseDate(win.End.String())
+	j.window = transform.Window{Start: start, End: end}
+	return j, nil
+}
+
+// planManifest is written last by the plan task: its presence means every
+// shard file exists, so a retried plan task reuses the plan instead of
+// re-listing (new input arriving meanwhile must not renumber shards that map
+// tasks have already processed).
+type planManifest struct {
+	Shards int      `json:"shards"`
+	Bytes  int64    `json:"bytes"`
+	Dates  []string `json:"dates"`
+}
+
+func (j *jobStep) shardKey(i int) string { return fmt.Sprintf("%splan/shard-%05d.json", j.prefix, i) }
+
+func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.Decode[tasks.TransformPlanPayload](t)
+	if err != nil {
+		return err
+	}
+	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	if err != nil || !ok {
+		return err
+	}
+	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
+	if err != nil {
+		return err
+	}
+	var m planManifest
+	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); errors.Is(err, storage.ErrNotExist) {
+		shards, err := transform.PlanShards(ctx, j.in, j.spec, j.window)
+		if err != nil {
+			return fmt.Errorf("plan shards: %w", err)
+		}
+		for _, sh := range shards {
+			m.Bytes += sh.Bytes()
+			if err := writeJSON(ctx, j.scratch, j.shardKey(sh.Index), sh); err != nil {
+				return err
+			}
+		}
+		m.Shards = len(shards)
+		for _, d := range j.window.Dates() {
+			m.Dates = append(m.Dates, d.String())
+		}
+		if err := writeJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", m); err != nil {
+			return err
+		}
+		w.log.Info("transform planned", "run", p.RunID, "step", p.Step, "shards", m.Shards, "input_bytes", m.Bytes, "partitions", len(m.Dates))
+	} else if err != nil {
+		return err
+	}
+	_ = w.orch.Runs.SetProgress(ctx, p.RunID, p.Step, fmt.Sprintf("map 0/%d shards", m.Shards))
+	if m.Shards == 0 {
+		return w.enqueueReduces(ctx, p.StepRef, m)
+	}
+	for i := 0; i < m.Shards; i++ {
+		task, err := tasks.NewTransformMapTask(tasks.TransformMapPayload{StepRef: p.StepRef, Shard: i, Shards: m.Shards}, w.orch.Options)
+		if err != nil {
+			return err
+		}
+		if _, err := tasks.Enqueue(ctx, w.orch.Client, task); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.Decode[tasks.TransformMapPayload](t)
+	if err != nil {
+		return err
+	}
+	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	if err != nil || !ok {
+		return err
+	}
+	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
+	if err != nil {
+		return err
+	}
+	var shard transform.Shard
+	if err := readJSON(ctx, j.scratch, j.shardKey(p.Shard), &shard); err != nil {
+		return err
+	}
+	stats, err := transform.MapShard(ctx, j.in, j.scratch, j.prefix, j.spec, j.window, shard)
+	if err != nil {
+		return fmt.Errorf("map shard %d: %w", p.Shard, err)
+	}
+	if err := w.stats.put(ctx, p.RunID, p.Step, fmt.Sprintf("map/%05d", p.Shard), stats); err != nil {
+		return err
+	}
+	w.metrics.observeMap(stats)
+	arr, err := w.barrier.Arrive(ctx, "sluice:barrier:"+p.String()+"/map", fmt.Sprint(p.Shard), p.Shards)
+	if err != nil {
+		return err
+	}
+	_ = w.orch.Runs.SetProgress(ctx, p.RunID, p.Step, fmt.Sprintf("map %d/%d shards", arr.Arrived, p.Shards))
+	if !arr.Complete {
+		return nil
+	}
+	if arr.First {
+		w.log.Info("all map shards done", "run", p.RunID, "step", p.Step, "shards", p.Shards)
+	}
+	var m planManifest
+	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
+		return err
+	}
+	return w.enqueueReduces(ctx, p.StepRef, m)
+}
+
+func (w *Worker) enqueueReduces(ctx context.Context, ref tasks.StepRef, m planManifest) error {
+	for _, d := range m.Dates {
+		task, err := tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: d, Shards: m.Shards, Dates: len(m.Dates)}, w.orch.Options)
+		if err != nil {
+			return err
+		}
+		if _, err := tasks.Enqueue(ctx, w.orch.Client, task); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.Decode[tasks.TransformReducePayload](t)
+	if err != nil {
+		return err
+	}
+	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	if err != nil || !ok {
+		return err
+	}
+	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
+	if err != nil {
+		return err
+	}
+	date, err := transform.ParseDate(p.Date)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	stats, err := transform.ReducePartition(ctx, j.scratch, j.prefix, j.out, j.spec, date, p.Shards, transform.ReduceOptions{})
+	if err != nil {
+		return fmt.Errorf("reduce %s: %w", p.Date, err)
+	}
+	if err := w.stats.put(ctx, p.RunID, p.Step, "reduce/"+p.Date, stats); err != nil {
+		return err
+	}
+	w.metrics.observeReduce(stats)
+	arr, err := w.barrier.Arrive(ctx, "sluice:barrier:"+p.String()+"/reduce", p.Date, p.Dates)
+	if err != nil {
+		return err
+	}
+	_ = w.orch.Runs.SetProgress(ctx, p.RunID, p.Step, fmt.Sprintf("reduce %d/%d partitions", arr.Arrived, p.Dates))
+	if !arr.Complete {
+		return nil
+	}
+	summary, err := w.summarize(ctx, p.StepRef)
+	if err != nil {
+		return err
+	}
+	if !summary.Balanced {
+		err := fmt.Errorf("reconciliation failed: %s", summary.Reconciliation)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if _, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil); err != nil {
+		return err
+	}
+	// Intermediates are only needed until the step has succeeded.
+	if err := transform.Cleanup(ctx, j.scratch, j.prefix); err != nil {
+		w.log.Warn("scratch cleanup failed; the files are harmless and can be deleted", "prefix", j.prefix, "err", err)
+	}
+	return nil
+}
+
+// JobSummary is what a job step records in its run: totals and the
+// reconciliation of every input line.
+type JobSummary struct {
+	Shards         int              `json:"shards"`
+	InputBytes     int64            `json:"input_bytes"`
+	LinesRead      int64            `json:"lines_read"`
+	RowsWritten    int64            `json:"rows_written"`
+	Duplicates     int64            `json:"duplicates"`
+	OutsideWindow  int64            `json:"outside_window"`
+	Quarantined    map[string]int64 `json:"quarantined"`
+	Partitions     map[string]int64 `json:"partitions"` // date -> rows
+	Reconciliation string           `json:"reconciliation"`
+	Balanced       bool             `json:"balanced"`
+}
+
+func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef) (JobSummary, error) {
+	h, err := w.stats.all(ctx, ref.RunID, ref.Step)
+	if err != nil {
+		return JobSummary{}, err
+	}
+	s := JobSummary{Quarantined: map[string]int64{}, Partitions: map[string]int64{}}
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, "map/"):
+			var ms transform.MapStats
+			if err := json.Unmarshal([]byte(h[k]), &ms); err != nil {
+				return s, fmt.Errorf("stats %s: %w", k, err)
+			}
+			s.Shards++
+			s.addMap(ms)
+		case strings.HasPrefix(k, "reduce/"):
+			var ps transform.PartitionStats
+			if err := json.Unmarshal([]byte(h[k]), &ps); err != nil {
+				return s, fmt.Errorf("stats %s: %w", k, err)
+			}
+			s.addReduce(strings.TrimPrefix(k, "reduce/"), ps)
+		}
+	}
+	var quarantined int64
+	for _, n := range s.Quarantined {
+		quarantined += n
+	}
+	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + quarantined
+	s.Balanced = accounted == s.LinesRead
+	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d + quarantined %d (%d)",
+		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, quarantined, accounted)
+	return s, nil
+}
+
+func readJSON(ctx context.Context, b storage.Reader, key string, v any) error {
+	r, err := b.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+func writeJSON(ctx context.Context, b storage.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, key, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *JobSummary) addMap(ms transform.MapStats) {
+	s.InputBytes += ms.BytesUncompressed
+	s.LinesRead += ms.LinesRead
+	s.OutsideWindow += ms.OutsideWindow
+	for reason, n := range ms.Quarantined {
+		s.Quarantined[reason] += n
+	}
+}
+
+func (s *JobSummary) addReduce(date string, ps transform.PartitionStats) {
+	s.RowsWritten += ps.Rows
+	s.Duplicates += ps.Duplicates
+	s.Partitions[date] = ps.Rows
+}

@@ -1,0 +1,77 @@
+// Package barrier is the fan-in point of a fanned-out step: each shard
+// reports its arrival once it has finished, and exactly one arrival learns
+// that it completed the set, however often shards are retried or delivered.
+//
+// asynq has no "when all tasks finish" primitive (its group aggregation fires
+// on time or size), so the barrier is a Redis set of finished shard ids and a
+// Lua script that adds to it and compares its size with the expected total
+// in one atomic step.
+package barrier
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Barrier counts distinct arrivals in Redis.
+type Barrier struct {
+	rdb redis.UniversalClient
+	ttl time.Duration
+}
+
+// New returns a barrier whose keys expire ttl after their last arrival, so
+// abandoned runs do not leak keys.
+func New(rdb redis.UniversalClient, ttl time.Duration) *Barrier {
+	return &Barrier{rdb: rdb, ttl: ttl}
+}
+
+// Arrival is what one shard learns when it arrives.
+type Arrival struct {
+	Arrived  int  // distinct shards arrived so far, this one included
+	Complete bool // every shard has arrived
+	// First is true for exactly one arrival per barrier: the one that
+	// completed it. Later duplicate or retried arrivals see Complete but not
+	// First.
+	First bool
+}
+
+// KEYS[1] set of arrived ids, KEYS[2] completion marker.
+// ARGV[1] id, ARGV[2] total, ARGV[3] ttl seconds.
+var arrive = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local n = redis.call('SCARD', KEYS[1])
+if n < tonumber(ARGV[2]) then
+  return {n, 0, 0}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[3]) then
+  return {n, 1, 1}
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {n, 1, 0}
+`)
+
+// Arrive records that member of the barrier named key has finished. total is
+// how many distinct members complete it.
+func (b *Barrier) Arrive(ctx context.Context, key, member string, total int) (Arrival, error) {
+	if total <= 0 {
+		return Arrival{}, fmt.Errorf("barrier %s: total must be positive, got %d", key, total)
+	}
+	res, err := arrive.Run(ctx, b.rdb, []string{key, key + ":complete"}, member, total, int(b.ttl.Seconds())).Int64Slice()
+	if err != nil {
+		return Arrival{}, fmt.Errorf("barrier %s arrive %s: %w", key, member, err)
+	}
+	return Arrival{Arrived: int(res[0]), Complete: res[1] == 1, First: res[2] == 1}, nil
+}
+
+// Arrived lists the members that have arrived, for progress reports.
+func (b *Barrier) Arrived(ctx context.Context, key string) (int, error) {
+	n, err := b.rdb.SCard(ctx, key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("barrier %s: %w", key, err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,375 @@
+// Package runstore keeps workflow runs in Redis: one hash per run with the
+// state of the run and of every step, an index of runs per workflow, and the
+// keys that stop a second run of the same workflow and window from starting
+// while one is active, or a schedule tick from starting two runs when several
+// schedulers fire it.
+//
+// State changes go through Redis transactions (WATCH/MULTI) around the pure
+// state machine of pipeline/workflow, so concurrent workers finishing steps
+// of the same run never lose an update and each step finishes once.
+package runstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"sluice/pipeline/workflow"
+)
+
+// ErrNotFound is returned for an unknown run id.
+var ErrNotFound = errors.New("run not found")
+
+// Store reads and writes runs.
+type Store struct {
+	rdb redis.UniversalClient
+	// ActiveTTL bounds how long a run that never ends (say, its Redis
+	// records were lost halfway) blocks a new run of the same window.
+	ActiveTTL time.Duration
+	// Retention is how long finished runs stay readable.
+	Retention time.Duration
+	now       func() time.Time
+}
+
+// New returns a store over rdb.
+func New(rdb redis.UniversalClient) *Store {
+	return &Store{rdb: rdb, ActiveTTL: 48 * time.Hour, Retention: 30 * 24 * time.Hour, now: time.Now}
+}
+
+// Run is one run of a workflow over a window of dates.
+type Run struct {
+	ID       string
+	Workflow string
+	Window   workflow.Window
+	State    workflow.StepState
+	Trigger  string // what started it: a trigger name, "on-demand", …
+	Created  time.Time
+	Updated  time.Time
+	Ended    time.Time // zero while running
+	Steps    map[string]StepRecord
+}
+
+// StepRecord is one step's part of a run.
+type StepRecord struct {
+	State   workflow.StepState `json:"state"`
+	Started time.Time          `json:"started,omitzero"`
+	Ended   time.Time          `json:"ended,omitzero"`
+	Error   string             `json:"error,omitempty"`
+	// Summary is what the step reports about its work (crawl result,
+	// transform reconciliation), as JSON.
+	Summary json.RawMessage `json:"summary,omitempty"`
+	// Progress is a free-form line about long work, e.g. "map 12/40".
+	Progress string `json:"progress,omitempty"`
+}
+
+const keyPrefix = "sluice:"
+
+func runKey(id string) string              { return keyPrefix + "run:" + id }
+func indexKey(wf string) string            { return keyPrefix + "runs:" + wf }
+func activeKey(wf string, w workflow.Window) string {
+	return keyPrefix + "active:" + wf + ":" + w.String()
+}
+
+// DedupeKey names one scheduled fire of a trigger, for StartOptions.Dedupe.
+func DedupeKey(wf, trigger string, fire time.Time) string {
+	return keyPrefix + "fired:" + wf + ":" + trigger + ":" + fire.UTC().Format(time.RFC3339)
+}
+
+// StartOptions qualify Start.
+type StartOptions struct {
+	Trigger string
+	// Dedupe, when set, is a key that makes the start happen once however
+	// many schedulers try it (see DedupeKey).
+	Dedupe string
+}
+
+// Started is the outcome of Start.
+type Started struct {
+	Run     Run
+	Created bool     // false: an active run (or the deduplicated one) was returned
+	Start   []string // steps to enqueue now (only when Created)
+}
+
+// KEYS: 1 active, 2 dedupe (or a dummy), 3 run hash, 4 index.
+// ARGV: 1 id, 2 active ttl s, 3 dedupe ttl s (0: no dedupe), 4 score, 5 retention s, 6.. hash pairs.
+var startScript = redis.NewScript(`
+if ARGV[3] ~= '0' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return {0, prev} end
+end
+local cur = redis.call('GET', KEYS[1])
+if cur and redis.call('EXISTS', 'sluice:run:' .. cur) == 1 then
+  if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], cur, 'EX', ARGV[3]) end
+  return {0, cur}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
+redis.call('HSET', KEYS[3], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+return {1, ARGV[1]}
+`)
+
+// Start creates a run of wf over win, unless a run of the same workflow and
+// window is still active (then that run is returned) or opts.Dedupe was
+// already used.
+func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.Window, opts StartOptions) (Started, error) {
+	now := s.now().UTC()
+	id := newRunID(wf.Name, win, now)
+	tr := wf.Begin()
+	fields := []any{
+		"workflow", wf.Name, "window_start", win.Start.String(), "window_end", win.End.String(),
+		"state", string(tr.Run), "trigger", opts.Trigger,
+		"created", now.Format(time.RFC3339Nano), "updated", now.Format(time.RFC3339Nano),
+	}
+	for name, st := range tr.States {
+		rec := StepRecord{State: st}
+		if st == workflow.Running || (st == workflow.Succeeded && wf.Step(name).Trigger != nil) {
+			rec.Started = now
+		}
+		if st == workflow.Succeeded {
+			rec.Ended = now
+		}
+		b, _ := json.Marshal(rec)
+		fields = append(fields, "step:"+name, string(b))
+	}
+	dedupe, dedupeTTL := opts.Dedupe, 0
+	if dedupe != "" {
+		dedupeTTL = int((7 * 24 * time.Hour).Seconds())
+	} else {
+		dedupe = keyPrefix + "nodedupe"
+	}
+	args := append([]any{id, int(s.ActiveTTL.Seconds()), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds())}, fields...)
+	res, err := startScript.Run(ctx, s.rdb, []string{activeKey(wf.Name, win), dedupe, runKey(id), indexKey(wf.Name)}, args...).Slice()
+	if err != nil {
+		return Started{}, fmt.Errorf("start run of %s %s: %w", wf.Name, win, err)
+	}
+	created := res[0].(int64) == 1
+	runID := res[1].(string)
+	run, err := s.Get(ctx, runID)
+	if err != nil {
+		return Started{}, err
+	}
+	out := Started{Run: run, Created: created}
+	if created {
+		out.Start = tr.Start
+	}
+	return out, nil
+}
+
+func newRunID(wf string, win workflow.Window, now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s.%s.%s.%s", wf, strings.ReplaceAll(win.String(), "-", ""), now.Format("20060102T150405Z"), hex.EncodeToString(b[:]))
+}
+
+// Get reads one run.
+func (s *Store) Get(ctx context.Context, id string) (Run, error) {
+	h, err := s.rdb.HGetAll(ctx, runKey(id)).Result()
+	if err != nil {
+		return Run{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return decodeRun(id, h)
+}
+
+func decodeRun(id string, h map[string]string) (Run, error) {
+	if len(h) == 0 {
+		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	win, err := workflow.ParseWindow(h["window_start"], h["window_end"])
+	if err != nil {
+		return Run{}, fmt.Errorf("run %s: %w", id, err)
+	}
+	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], Steps: map[string]StepRecord{}}
+	r.Created, _ = time.Parse(time.RFC3339Nano, h["created"])
+	r.Updated, _ = time.Parse(time.RFC3339Nano, h["updated"])
+	if e := h["ended"]; e != "" {
+		r.Ended, _ = time.Parse(time.RFC3339Nano, e)
+	}
+	for k, v := range h {
+		name, ok := strings.CutPrefix(k, "step:")
+		if !ok {
+			continue
+		}
+		var rec StepRecord
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			return Run{}, fmt.Errorf("run %s step %s: %w", id, name, err)
+		}
+		r.Steps[name] = rec
+	}
+	return r, nil
+}
+
+// States is the state of every step of the run.
+func (r Run) States() workflow.States {
+	st := make(workflow.States, len(r.Steps))
+	for k, v := range r.Steps {
+		st[k] = v.State
+	}
+	return st
+}
+
+// List returns the newest runs of a workflow, newest first.
+func (s *Store) List(ctx context.Context, wf string, limit int) ([]Run, error) {
+	ids, err := s.rdb.ZRevRange(ctx, indexKey(wf), 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list runs of %s: %w", wf, err)
+	}
+	var runs []Run
+	for _, id := range ids {
+		r, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// Finished is the outcome of Finish.
+type Finished struct {
+	Run Run
+	// Changed is false when the step had already finished (a duplicate or
+	// retried completion); the caller should still make sure the steps in
+	// Run that are RUNNING have their tasks, which is idempotent.
+	Changed bool
+	Start   []string // steps this finish started
+}
+
+// Finish records that a crawler or job step ended, fires the triggers that
+// now hold and ends the run when nothing is left running.
+func (s *Store) Finish(ctx context.Context, wf *workflow.Workflow, runID, step string, result workflow.StepState, summary any, stepErr error) (Finished, error) {
+	var out Finished
+	key := runKey(runID)
+	txf := func(tx *redis.Tx) error {
+		h, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		run, err := decodeRun(runID, h)
+		if err != nil {
+			return err
+		}
+		out = Finished{Run: run}
+		if run.Steps[step].State != workflow.Running {
+			return nil
+		}
+		tr, err := wf.Finish(run.States(), step, result)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		fields := []any{"state", string(tr.Run), "updated", now.Format(time.RFC3339Nano)}
+		for name, st := range tr.States {
+			rec := run.Steps[name]
+			if rec.State == st {
+				continue
+			}
+			rec.State = st
+			switch {
+			case st == workflow.Running:
+				rec.Started = now
+			case name == step:
+				rec.Ended = now
+				if summary != nil {
+					rec.Summary, _ = json.Marshal(summary)
+				}
+				if stepErr != nil {
+					rec.Error = stepErr.Error()
+				}
+				rec.Progress = ""
+			case st == workflow.Succeeded: // a trigger that fired
+				rec.Started, rec.Ended = now, now
+			}
+			run.Steps[name] = rec
+			b, _ := json.Marshal(rec)
+			fields = append(fields, "step:"+name, string(b))
+		}
+		ended := tr.Run != workflow.Running
+		if ended {
+			fields = append(fields, "ended", now.Format(time.RFC3339Nano))
+			run.Ended = now
+		}
+		active, err := tx.Get(ctx, activeKey(wf.Name, run.Window)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, fields...)
+			if ended && active == runID {
+				p.Del(ctx, activeKey(wf.Name, run.Window))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		run.State, run.Updated = tr.Run, now
+		out = Finished{Run: run, Changed: true, Start: tr.Start}
+		return nil
+	}
+	for attempt := 0; attempt < 50; attempt++ {
+		err := s.rdb.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // another step of this run finished at the same moment
+		}
+		if err != nil {
+			return Finished{}, fmt.Errorf("finish %s of run %s: %w", step, runID, err)
+		}
+		return out, nil
+	}
+	return Finished{}, fmt.Errorf("finish %s of run %s: too much contention", step, runID)
+}
+
+// SetProgress records a progress line for a running step. It is advisory:
+// a lost update only delays what a person sees.
+func (s *Store) SetProgress(ctx context.Context, runID, step, progress string) error {
+	key := runKey(runID)
+	return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		v, err := tx.HGet(ctx, key, "step:"+step).Result()
+		if err != nil {
+			return err
+		}
+		var rec StepRecord
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			return err
+		}
+		if rec.State != workflow.Running {
+			return nil
+		}
+		rec.Progress = progress
+		b, _ := json.Marshal(rec)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, "step:"+step, string(b))
+			return nil
+		})
+		return err
+	}, key)
+}
+
+// RunningSteps lists the crawler and job steps of a run that are RUNNING.
+func (r Run) RunningSteps() []string {
+	var out []string
+	for name, rec := range r.Steps {
+		if rec.State == workflow.Running {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Redis is the client the store uses, for components that keep their own
+// run-scoped keys next to the runs (barriers, step statistics).
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }

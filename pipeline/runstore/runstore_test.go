@@ -1,0 +1,183 @@
+package runstore
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/testenv"
+	"sluice/pipeline/workflow"
+)
+
+func setup(t *testing.T) (*Store, *workflow.Workflow) {
+	t.Helper()
+	opt, err := redis.ParseURL(testenv.StartRedis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	_, file, _, _ := runtime.Caller(0)
+	wf, err := workflow.Load(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(rdb), wf
+}
+
+var window = workflow.Window{Start: workflow.Date{Year: 2026, Month: 10, Day: 30}, End: workflow.Date{Year: 2026, Month: 11, Day: 1}}
+
+func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	first, err := s.Start(ctx, wf, window, StartOptions{Trigger: "on-demand"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Created || len(first.Start) != 1 || first.Start[0] != "segmentlogs-IOS" {
+		t.Fatalf("first start: %+v", first)
+	}
+	second, err := s.Start(ctx, wf, window, StartOptions{Trigger: "on-demand"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Created || second.Run.ID != first.Run.ID || len(second.Start) != 0 {
+		t.Fatalf("second start created %v run %s, want the first run %s", second.Created, second.Run.ID, first.Run.ID)
+	}
+	other, err := s.Start(ctx, wf, workflow.Window{Start: window.End, End: window.End}, StartOptions{})
+	if err != nil || !other.Created {
+		t.Fatalf("another window: created %v err %v", other.Created, err)
+	}
+}
+
+func TestTwoSchedulersFiringTheSameTickStartOneRun(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	fire := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	created := make(chan string, 10)
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := s.Start(ctx, wf, window, StartOptions{Trigger: "mobile-user-start", Dedupe: DedupeKey(wf.Name, "mobile-user-start", fire)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if st.Created {
+				created <- st.Run.ID
+			}
+		}()
+	}
+	wg.Wait()
+	close(created)
+	if n := len(created); n != 1 {
+		t.Fatalf("%d runs created, want 1", n)
+	}
+	// Even after that run has ended, the same tick never starts another.
+	runID := <-created
+	finishAll(t, s, wf, runID)
+	again, err := s.Start(ctx, wf, window, StartOptions{Dedupe: DedupeKey(wf.Name, "mobile-user-start", fire)})
+	if err != nil || again.Created {
+		t.Fatalf("refire of an ended tick: created %v err %v", again.Created, err)
+	}
+}
+
+func finishAll(t *testing.T, s *Store, wf *workflow.Workflow, runID string) Run {
+	t.Helper()
+	ctx := context.Background()
+	for _, step := range []string{"segmentlogs-IOS", "segmentlogs-Android", "mobile-user-daily", "segmentlogs-Mobile"} {
+		fin, err := s.Finish(ctx, wf, runID, step, workflow.Succeeded, map[string]int{"rows": 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fin.Changed {
+			t.Fatalf("finish %s did not change the run", step)
+		}
+	}
+	run, err := s.Get(ctx, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func TestARunEndsAndFreesItsWindow(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	st, err := s.Start(ctx, wf, window, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := finishAll(t, s, wf, st.Run.ID)
+	if run.State != workflow.Succeeded || run.Ended.IsZero() {
+		t.Fatalf("run %s ended %v", run.State, run.Ended)
+	}
+	if string(run.Steps["mobile-user-daily"].Summary) != `{"rows":1}` {
+		t.Fatalf("summary %s", run.Steps["mobile-user-daily"].Summary)
+	}
+	next, err := s.Start(ctx, wf, window, StartOptions{})
+	if err != nil || !next.Created || next.Run.ID == run.ID {
+		t.Fatalf("rerun after the end: created %v id %s err %v", next.Created, next.Run.ID, err)
+	}
+	runs, err := s.List(ctx, wf.Name, 10)
+	if err != nil || len(runs) != 2 || runs[0].ID != next.Run.ID {
+		t.Fatalf("list: %d runs err %v", len(runs), err)
+	}
+}
+
+func TestConcurrentFinishOfTheSameStepTransitionsOnce(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	st, err := s.Start(ctx, wf, window, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	changed, started := 0, 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fin, err := s.Finish(ctx, wf, st.Run.ID, "segmentlogs-IOS", workflow.Succeeded, nil, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fin.Changed {
+				changed++
+				started += len(fin.Start)
+			}
+		}()
+	}
+	wg.Wait()
+	if changed != 1 || started != 1 {
+		t.Fatalf("changed %d times, started %d steps; want 1 and 1", changed, started)
+	}
+}
+
+func TestFailedStepFailsTheRun(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	st, _ := s.Start(ctx, wf, window, StartOptions{})
+	fin, err := s.Finish(ctx, wf, st.Run.ID, "segmentlogs-IOS", workflow.Failed, nil, errors.New("bucket gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Run.State != workflow.Failed || fin.Run.Steps["segmentlogs-IOS"].Error != "bucket gone" || fin.Run.Steps["segmentlogs-Mobile"].State != workflow.NotRun {
+		t.Fatalf("run %s, steps %+v", fin.Run.State, fin.Run.Steps)
+	}
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown run: %v", err)
+	}
+}

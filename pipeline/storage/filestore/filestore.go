@@ -1,0 +1,362 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sluice/pipeline/storage"
+)
+
+// tmpPrefix starts the names of files being written. The leading dot keeps
+// them out of casual listings; List and ListDirs skip them explicitly.
+const tmpPrefix = ".sluice-tmp-"
+
+// Bucket is a storage.Bucket over a local folder.
+type Bucket struct {
+	root string // absolute, cleaned
+}
+
+var _ storage.Bucket = (*Bucket)(nil)
+
+// New returns a Bucket rooted at dir. The folder need not exist yet: Put
+// creates folders as needed, and reads of a missing folder find nothing.
+func New(dir string) (*Bucket, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	return &Bucket{root: root}, nil
+}
+
+// Location returns file:// followed by the absolute folder path.
+func (b *Bucket) Location() string {
+	return "file://" + filepath.ToSlash(b.root)
+}
+
+// Root returns the absolute folder the bucket is rooted at.
+func (b *Bucket) Root() string { return b.root }
+
+// path turns a key into a file path, refusing keys that would escape the
+// root or name a temporary file.
+func (b *Bucket) path(key string) (string, error) {
+	if !fs.ValidPath(key) || key == "." {
+		return "", fmt.Errorf("invalid key %q", key)
+	}
+	if strings.HasPrefix(path.Base(key), tmpPrefix) {
+		return "", fmt.Errorf("invalid key %q: %s names are reserved for temporary files", key, tmpPrefix)
+	}
+	return filepath.Join(b.root, filepath.FromSlash(key)), nil
+}
+
+// notExist reports whether err means "no object at this key": a missing
+// file, or a path through a file (ENOTDIR).
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// Get opens the object at key.
+func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	f, err := os.Open(p)
+	if notExist(err) {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	// A folder is not an object, as on S3.
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	return f, nil
+}
+
+// Stat describes the object at key.
+func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	fi, err := os.Stat(p)
+	if notExist(err) || (err == nil && !fi.Mode().IsRegular()) {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, storage.ErrNotExist)
+	}
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return info(key, fi), nil
+}
+
+func info(key string, fi fs.FileInfo) storage.ObjectInfo {
+	return storage.ObjectInfo{
+		Key:     key,
+		Size:    fi.Size(),
+		ModTime: fi.ModTime(),
+		ETag:    strconv.FormatInt(fi.Size(), 16) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 16),
+	}
+}
+
+// Put writes body to a temporary file next to the target and renames it
+// into place.
+func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
+	p, err := b.path(key)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	f, err := b.createTemp(filepath.Dir(p))
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	tmp := f.Name()
+	err = writeFile(ctx, f, body)
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		// Do not leave behind folders made for this object.
+		b.removeEmptyDirs(filepath.Dir(p))
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// createTemp creates a temporary file in dir, creating dir first. A
+// concurrent Delete may remove dir between the two steps when it empties
+// it, so a vanished dir is retried a few times.
+func (b *Bucket) createTemp(dir string) (*os.File, error) {
+	var err error
+	for range 5 {
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var f *os.File
+		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// writeFile copies body into f and closes it, ready to be renamed.
+func writeFile(ctx context.Context, f *os.File, body io.Reader) error {
+	_, err := io.Copy(f, ctxReader{ctx: ctx, r: body})
+	// Sync before rename so a crash cannot leave a renamed but empty file.
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		// CreateTemp makes files 0600; objects should read like any file.
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		// The kernel stamps mtime with a coarse clock (milliseconds), so
+		// two same-size writes in quick succession could share an ETag.
+		// time.Now has nanosecond resolution.
+		now := time.Now()
+		err = os.Chtimes(f.Name(), now, now)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ctxReader stops a long copy once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// Delete removes the object at key, then any folders that became empty
+// (up to, not including, the root).
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	p, err := b.path(key)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	fi, err := os.Lstat(p)
+	if notExist(err) || (err == nil && fi.IsDir()) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	if err := os.Remove(p); err != nil && !notExist(err) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	b.removeEmptyDirs(filepath.Dir(p))
+	return nil
+}
+
+// removeEmptyDirs removes dir and its parents while they are empty, up to
+// but not including the root.
+func (b *Bucket) removeEmptyDirs(dir string) {
+	for ; dir != b.root && strings.HasPrefix(dir, b.root); dir = filepath.Dir(dir) {
+		// Remove fails on a folder that still has entries: that ends the walk.
+		if os.Remove(dir) != nil {
+			return
+		}
+	}
+}
+
+// List calls fn for each object whose key starts with prefix, in lexical
+// key order, without reading the whole tree into memory.
+func (b *Bucket) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := b.walk(ctx, "", prefix, fn); err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// walk lists the folder at dirKey ("" for the root, else ending in "/").
+func (b *Bucket) walk(ctx context.Context, dirKey, prefix string, fn func(storage.ObjectInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := b.readDir(dirKey)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		key := dirKey + e.name
+		if e.dir {
+			// Descend only where keys can match: the folder lies inside the
+			// prefix, or the prefix reaches into the folder.
+			sub := key + "/"
+			if strings.HasPrefix(sub, prefix) || strings.HasPrefix(prefix, sub) {
+				if err := b.walk(ctx, sub, prefix, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		if err := fn(info(key, e.info)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type entry struct {
+	name string
+	dir  bool
+	info fs.FileInfo // for files
+}
+
+// sortKey orders entries the way their keys sort: every key below folder
+// "a" starts with "a/", so "a-b" (0x2d) comes before it and "a0" after.
+func (e entry) sortKey() string {
+	if e.dir {
+		return e.name + "/"
+	}
+	return e.name
+}
+
+// readDir returns the folder's files and subfolders ordered by sortKey,
+// skipping temporary files and anything that is neither (sockets, dangling
+// links). Symbolic links are followed. A missing folder is empty.
+func (b *Bucket) readDir(dirKey string) ([]entry, error) {
+	dir := filepath.Join(b.root, filepath.FromSlash(dirKey))
+	des, err := os.ReadDir(dir)
+	if notExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]entry, 0, len(des))
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), tmpPrefix) {
+			continue
+		}
+		fi, err := de.Info()
+		if notExist(err) {
+			continue // removed since ReadDir
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if fi, err = os.Stat(filepath.Join(dir, de.Name())); err != nil {
+				continue
+			}
+		}
+		switch {
+		case fi.IsDir():
+			entries = append(entries, entry{name: de.Name(), dir: true})
+		case fi.Mode().IsRegular():
+			entries = append(entries, entry{name: de.Name(), info: fi})
+		}
+	}
+	slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.sortKey(), y.sortKey()) })
+	return entries, nil
+}
+
+// ListDirs returns the subfolders directly below prefix, each ending in "/".
+// Like an S3 listing with delimiter "/", a prefix that does not end in "/"
+// matches folder names starting with its last part.
+func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list dirs %s: %w", prefix, err)
+	}
+	dirKey := prefix[:strings.LastIndex(prefix, "/")+1]
+	if dirKey != "" && !fs.ValidPath(strings.TrimSuffix(dirKey, "/")) {
+		return nil, nil // no key lies below "..", "a//" and the like
+	}
+	entries, err := b.readDir(dirKey)
+	if err != nil {
+		return nil, fmt.Errorf("list dirs %s: %w", prefix, err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if sub := dirKey + e.name + "/"; e.dir && strings.HasPrefix(sub, prefix) {
+			dirs = append(dirs, sub)
+		}
+	}
+	return dirs, nil
+}

@@ -1,0 +1,74 @@
+package filestore_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/filestore"
+	"sluice/pipeline/storage/storagetest"
+)
+
+func TestAcceptance(t *testing.T) {
+	b, err := filestore.New(filepath.Join(t.TempDir(), "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storagetest.AcceptanceTest(t, b)
+}
+
+func TestTempFilesHidden(t *testing.T) {
+	dir := t.TempDir()
+	b, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file left by a crashed Put must not show up as an object.
+	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a", ".sluice-tmp-123"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(t.Context(), "a/real", strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := b.List(t.Context(), "", func(oi storage.ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "a/real" {
+		t.Errorf("List = %q, want just a/real", keys)
+	}
+	if err := b.Put(t.Context(), "a/.sluice-tmp-x", strings.NewReader("x")); err == nil {
+		t.Error("Put to a temporary-file name succeeded")
+	}
+}
+
+func TestInvalidKeys(t *testing.T) {
+	b, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"", "/abs", "../escape", "a/../../b", "a//b", "a/", "."} {
+		if err := b.Put(t.Context(), key, strings.NewReader("x")); err == nil {
+			t.Errorf("Put(%q) succeeded", key)
+		}
+	}
+	if dirs, err := b.ListDirs(t.Context(), "../"); err != nil || len(dirs) != 0 {
+		t.Errorf("ListDirs(../) = %q, %v; want nothing", dirs, err)
+	}
+}
+
+func TestLocation(t *testing.T) {
+	dir := t.TempDir()
+	b, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.Location(), "file://"+filepath.ToSlash(dir); got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,333 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+
+	"sluice/pipeline/storage"
+)
+
+const (
+	// DefaultPartSize is the multipart threshold and part size when
+	// Options.PartSize is zero.
+	DefaultPartSize = 64 << 20
+	// MinPartSize is the smallest part S3 accepts (except the last one).
+	MinPartSize = 5 << 20
+	// maxParts is S3's limit on parts per upload; larger objects get
+	// larger parts.
+	maxParts = 10000
+)
+
+// Options configure a Bucket. The zero value uses the standard AWS
+// configuration chain with region us-east-1 when none is configured.
+type Options struct {
+	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:7070. When
+	// empty, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL apply, else AWS.
+	Endpoint string
+	// Region overrides the configured region; when neither is set the
+	// region is us-east-1.
+	Region string
+	// PathStyle addresses buckets as endpoint/bucket/key rather than
+	// bucket.endpoint/key. Most self-hosted S3 servers need it.
+	PathStyle bool
+	// AccessKey and SecretKey, when set, replace the credential chain
+	// with these static credentials.
+	AccessKey, SecretKey string
+	// PartSize is the size above which Put uses a multipart upload, and the
+	// size of each part. Zero means DefaultPartSize; at least MinPartSize.
+	PartSize int64
+	// Concurrency is how many parts of one object upload at a time; zero
+	// means 4.
+	Concurrency int
+	// TempDir is where Put spools bodies; empty means os.TempDir().
+	TempDir string
+}
+
+// Bucket is a storage.Bucket over an S3 bucket, optionally below a prefix.
+type Bucket struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ends in "/"
+	opts   Options
+	// partChecksum is declared on multipart uploads; see New.
+	partChecksum types.ChecksumAlgorithm
+}
+
+var _ storage.Bucket = (*Bucket)(nil)
+
+// New returns a Bucket for the S3 bucket, with every key stored below prefix
+// (which may be empty). It does not contact the server.
+func New(ctx context.Context, bucket, prefix string, opts Options) (*Bucket, error) {
+	if bucket == "" {
+		return nil, errors.New("s3 bucket name is empty")
+	}
+	if opts.PartSize == 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PartSize < MinPartSize {
+		return nil, fmt.Errorf("s3 part size %d is below the minimum %d", opts.PartSize, MinPartSize)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if (opts.AccessKey == "") != (opts.SecretKey == "") {
+		return nil, errors.New("s3 access key and secret key must be set together")
+	}
+
+	loadOpts := []func(*config.LoadOptions) error{config.WithDefaultRegion("us-east-1")}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.AccessKey != "" {
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Applied after the config's own endpoint, so an explicit Endpoint
+		// wins over AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL.
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = opts.PathStyle
+	})
+
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	b := &Bucket{client: client, bucket: bucket, prefix: prefix, opts: opts}
+	// With default settings the SDK sends a CRC32 with every part; the
+	// upload must then declare CRC32 up front or S3 rejects the completion.
+	// This is what the SDK's own upload manager does. With
+	// AWS_REQUEST_CHECKSUM_CALCULATION=when_required (for servers without
+	// checksum support) nothing is declared or sent.
+	if cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
+		b.partChecksum = types.ChecksumAlgorithmCrc32
+	}
+	return b, nil
+}
+
+// Location returns s3://bucket or s3://bucket/prefix.
+func (b *Bucket) Location() string {
+	if b.prefix == "" {
+		return "s3://" + b.bucket
+	}
+	return "s3://" + b.bucket + "/" + strings.TrimSuffix(b.prefix, "/")
+}
+
+// Client returns the underlying S3 client.
+func (b *Bucket) Client() *s3.Client { return b.client }
+
+func (b *Bucket) key(key string) *string { return aws.String(b.prefix + key) }
+
+// isNotFound reports whether err is S3's answer for a missing key: NoSuchKey
+// from GET, or NotFound from HEAD, which has no body to name an error code.
+func isNotFound(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return true
+		}
+	}
+	return false
+}
+
+// Get opens the object at key. The body is tied to ctx.
+func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if isNotFound(err) {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return out.Body, nil
+}
+
+// Stat describes the object at key.
+func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if isNotFound(err) {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, storage.ErrNotExist)
+	}
+	if err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return storage.ObjectInfo{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ModTime: aws.ToTime(out.LastModified),
+		ETag:    strings.Trim(aws.ToString(out.ETag), `"`),
+	}, nil
+}
+
+// Delete removes the object at key; S3 treats a missing key as deleted.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List calls fn for every object below prefix, in S3's order, which is
+// lexical by UTF-8 bytes.
+func (b *Bucket) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+		Bucket: &b.bucket,
+		Prefix: aws.String(b.prefix + prefix),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, obj := range page.Contents {
+			info := storage.ObjectInfo{
+				Key:     strings.TrimPrefix(aws.ToString(obj.Key), b.prefix),
+				Size:    aws.ToInt64(obj.Size),
+				ModTime: aws.ToTime(obj.LastModified),
+				ETag:    strings.Trim(aws.ToString(obj.ETag), `"`),
+			}
+			if err := fn(info); err != nil {
+				return fmt.Errorf("list %s: %w", prefix, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ListDirs returns the common prefixes directly below prefix, using the
+// delimiter "/".
+func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{
+		Bucket:    &b.bucket,
+		Prefix:    aws.String(b.prefix + prefix),
+		Delimiter: aws.String("/"),
+	})
+	var dirs []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list dirs %s: %w", prefix, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			dirs = append(dirs, strings.TrimPrefix(aws.ToString(cp.Prefix), b.prefix))
+		}
+	}
+	return dirs, nil
+}
+
+// Put spools body to a temporary file, then uploads it in one request or, above
+// PartSize, as a multipart upload. S3 never shows a partial object.
+func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
+	f, err := os.CreateTemp(b.opts.TempDir, "sluice-s3-put-*")
+	if err != nil {
+		return fmt.Errorf("put %s: spool: %w", key, err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	size, err := io.Copy(f, body)
+	if err != nil {
+		return fmt.Errorf("put %s: spool: %w", key, err)
+	}
+	if size <= b.opts.PartSize {
+		_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket:        &b.bucket,
+			Key:           b.key(key),
+			Body:          io.NewSectionReader(f, 0, size),
+			ContentLength: aws.Int64(size),
+		})
+	} else {
+		err = b.putMultipart(ctx, key, f, size)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// putMultipart uploads f in parts and completes the upload, or aborts it so
+// no orphaned parts keep costing storage.
+func (b *Bucket) putMultipart(ctx context.Context, key string, f *os.File, size int64) error {
+	partSize := max(b.opts.PartSize, (size+maxParts-1)/maxParts)
+	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &b.bucket, Key: b.key(key), ChecksumAlgorithm: b.partChecksum,
+	})
+	if err != nil {
+		return fmt.Errorf("create multipart upload: %w", err)
+	}
+	parts := make([]types.CompletedPart, (size+partSize-1)/partSize)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.opts.Concurrency)
+	for i := range parts {
+		off := int64(i) * partSize
+		n := min(partSize, size-off)
+		num := int32(i + 1)
+		g.Go(func() error {
+			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket:            &b.bucket,
+				Key:               b.key(key),
+				UploadId:          created.UploadId,
+				PartNumber:        aws.Int32(num),
+				ChecksumAlgorithm: b.partChecksum,
+				Body:              io.NewSectionReader(f, off, n),
+				ContentLength:     aws.Int64(n),
+			})
+			if err != nil {
+				return fmt.Errorf("upload part %d: %w", num, err)
+			}
+			parts[num-1] = types.CompletedPart{
+				PartNumber:     aws.Int32(num),
+				ETag:           out.ETag,
+				ChecksumCRC32:  out.ChecksumCRC32,
+				ChecksumCRC32C: out.ChecksumCRC32C,
+				ChecksumSHA1:   out.ChecksumSHA1,
+				ChecksumSHA256: out.ChecksumSHA256,
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          &b.bucket,
+			Key:             b.key(key),
+			UploadId:        created.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		})
+		if err != nil {
+			err = fmt.Errorf("complete multipart upload: %w", err)
+		}
+	}
+	if err != nil {
+		// ctx may be why we failed; the abort must still go out.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &b.bucket, Key: b.key(key), UploadId: created.UploadId,
+		})
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotExist is returned (wrapped) by Get and Stat when the key is absent.
+var ErrNotExist = errors.New("object does not exist")
+
+// ObjectInfo describes one stored object. Keys are relative to the bucket's
+// root (the prefix of the location the bucket was opened at) and always use
+// "/" as separator.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	ETag    string // opaque change marker; for files a hash of size and mtime
+}
+
+// Reader is the read-only part of a Bucket, for code that must not write.
+type Reader interface {
+	// List calls fn for every object whose key starts with prefix, in
+	// lexical key order. Returning an error from fn stops the listing and
+	// List returns that error.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	// ListDirs returns the immediate "sub-folders" below prefix (which should
+	// end in "/" or be empty), each ending in "/", in lexical order.
+	ListDirs(ctx context.Context, prefix string) ([]string, error)
+	// Get opens an object for reading. A missing key gives ErrNotExist.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Stat describes one object. A missing key gives ErrNotExist.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+}
+
+// Bucket is an object store rooted at a location.
+type Bucket interface {
+	Reader
+	// Put stores the whole of body under key, replacing any object there.
+	// Readers never see a partly written object.
+	Put(ctx context.Context, key string, body io.Reader) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Location is the URL the bucket was opened at (s3://b/p or file:///p).
+	Location() string
+}

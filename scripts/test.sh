@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine that has Go: installs the servers the
+# integration tests start (redis-server, versitygw) when they are missing,
+# then vets and tests the whole module. Extra arguments go to `go test`.
+#
+# Tests start their own servers on free loopback ports; a Redis already
+# running on 6379 is neither needed nor touched.
+set -euo pipefail
+
+VERSITYGW_VERSION=v1.8.0
+
+cd "$(dirname "$0")/.."
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+	echo "test.sh: installing redis-server" >&2
+	as_root apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+fi
+
+gobin="$(go env GOBIN)"
+if [ -z "$gobin" ]; then
+	gopath="$(go env GOPATH)"
+	gobin="${gopath%%:*}/bin"
+fi
+versitygw="${SLUICE_VERSITYGW:-}"
+if [ -z "$versitygw" ]; then
+	if command -v versitygw >/dev/null 2>&1; then
+		versitygw="$(command -v versitygw)"
+	else
+		versitygw="$gobin/versitygw"
+	fi
+fi
+if [ ! -x "$versitygw" ]; then
+	echo "test.sh: installing versitygw $VERSITYGW_VERSION" >&2
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+	versitygw="$gobin/versitygw"
+fi
+export SLUICE_VERSITYGW="$versitygw"
+
+go build ./...
+go vet ./...
+go test -count=1 -timeout 20m ./... "$@"

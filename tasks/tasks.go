@@ -1,0 +1,155 @@
+// Package tasks is the whole contract between the scheduler and the workers:
+// task type names, their payloads, constructors and the queues they go to.
+// Nothing else is shared between the two processes but Redis and the
+// workflow files.
+//
+// Every task carries a deterministic TaskID, derived from the run, the step
+// and the shard or partition, and is retained after completion for as long as
+// a run may last. Enqueuing the same work twice therefore fails with
+// asynq.ErrTaskIDConflict, which Enqueue treats as "already done": that is
+// what makes follow-on enqueues exactly-once even when a shard is retried or
+// delivered twice.
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types. A reader who sees one of these in asynqmon finds the payload,
+// constructor and worker handler by the same name.
+const (
+	// TypeCrawlRun runs one crawler step (pipeline/crawl).
+	TypeCrawlRun = "crawl:run"
+	// TypeTransformPlan plans a job step's shards and fans out the map tasks.
+	TypeTransformPlan = "transform:plan"
+	// TypeTransformMap processes one shard of input objects.
+	TypeTransformMap = "transform:map"
+	// TypeTransformReduce builds one output partition from the map outputs.
+	TypeTransformReduce = "transform:reduce"
+)
+
+// Queues. Crawls are short and gate the rest of a run, so workers weight
+// them higher by default.
+const (
+	QueueCrawl     = "crawl"
+	QueueTransform = "transform"
+)
+
+// Options are the asynq options every task gets.
+type Options struct {
+	MaxRetry  int
+	Timeout   time.Duration
+	Retention time.Duration
+}
+
+// DefaultOptions suit the example workflow.
+var DefaultOptions = Options{MaxRetry: 5, Timeout: 30 * time.Minute, Retention: 48 * time.Hour}
+
+func (o Options) asynq(queue, id string) []asynq.Option {
+	return []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.MaxRetry(o.MaxRetry), asynq.Timeout(o.Timeout), asynq.Retention(o.Retention)}
+}
+
+// StepRef names one step of one run.
+type StepRef struct {
+	Workflow string `json:"workflow"`
+	RunID    string `json:"run_id"`
+	Step     string `json:"step"`
+}
+
+func (r StepRef) String() string { return r.RunID + "/" + r.Step }
+
+// CrawlRunPayload is the payload of TypeCrawlRun.
+type CrawlRunPayload struct {
+	StepRef
+}
+
+// NewCrawlRunTask runs a crawler step.
+func NewCrawlRunTask(p CrawlRunPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeCrawlRun, p, o.asynq(QueueCrawl, p.String())...)
+}
+
+// TransformPlanPayload is the payload of TypeTransformPlan.
+type TransformPlanPayload struct {
+	StepRef
+}
+
+// NewTransformPlanTask starts a job step.
+func NewTransformPlanTask(p TransformPlanPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformPlan, p, o.asynq(QueueTransform, p.String()+"/plan")...)
+}
+
+// TransformMapPayload is the payload of TypeTransformMap. The shard's object
+// list lives in the plan in the job's scratch location, not in the task, so
+// large shards do not bloat Redis.
+type TransformMapPayload struct {
+	StepRef
+	Shard  int `json:"shard"`
+	Shards int `json:"shards"`
+}
+
+// NewTransformMapTask processes one shard.
+func NewTransformMapTask(p TransformMapPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformMap, p, o.asynq(QueueTransform, fmt.Sprintf("%s/map/%05d", p.StepRef, p.Shard))...)
+}
+
+// TransformReducePayload is the payload of TypeTransformReduce.
+type TransformReducePayload struct {
+	StepRef
+	Date   string `json:"date"` // YYYY-MM-DD: the output partition
+	Shards int    `json:"shards"`
+	Dates  int    `json:"dates"` // partitions in the step, for the barrier
+}
+
+// NewTransformReduceTask builds one output partition.
+func NewTransformReduceTask(p TransformReducePayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, fmt.Sprintf("%s/reduce/%s", p.StepRef, p.Date))...)
+}
+
+func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, b, opts...), nil
+}
+
+// Decode reads a payload; a payload that does not decode can never succeed,
+// so the error wraps asynq.SkipRetry.
+func Decode[P any](t *asynq.Task) (P, error) {
+	var p P
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// Enqueue puts t on its queue. It reports false, and no error, when a task
+// with the same TaskID already exists (pending, running, retained or
+// archived): that work was already enqueued.
+func Enqueue(ctx context.Context, c *asynq.Client, t *asynq.Task) (bool, error) {
+	_, err := c.EnqueueContext(ctx, t)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return true, nil
+}
+
+// ForStep builds the task that starts a crawler or job step.
+func ForStep(kind string, ref StepRef, o Options) (*asynq.Task, error) {
+	switch kind {
+	case "crawler":
+		return NewCrawlRunTask(CrawlRunPayload{ref}, o)
+	case "job":
+		return NewTransformPlanTask(TransformPlanPayload{ref}, o)
+	}
+	return nil, fmt.Errorf("step %s: no task for a %s", ref, kind)
+}

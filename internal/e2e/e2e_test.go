@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sluice/internal/testenv"
+	"sluice/pipeline/segmentgen"
+)
+
+var window = []string{"2026-10-30", "2026-10-31", "2026-11-01"} // 2026-11-01 has 25 hours in Los Angeles
+
+func sampleConfig(eventsPerDay int) segmentgen.Config {
+	cfg := segmentgen.DefaultConfig()
+	cfg.Seed = 7
+	cfg.Start = time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC)
+	cfg.Days = 3
+	cfg.EventsPerDay = eventsPerDay
+	return cfg
+}
+
+func TestWorkflowEndToEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := newCluster(t)
+	sum := c.generate(sampleConfig(3000))
+	c.env = append(c.env, "SLUICE_SHARD_BYTES=400000") // several map shards per run
+
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
+	sched := c.start("scheduler", "serve", "-http", addr)
+	waitLine(t, ctx, sched, "scheduler to serve", contains("scheduler serving"))
+	w1 := c.startWorker("worker")
+	w2 := c.startWorker("worker")
+	waitLine(t, ctx, w1, "worker 1 to start", contains("worker started"))
+	waitLine(t, ctx, w2, "worker 2 to start", contains("worker started"))
+
+	out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+	if err != nil {
+		t.Fatalf("start -wait: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
+		t.Fatalf("run did not succeed:\n%s", out)
+	}
+	checkOutput(t, c, sum, window)
+
+	// Run history: the run and each of the eight steps, readable from the CLI.
+	runs, err := c.runScheduler(ctx, "runs")
+	if err != nil || !strings.Contains(runs, "mobile-user") || !strings.Contains(runs, "SUCCEEDED") {
+		t.Fatalf("runs: %v\n%s", err, runs)
+	}
+	runID := strings.Fields(strings.Split(runs, "\n")[1])[0]
+	show, err := c.runScheduler(ctx, "show", runID)
+	if err != nil {
+		t.Fatalf("show: %v\n%s", err, show)
+	}
+	for _, step := range []string{"mobile-user-start", "segmentlogs-IOS", "android-crawler-trigger", "segmentlogs-Android",
+		"mobile-user-etl-trigger", "mobile-user-daily", "mobile-crawler-trigger", "segmentlogs-Mobile"} {
+		if !strings.Contains(show, step) {
+			t.Errorf("show lacks step %s", step)
+		}
+	}
+	if strings.Count(show, "SUCCEEDED") < 9 {
+		t.Errorf("show: want the run and all 8 steps SUCCEEDED:\n%s", show)
+	}
+	if !strings.Contains(show, `"balanced": true`) {
+		t.Errorf("job summary does not reconcile:\n%s", show)
+	}
+
+	// The catalog: raw tables keep the SDKs' differences, the output table
+	// has flattened columns and one partition per date.
+	store := c.catalogStore()
+	ios, err := store.GetTable(ctx, "segmentlogs", "ios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	android, err := store.GetTable(ctx, "segmentlogs", "android")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iosCtx, _ := ios.Column("context")
+	androidCtx, _ := android.Column("context")
+	if _, ok := androidCtx.Type.Field("userAgent"); !ok {
+		t.Errorf("android context lacks userAgent: %s", androidCtx.Type)
+	}
+	if _, ok := iosCtx.Type.Field("userAgent"); ok {
+		t.Errorf("ios context has userAgent: %s", iosCtx.Type)
+	}
+	mobile, err := store.GetTable(ctx, "segmentlogs", "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"message_id", "context_device_model", "context_screen_density", "timestamp", "timestamp_utc"} {
+		if _, ok := mobile.Column(col); !ok {
+			t.Errorf("mobile table lacks column %s", col)
+		}
+	}
+	if _, ok := mobile.Column("integrations"); ok {
+		t.Error("mobile table kept integrations")
+	}
+	parts, err := store.ListPartitions(ctx, "segmentlogs", "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != len(window) {
+		t.Errorf("mobile has %d partitions, want %d", len(parts), len(window))
+	}
+	for _, p := range parts {
+		if date := p.Values[len(p.Values)-1]; p.Rows != sum.ExpectedFor(date) {
+			t.Errorf("catalog partition %v: %d rows, want %d", p.Values, p.Rows, sum.ExpectedFor(date))
+		}
+	}
+
+	// The monitoring UI and the metrics are served.
+	for path, want := range map[string]string{"/monitoring/": "<html", "/metrics": "asynq_tasks_processed_total", "/healthz": "ok"} {
+		body := get(t, "http://"+addr+path)
+		if !strings.Contains(body, want) {
+			t.Errorf("GET %s: want %q in:\n%.500s", path, want, body)
+		}
+	}
+	done := func(p *proc) int { return p.out.count(contains("task done")) }
+	t.Logf("tasks done: worker 1 %d, worker 2 %d", done(w1), done(w2))
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
+	}
+	return string(b)
+}
+
+// A worker SIGKILLed in the middle of a shard loses its lease; asynq's
+// recoverer hands the shard to another worker (about a minute later), the
+// rerun overwrites the map output, and the run succeeds with every row once.
+func TestWorkerKilledMidShard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := newCluster(t)
+	sum := c.generate(sampleConfig(6000))
+	c.env = append(c.env, "SLUICE_SHARD_BYTES=1500000")
+
+	victim := c.startWorker("worker")
+	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
+	startOut := make(chan string, 1)
+	go func() {
+		out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+		if err != nil {
+			out += "\nexit: " + err.Error()
+		}
+		startOut <- out
+	}()
+
+	started := waitLine(t, ctx, victim, "a map shard to start", contains("task started", "type=transform:map"))
+	taskID := field(started, "id")
+	if err := syscall.Kill(-victim.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	killedAt := time.Now()
+	if victim.out.count(contains("task done", "id="+taskID)) != 0 {
+		t.Fatalf("shard %s finished before the kill; the test did not interrupt it", taskID)
+	}
+
+	survivor := c.startWorker("worker")
+	waitLine(t, ctx, survivor, "the killed shard to be redone", contains("task done", "id="+taskID, "outcome=ok"))
+	t.Logf("killed shard %s redone %s after the kill", taskID, time.Since(killedAt).Round(time.Second))
+
+	var out string
+	select {
+	case out = <-startOut:
+	case <-ctx.Done():
+		t.Fatal("run did not end")
+	}
+	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
+		t.Fatalf("run did not succeed:\n%s", out)
+	}
+	checkOutput(t, c, sum, window)
+}
+
+// field returns the value of key=value in a slog text line.
+func field(line, key string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

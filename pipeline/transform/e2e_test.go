@@ -1,0 +1,164 @@
+package transform
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage/filestore"
+)
+
+// TestSegmentgenEndToEnd runs the job on generated logs in local folders and
+// checks rows per date against the generator's own answer. With
+// SLUICE_ORACLE=/path/to/oracle (refbench) it also asks the oracle; with
+// SLUICE_KEEP=dir the input and output folders are kept there.
+func TestSegmentgenEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	if keep := os.Getenv("SLUICE_KEEP"); keep != "" {
+		dir = keep
+	}
+	in, _ := filestore.New(filepath.Join(dir, "in"))
+	scratch, _ := filestore.New(filepath.Join(dir, "scratch"))
+	out, _ := filestore.New(filepath.Join(dir, "out"))
+	cfg := segmentgen.DefaultConfig()
+	cfg.EventsPerDay = 3000
+	sum, err := segmentgen.Generate(context.Background(), in, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := DateOf(cfg.Start)
+	w := Window{Start: start, End: start.AddDays(cfg.Days - 1)}
+	spec := DefaultSpec()
+	spec.ShardBytes = sum.CompressedBytes/5 + 1
+	res := runJob(t, in, scratch, out, spec, w, ReduceOptions{})
+	if len(res.shards) < 4 {
+		t.Errorf("%d shards", len(res.shards))
+	}
+	var total MapStats
+	for _, m := range res.maps {
+		total.Add(m)
+	}
+	if total.LinesRead != sum.Lines || total.QuarantinedTotal() != sum.Malformed {
+		t.Errorf("lines %d quarantined %d; generator wrote %d lines, %d malformed", total.LinesRead, total.QuarantinedTotal(), sum.Lines, sum.Malformed)
+	}
+	for _, p := range res.parts {
+		if want := sum.ExpectedFor(p.Date.String()); p.Rows != want {
+			t.Errorf("%s: %d rows, want %d", p.Date, p.Rows, want)
+		}
+		if len(p.Collisions) > 0 {
+			t.Errorf("collisions %v", p.Collisions)
+		}
+	}
+	if err := Cleanup(context.Background(), scratch, scratchPrefix); err != nil {
+		t.Fatal(err)
+	}
+	oracle := os.Getenv("SLUICE_ORACLE")
+	if oracle == "" {
+		return
+	}
+	cmd := exec.Command(oracle, "-in", filepath.Join(dir, "in"), "-out", filepath.Join(dir, "out"),
+		"-start", w.Start.String(), "-end", w.End.String(), "-sample", "1000")
+	outb, err := cmd.CombinedOutput()
+	t.Logf("oracle:\n%s", outb)
+	if err != nil || !strings.Contains(string(outb), "oracle: PASS") {
+		t.Errorf("oracle failed: %v", err)
+	}
+}
+
+// benchInput generates logs in memory once per benchmark.
+func benchInput(b *testing.B, eventsPerDay int) (*memBucket, Window, segmentgen.Summary) {
+	b.Helper()
+	in := newMemBucket()
+	cfg := segmentgen.DefaultConfig()
+	cfg.EventsPerDay = eventsPerDay
+	sum, err := segmentgen.Generate(context.Background(), in, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := DateOf(cfg.Start)
+	return in, Window{Start: start, End: start.AddDays(cfg.Days - 1)}, sum
+}
+
+func benchSpec() Spec {
+	s := DefaultSpec()
+	s.ShardBytes = 1 << 40 // one shard: one core's throughput
+	return s
+}
+
+// BenchmarkMapShard measures the map phase on one core; MB/s is of
+// uncompressed input.
+func BenchmarkMapShard(b *testing.B) {
+	in, w, sum := benchInput(b, 20000)
+	ctx := context.Background()
+	shards, err := PlanShards(ctx, in, benchSpec(), w)
+	if err != nil || len(shards) != 1 {
+		b.Fatal(err, len(shards))
+	}
+	b.SetBytes(sum.Bytes)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := MapShard(ctx, in, newMemBucket(), "bench", benchSpec(), w, shards[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReducePartition reduces every date of the window per iteration;
+// MB/s is of the uncompressed input those rows came from.
+func BenchmarkReducePartition(b *testing.B) {
+	for _, format := range []string{"parquet", "csv"} {
+		b.Run(format, func(b *testing.B) {
+			in, w, sum := benchInput(b, 20000)
+			ctx := context.Background()
+			spec := benchSpec()
+			spec.Format = format
+			if format == "csv" {
+				spec.Compression = "gzip"
+			}
+			shards, _ := PlanShards(ctx, in, spec, w)
+			scratch := newMemBucket()
+			if _, err := MapShard(ctx, in, scratch, "bench", spec, w, shards[0]); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(sum.Bytes)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				out := newMemBucket()
+				for _, d := range w.Dates() {
+					if _, err := ReducePartition(ctx, scratch, "bench", out, spec, d, 1, ReduceOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkJob is plan + map + reduce of every date on one goroutine.
+func BenchmarkJob(b *testing.B) {
+	in, w, sum := benchInput(b, 20000)
+	ctx := context.Background()
+	spec := benchSpec()
+	b.SetBytes(sum.Bytes)
+	b.ResetTimer()
+	for b.Loop() {
+		shards, _ := PlanShards(ctx, in, spec, w)
+		scratch, out := newMemBucket(), newMemBucket()
+		for _, sh := range shards {
+			if _, err := MapShard(ctx, in, scratch, "bench", spec, w, sh); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, d := range w.Dates() {
+			if _, err := ReducePartition(ctx, scratch, "bench", out, spec, d, len(shards), ReduceOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -118,9 +118,9 @@ type proc struct {
 }
 
 type lines struct {
-	mu    sync.Mutex
-	all   []string
-	wait  []lineWaiter
+	mu   sync.Mutex
+	all  []string
+	wait []lineWaiter
 }
 
 type lineWaiter struct {

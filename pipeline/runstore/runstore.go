@@ -72,8 +72,8 @@ type StepRecord struct {
 
 const keyPrefix = "sluice:"
 
-func runKey(id string) string              { return keyPrefix + "run:" + id }
-func indexKey(wf string) string            { return keyPrefix + "runs:" + wf }
+func runKey(id string) string   { return keyPrefix + "run:" + id }
+func indexKey(wf string) string { return keyPrefix + "runs:" + wf }
 func activeKey(wf string, w workflow.Window) string {
 	return keyPrefix + "active:" + wf + ":" + w.String()
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,7 +16,8 @@ import (
 // TestSegmentgenEndToEnd runs the job on generated logs in local folders and
 // checks rows per date against the generator's own answer. With
 // SLUICE_ORACLE=/path/to/oracle (refbench) it also asks the oracle; with
-// SLUICE_KEEP=dir the input and output folders are kept there.
+// SLUICE_KEEP=dir the input and output folders are kept there;
+// SLUICE_EVENTS_PER_DAY sets the generator's volume.
 func TestSegmentgenEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	if keep := os.Getenv("SLUICE_KEEP"); keep != "" {
@@ -26,6 +28,9 @@ func TestSegmentgenEndToEnd(t *testing.T) {
 	out, _ := filestore.New(filepath.Join(dir, "out"))
 	cfg := segmentgen.DefaultConfig()
 	cfg.EventsPerDay = 3000
+	if n, err := strconv.Atoi(os.Getenv("SLUICE_EVENTS_PER_DAY")); err == nil {
+		cfg.EventsPerDay = n
+	}
 	sum, err := segmentgen.Generate(context.Background(), in, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 //	            Ids are per shard and defined in a file before first use.
 //	'R' row:     uvarint object index, uvarint line, varint utc micros,
 //	            varint local offset seconds, uvarint len + dedupe key,
+//	            uvarint length of the rest (so a reader can skip it),
 //	            uvarint n, then n fields: uvarint column id, kind byte,
 //	            payload (bool: 1 byte; int: varint; double: 8 bytes LE;
 //	            string: uvarint len + bytes; null: nothing).
@@ -102,6 +103,7 @@ type shardManifest struct {
 type manifestDate struct {
 	Date    Date             `json:"date"`
 	Rows    int64            `json:"rows"`
+	Bytes   int64            `json:"bytes"`   // uncompressed size of the rows object, to size the read buffer
 	Columns map[string]uint8 `json:"columns"` // source path -> kinds seen (bit mask)
 }
 

@@ -162,10 +162,12 @@ type mapper struct {
 	path              []byte            // source path of the field being visited
 	colIDs            map[string]uint32 // source path -> shard column id
 	colPaths          []string
-	fields            []byte // encoded fields of the current row
+	shape             []uint32 // column ids of the previous record's fields, in order
+	fields            []byte   // encoded fields of the current row
 	nfields           int
 	rowCols           []uint32 // (column id, kind) pairs of the current row
 	rec               []byte   // encoded record
+	nbuf              [binary.MaxVarintLen64]byte
 	tmp               []byte
 	badNumber         bool
 	buckets           []*dateBucket // by day - startDay
@@ -183,6 +185,7 @@ type dateBucket struct {
 	date  Date
 	types []uint8 // per shard column id: kinds seen; 0 = not yet defined in this file
 	rows  int64
+	bytes int64 // uncompressed length of the rows stream, magic excluded
 	data  *tempSink
 	ids   *tempSink
 }
@@ -474,9 +477,12 @@ func (m *mapper) writeRow(b *dateBucket, objIdx int, lineNo, us, off int64, id [
 	rec = binary.AppendVarint(rec, off)
 	rec = binary.AppendUvarint(rec, uint64(len(id)))
 	rec = append(rec, id...)
-	rec = binary.AppendUvarint(rec, uint64(m.nfields))
+	nlen := binary.PutUvarint(m.nbuf[:], uint64(m.nfields))
+	rec = binary.AppendUvarint(rec, uint64(nlen+len(m.fields)))
+	rec = append(rec, m.nbuf[:nlen]...)
 	rec = append(rec, m.fields...)
 	m.rec = rec
+	b.bytes += int64(len(rec))
 	if _, err := b.data.w.Write(rec); err != nil {
 		return fmt.Errorf("write temp rows: %w", err)
 	}
@@ -539,12 +545,26 @@ func (m *mapper) visit(k []byte, v *fastjson.Value) {
 }
 
 func (m *mapper) addField(kind byte) {
-	id, ok := m.colIDs[string(m.path)]
-	if !ok {
-		id = uint32(len(m.colPaths))
-		p := string(m.path)
-		m.colPaths = append(m.colPaths, p)
-		m.colIDs[p] = id
+	// Events of one source mostly share their field order, so the column of
+	// the n-th field of the previous record is the likely answer: a string
+	// compare instead of a hash lookup.
+	var id uint32
+	if n := m.nfields; n < len(m.shape) && m.colPaths[m.shape[n]] == string(m.path) {
+		id = m.shape[n]
+	} else {
+		var ok bool
+		id, ok = m.colIDs[string(m.path)]
+		if !ok {
+			id = uint32(len(m.colPaths))
+			p := string(m.path)
+			m.colPaths = append(m.colPaths, p)
+			m.colIDs[p] = id
+		}
+		if n < len(m.shape) {
+			m.shape[n] = id
+		} else {
+			m.shape = append(m.shape, id)
+		}
 	}
 	m.fields = binary.AppendUvarint(m.fields, uint64(id))
 	m.fields = append(m.fields, kind)
@@ -671,7 +691,7 @@ func (m *mapper) publish(ctx context.Context, scratch storage.Bucket, prefix str
 				cols[m.colPaths[id]] = mask
 			}
 		}
-		man.Dates = append(man.Dates, manifestDate{Date: b.date, Rows: b.rows, Columns: cols})
+		man.Dates = append(man.Dates, manifestDate{Date: b.date, Rows: b.rows, Bytes: b.bytes, Columns: cols})
 	}
 	if m.quarantine != nil {
 		if err := m.quarantineGz.Close(); err != nil {

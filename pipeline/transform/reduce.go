@@ -227,13 +227,14 @@ func outputColumns(spec Spec, mans []*shardManifest, date Date, explicit []strin
 }
 
 // readS2 loads a whole S2 stream and checks its magic.
-func readS2(ctx context.Context, b storage.Reader, key, magic string) ([]byte, error) {
+func readS2(ctx context.Context, b storage.Reader, key, magic string, sizeHint int64) ([]byte, error) {
 	rc, err := b.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
+	buf.Grow(int(min(sizeHint, 1<<31)) + len(magic) + bytes.MinRead)
 	if _, err := buf.ReadFrom(s2.NewReader(rc)); err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -257,15 +258,17 @@ func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, m
 		}
 	}
 	for shard, m := range mans {
-		has := false
+		var size int64 = -1
 		for _, md := range m.Dates {
-			has = has || md.Date == date
+			if md.Date == date {
+				size = md.Bytes
+			}
 		}
-		if !has {
+		if size < 0 {
 			continue
 		}
 		key := rowsKey(prefix, shard, date)
-		data, err := readS2(ctx, scratch, key, rowsMagic)
+		data, err := readS2(ctx, scratch, key, rowsMagic, size)
 		if err != nil {
 			return nil, err
 		}
@@ -298,15 +301,7 @@ func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, m
 				rr.off = r.varint()
 				idb := r.bytes(r.uvarint())
 				rr.id = unsafe.String(unsafe.SliceData(idb), len(idb))
-				start := r.b
-				n := r.uvarint()
-				for j := uint64(0); j < n && r.err == nil; j++ {
-					if r.uvarint() >= uint64(len(colMap)) {
-						r.err = errCorrupt
-					}
-					r.skipField(r.byte())
-				}
-				rr.fields = start[:len(start)-len(r.b)]
+				rr.fields = r.bytes(r.uvarint()) // checked when decoded
 				rr.file = file
 				pd.rows = append(pd.rows, rr)
 			default:
@@ -344,7 +339,7 @@ func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*
 				continue
 			}
 			key := idsKey(prefix, shard, md.Date)
-			data, err := readS2(ctx, scratch, key, idsMagic)
+			data, err := readS2(ctx, scratch, key, idsMagic, md.Rows*48)
 			if err != nil {
 				return nil, err
 			}

@@ -203,9 +203,16 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if !arr.Complete {
 		return nil
 	}
+	quarantined, qkeys, err := transform.PublishQuarantine(ctx, j.scratch, j.prefix, j.out, j.window, p.Shards)
+	if err != nil {
+		return err
+	}
 	summary, err := w.summarize(ctx, p.StepRef)
 	if err != nil {
 		return err
+	}
+	if quarantined > 0 {
+		summary.QuarantineFiles = qkeys
 	}
 	if !summary.Balanced {
 		err := fmt.Errorf("reconciliation failed: %s", summary.Reconciliation)
@@ -224,16 +231,19 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 // JobSummary is what a job step records in its run: totals and the
 // reconciliation of every input line.
 type JobSummary struct {
-	Shards         int              `json:"shards"`
-	InputBytes     int64            `json:"input_bytes"`
-	LinesRead      int64            `json:"lines_read"`
-	RowsWritten    int64            `json:"rows_written"`
-	Duplicates     int64            `json:"duplicates"`
-	OutsideWindow  int64            `json:"outside_window"`
-	Quarantined    map[string]int64 `json:"quarantined"`
-	Partitions     map[string]int64 `json:"partitions"` // date -> rows
-	Reconciliation string           `json:"reconciliation"`
-	Balanced       bool             `json:"balanced"`
+	Shards        int              `json:"shards"`
+	InputBytes    int64            `json:"input_bytes"`
+	LinesRead     int64            `json:"lines_read"`
+	RowsWritten   int64            `json:"rows_written"`
+	Duplicates    int64            `json:"duplicates"`
+	OutsideWindow int64            `json:"outside_window"`
+	Quarantined   map[string]int64 `json:"quarantined"`
+	Partitions    map[string]int64 `json:"partitions"` // date -> rows
+	// QuarantineFiles are the keys, in the output location, of the
+	// quarantined lines with their source object, line number and reason.
+	QuarantineFiles []string `json:"quarantine_files,omitempty"`
+	Reconciliation  string   `json:"reconciliation"`
+	Balanced        bool     `json:"balanced"`
 }
 
 func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef) (JobSummary, error) {

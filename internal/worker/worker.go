@@ -30,12 +30,13 @@ type Worker struct {
 	orch    *orchestrator.Orchestrator
 	barrier *barrier.Barrier
 	stats   *statsStore
-	s3      s3store.Options
 	log     *slog.Logger
 	metrics *Metrics
 
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
+	// open opens a location; tests wrap it to inject storage faults.
+	open func(ctx context.Context, location string) (storage.Bucket, error)
 }
 
 // Config wires a Worker.
@@ -57,10 +58,12 @@ func New(cfg Config) *Worker {
 		orch:    cfg.Orchestrator,
 		barrier: barrier.New(rdb, 7*24*time.Hour),
 		stats:   &statsStore{rdb: rdb, ttl: 7 * 24 * time.Hour},
-		s3:      cfg.S3,
 		log:     cfg.Log,
 		metrics: m,
 		buckets: map[string]storage.Bucket{},
+		open: func(ctx context.Context, location string) (storage.Bucket, error) {
+			return storeurl.Open(ctx, location, cfg.S3)
+		},
 	}
 }
 
@@ -83,7 +86,7 @@ func (w *Worker) bucket(ctx context.Context, location string) (storage.Bucket, e
 	if b, ok := w.buckets[location]; ok {
 		return b, nil
 	}
-	b, err := storeurl.Open(ctx, location, w.s3)
+	b, err := w.open(ctx, location)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadSettingsNameTheirFlag(t *testing.T) {
+	var c Common
+	c.Register(flag.NewFlagSet("t", flag.ContinueOnError))
+	c.RedisURL = "http://nope"
+	if _, _, err := c.Redis(); err == nil || !strings.Contains(err.Error(), "-redis (SLUICE_REDIS_URL)") {
+		t.Errorf("redis: %v", err)
+	}
+	c.LogLevel = "loud"
+	if _, err := c.Logger(); err == nil || !strings.Contains(err.Error(), "-log-level") {
+		t.Errorf("log level: %v", err)
+	}
+	c.LogLevel, c.LogFormat = "info", "xml"
+	if _, err := c.Logger(); err == nil || !strings.Contains(err.Error(), "-log-format") {
+		t.Errorf("log format: %v", err)
+	}
+	for _, u := range []string{"redis://127.0.0.1:6379/2", "rediss://:secret@127.0.0.1:6380/0", "redis-sentinel://127.0.0.1:26379?master=mymaster"} {
+		c.RedisURL = u
+		if _, rdb, err := c.Redis(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		} else {
+			rdb.Close()
+		}
+	}
+}
+
+func TestLoadWorkflowsChecksTheJobSpec(t *testing.T) {
+	root := filepath.Join("..", "..", "workflows", "mobile-user.yaml")
+	raw, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bad := strings.Replace(string(raw), "time_zone: America/Los_Angeles", "time_zone: Pacific/Nowhere", 1)
+	bad = strings.Replace(bad, "format: parquet", "format: parquet\n        fromat: csv", 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadWorkflows(dir)
+	if err == nil || !strings.Contains(err.Error(), "steps[5] (mobile-user-daily).job.transform") || !strings.Contains(err.Error(), "fromat") {
+		t.Fatalf("error %v, want it to name the job's transform and the unknown field", err)
+	}
+	wfs, err := LoadWorkflows(root)
+	if err != nil || wfs["mobile-user"] == nil {
+		t.Fatalf("example: %v", err)
+	}
+	if _, err := LoadWorkflows(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "-workflows") {
+		t.Fatalf("missing path: %v", err)
+	}
+}

@@ -1,0 +1,246 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/config"
+	"sluice/internal/orchestrator"
+	"sluice/internal/testenv"
+	"sluice/pipeline/runstore"
+	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/filestore"
+	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/workflow"
+	"sluice/tasks"
+)
+
+// harness is an in-process deployment over a real redis-server and local
+// folders: an asynq server running this package's handlers.
+type harness struct {
+	t         *testing.T
+	redis     asynq.RedisConnOpt
+	orch      *orchestrator.Orchestrator
+	worker    *Worker
+	inspector *asynq.Inspector
+	dir       string
+	sum       segmentgen.Summary
+}
+
+func newHarness(t *testing.T, opts tasks.Options) *harness {
+	t.Helper()
+	url := testenv.StartRedis(t)
+	dir := t.TempDir()
+	for k, sub := range map[string]string{"SLUICE_RAW": "raw", "SLUICE_OUTPUT": "out", "SLUICE_CATALOG": "catalog", "SLUICE_SCRATCH": "scratch"} {
+		t.Setenv(k, "file://"+filepath.Join(dir, sub))
+	}
+	t.Setenv("SLUICE_SHARD_BYTES", "100000")
+	_, file, _, _ := runtime.Caller(0)
+	wfs, err := config.LoadWorkflows(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisOpt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	client := asynq.NewClient(redisOpt)
+	t.Cleanup(func() { client.Close(); rdb.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: client, Options: opts, Log: log}
+	raw, err := filestore.New(filepath.Join(dir, "raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := segmentgen.DefaultConfig()
+	gen.EventsPerDay = 400
+	sum, err := segmentgen.Generate(context.Background(), raw, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, redis: redisOpt, orch: orch, worker: New(Config{Orchestrator: orch, Log: log}), inspector: asynq.NewInspector(redisOpt), dir: dir, sum: sum}
+	t.Cleanup(func() { h.inspector.Close() })
+	return h
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func (h *harness) serve() {
+	srv := NewServer(h.redis, ServerConfig{Concurrency: 4, Queues: map[string]int{tasks.QueueCrawl: 1, tasks.QueueTransform: 1},
+		TaskCheckInterval: 10 * time.Millisecond, RetryDelay: 10 * time.Millisecond, ShutdownTimeout: time.Second}, h.orch.Log)
+	if err := srv.Start(h.worker.Mux()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(srv.Shutdown)
+}
+
+var demoWindow = workflow.Window{Start: workflow.Date{Year: 2024, Month: 3, Day: 9}, End: workflow.Date{Year: 2024, Month: 3, Day: 11}}
+
+func (h *harness) runToEnd() runstore.Run {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{Trigger: "test"})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		run, err := h.orch.Runs.Get(ctx, st.Run.ID)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if run.State != workflow.Running {
+			return run
+		}
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("run did not end: %+v", run.Steps)
+		case <-tick.C:
+		}
+	}
+}
+
+// failingPuts wraps a real bucket so that writing below one prefix always
+// fails, as a broken disk or a denied S3 prefix would.
+type failingPuts struct {
+	storage.Bucket
+	within string
+}
+
+func (f failingPuts) Put(ctx context.Context, key string, body io.Reader) error {
+	if strings.Contains(key, f.within) {
+		return errors.New("injected: disk on fire")
+	}
+	return f.Bucket.Put(ctx, key, body)
+}
+
+func TestShardThatExhaustsItsRetriesFailsTheStepAndTheRun(t *testing.T) {
+	h := newHarness(t, tasks.Options{MaxRetry: 2, Timeout: time.Minute, Retention: time.Hour})
+	h.worker.open = func(ctx context.Context, loc string) (storage.Bucket, error) {
+		b, err := storeurl.Open(ctx, loc, config.Common{}.S3)
+		if err != nil || !strings.HasSuffix(loc, "/scratch") {
+			return b, err
+		}
+		return failingPuts{b, "map/shard-00001/"}, nil // one shard's output cannot be written
+	}
+	h.serve()
+	run := h.runToEnd()
+	if run.State != workflow.Failed {
+		t.Fatalf("run ended %s, want FAILED", run.State)
+	}
+	job := run.Steps["mobile-user-daily"]
+	if job.State != workflow.Failed || !strings.Contains(job.Error, "disk on fire") || !strings.Contains(job.Error, tasks.TypeTransformMap) {
+		t.Fatalf("job step %s error %q", job.State, job.Error)
+	}
+	if st := run.Steps["segmentlogs-Mobile"].State; st != workflow.NotRun {
+		t.Fatalf("follow-on crawler is %s, want NOT_RUN", st)
+	}
+	archived, err := h.inspector.ListArchivedTasks(tasks.QueueTransform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(archived) != 1 || archived[0].Type != tasks.TypeTransformMap || archived[0].Retried != 2 {
+		t.Fatalf("archive: %+v, want the one map task after 2 retries", archived)
+	}
+	if _, err := h.inspector.GetTaskInfo(tasks.QueueTransform, run.ID+"/mobile-user-daily/reduce/2024-03-09"); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("a reduce task exists for a failed step: %v", err)
+	}
+}
+
+func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
+	h := newHarness(t, tasks.DefaultOptions)
+	ctx := context.Background()
+	// No server: the test plays the worker, delivering tasks by hand.
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(step string) tasks.StepRef { return tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: step} }
+	for _, step := range []string{"segmentlogs-IOS", "segmentlogs-Android"} {
+		if _, err := h.orch.Finish(ctx, ref(step), workflow.Succeeded, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, _ := tasks.NewTransformPlanTask(tasks.TransformPlanPayload{StepRef: ref("mobile-user-daily")}, tasks.DefaultOptions)
+	mux := h.worker.Mux()
+	if err := mux.ProcessTask(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := h.inspector.ListPendingTasks(tasks.QueueTransform, asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maps []*asynq.Task
+	for _, ti := range pending {
+		if ti.Type == tasks.TypeTransformMap {
+			p, _ := tasks.Decode[tasks.TransformMapPayload](asynq.NewTask(ti.Type, ti.Payload))
+			task, _ := tasks.NewTransformMapTask(p, tasks.DefaultOptions)
+			maps = append(maps, task)
+		}
+	}
+	if len(maps) < 2 {
+		t.Fatalf("plan made %d map tasks; the test needs several", len(maps))
+	}
+	countReduces := func() int {
+		pending, err := h.inspector.ListPendingTasks(tasks.QueueTransform, asynq.PageSize(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ti := range pending {
+			if ti.Type == tasks.TypeTransformReduce {
+				n++
+			}
+		}
+		return n
+	}
+	for i, m := range maps {
+		if err := mux.ProcessTask(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if i < len(maps)-1 && countReduces() != 0 {
+			t.Fatalf("reduces enqueued after %d of %d shards", i+1, len(maps))
+		}
+	}
+	// The last shard again (a duplicate delivery), and the first (a retry).
+	for _, m := range []*asynq.Task{maps[len(maps)-1], maps[0]} {
+		if err := mux.ProcessTask(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countReduces(); n != len(demoWindow.Dates()) {
+		t.Fatalf("%d reduce tasks pending, want one per date (%d)", n, len(demoWindow.Dates()))
+	}
+}
+
+func TestParseQueues(t *testing.T) {
+	q, err := ParseQueues("crawl=2, transform=6,extra")
+	if err != nil || fmt.Sprint(q) != "map[crawl:2 extra:1 transform:6]" {
+		t.Fatalf("%v %v", q, err)
+	}
+	for _, bad := range []string{"", "crawl=0", "crawl=x"} {
+		if _, err := ParseQueues(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -81,7 +81,10 @@ func newHarness(t *testing.T, opts tasks.Options) *harness {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (h *harness) serve() {
 	srv := NewServer(h.redis, ServerConfig{Concurrency: 4, Queues: map[string]int{tasks.QueueCrawl: 1, tasks.QueueTransform: 1},
@@ -175,7 +178,9 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := func(step string) tasks.StepRef { return tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: step} }
+	ref := func(step string) tasks.StepRef {
+		return tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: step}
+	}
 	for _, step := range []string{"segmentlogs-IOS", "segmentlogs-Android"} {
 		if _, err := h.orch.Finish(ctx, ref(step), workflow.Succeeded, nil, nil); err != nil {
 			t.Fatal(err)

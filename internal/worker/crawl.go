@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hibiken/asynq"
@@ -36,7 +37,17 @@ func (w *Worker) handleCrawlRun(ctx context.Context, t *asynq.Task) error {
 		Path:      spec.Path,
 		Location:  joinLocation(spec.Location, spec.Path),
 	}
-	res, err := crawl.Crawl(ctx, src, target, catalog.New(catBucket), crawl.Options{}, w.log.With("run", p.RunID, "step", p.Step))
+	opts := crawl.Options{
+		SampleFilesPerFolder: spec.SampleFiles,
+		SampleRecordsPerFile: spec.SampleRecords,
+		Recrawl:              spec.Recrawl,
+		SchemaChange:         spec.SchemaChange,
+	}
+	res, err := crawl.Crawl(ctx, src, target, catalog.New(catBucket), opts, w.log.With("run", p.RunID, "step", p.Step))
+	if errors.Is(err, crawl.ErrSchemaChange) {
+		// The data will not change by retrying: fail the step now.
+		return fmt.Errorf("crawl %s: %w: %w", target.Location, err, asynq.SkipRetry)
+	}
 	if err != nil {
 		return fmt.Errorf("crawl %s: %w", target.Location, err)
 	}

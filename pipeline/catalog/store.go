@@ -320,7 +320,7 @@ func (s *Store) AddPartitions(ctx context.Context, db, table string, parts []Par
 				added[i] = true
 			case err != nil:
 				return err
-			case old.same(p):
+			case old.Same(p):
 				return nil
 			}
 			p.UpdatedAt = s.now()

@@ -45,13 +45,17 @@ type Conflict struct {
 
 // Partition is one partition of a table: one value per partition key.
 type Partition struct {
-	Values    []string  `json:"values"`
-	Location  string    `json:"location"`
-	Files     int       `json:"files"`
-	Bytes     int64     `json:"bytes"`
-	Rows      int64     `json:"rows,omitempty"` // 0 when unknown
-	Missing   bool      `json:"missing,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Values   []string `json:"values"`
+	Location string   `json:"location"`
+	Files    int      `json:"files"`
+	Bytes    int64    `json:"bytes"`
+	Rows     int64    `json:"rows,omitempty"` // 0 when unknown
+	Missing  bool     `json:"missing,omitempty"`
+	// Fingerprint is a hash of the folder's listing (keys, sizes, ETags) when
+	// it was last crawled; an incremental crawl re-reads a folder only when
+	// its fingerprint changed.
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // QualifiedName is "db.table".
@@ -84,7 +88,8 @@ func (t Table) Column(name string) (Column, bool) {
 	return Column{}, false
 }
 
-func (p Partition) same(o Partition) bool {
+// Same reports whether p and o are the same document apart from UpdatedAt.
+func (p Partition) Same(o Partition) bool {
 	return slices.Equal(p.Values, o.Values) && p.Location == o.Location && p.Files == o.Files &&
-		p.Bytes == o.Bytes && p.Rows == o.Rows && p.Missing == o.Missing
+		p.Bytes == o.Bytes && p.Rows == o.Rows && p.Missing == o.Missing && p.Fingerprint == o.Fingerprint
 }

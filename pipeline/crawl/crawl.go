@@ -2,6 +2,8 @@ package crawl
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,11 +26,40 @@ type Target struct {
 	Location    string // URL of Path for the catalog, e.g. s3://bucket/segment-logs/ios/
 }
 
+// Recrawl policies (Options.Recrawl), named as in the workflow YAML.
+const (
+	// RecrawlNewFolders reads only partition folders that are new, or whose
+	// listing (keys, sizes, ETags) changed, since the last crawl.
+	RecrawlNewFolders = "new_folders"
+	// RecrawlEverything samples every folder again, as a first crawl does.
+	RecrawlEverything = "everything"
+)
+
+// Schema change policies (Options.SchemaChange), named as in the workflow
+// YAML. A table's first crawl always creates it.
+const (
+	// SchemaUpdate writes the change: new columns are appended at the end,
+	// existing columns keep their place and are only widened.
+	SchemaUpdate = "update"
+	// SchemaLog leaves the table's columns as they are, logs the change and
+	// lists it in Result.SchemaChangesLogged; partitions are still added.
+	SchemaLog = "log"
+	// SchemaFail fails the crawl with ErrSchemaChange before anything is
+	// written.
+	SchemaFail = "fail"
+)
+
+// ErrSchemaChange is returned (wrapped) under SchemaFail when the data no
+// longer fits the catalogued table.
+var ErrSchemaChange = errors.New("schema changed")
+
 // Options tune a crawl. Zero values take the defaults.
 type Options struct {
-	SampleFilesPerFolder int // default 2
-	SampleRecordsPerFile int // default 1000
-	Concurrency          int // parallel listings and file reads, default 8
+	SampleFilesPerFolder int    // default 2
+	SampleRecordsPerFile int    // default 1000
+	Concurrency          int    // parallel listings and file reads, default 8
+	Recrawl              string // RecrawlNewFolders (default) or RecrawlEverything
+	SchemaChange         string // SchemaUpdate (default), SchemaLog or SchemaFail
 }
 
 func (o Options) withDefaults() Options {
@@ -41,29 +72,89 @@ func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
+	if o.Recrawl == "" {
+		o.Recrawl = RecrawlNewFolders
+	}
+	if o.SchemaChange == "" {
+		o.SchemaChange = SchemaUpdate
+	}
 	return o
 }
 
-// Result reports what a crawl found and changed.
+// Validate reports an unknown policy name.
+func (o Options) Validate() error {
+	switch o.Recrawl {
+	case "", RecrawlNewFolders, RecrawlEverything:
+	default:
+		return fmt.Errorf("recrawl: must be %s or %s, got %q", RecrawlNewFolders, RecrawlEverything, o.Recrawl)
+	}
+	switch o.SchemaChange {
+	case "", SchemaUpdate, SchemaLog, SchemaFail:
+	default:
+		return fmt.Errorf("schema_change: must be %s, %s or %s, got %q", SchemaUpdate, SchemaLog, SchemaFail, o.SchemaChange)
+	}
+	return nil
+}
+
+// maxListed bounds the conflicts and skipped files a Result lists, so a
+// folder of ten thousand unreadable files does not bloat the run record.
+const maxListed = 20
+
+// Result reports what a crawl found and changed. It is stored as the
+// crawler step's summary in the run record, so its JSON is compact.
 type Result struct {
-	Tables          []string // "db.table" touched (created or updated)
-	TableVersion    int      // version of the table after the crawl
-	PartitionsAdded int      // partitions that did not exist before
-	PartitionsSeen  int
-	PartitionsGone  int      // catalogued partitions no longer listed, now marked Missing
-	ColumnsAdded    []string // top-level columns new to the table
-	Conflicts       []catalog.Conflict
-	ObjectsListed   int
-	FilesSampled    int
-	BytesSampled    int64
-	RecordsSampled  int
-	Skipped         []Skipped // files left out of the schema, and why
+	Tables       []string `json:"tables"`        // "db.table" created or changed (schema or partitions)
+	TableVersion int      `json:"table_version"` // version of the table after the crawl
+	Recrawl      string   `json:"recrawl"`       // the policy used
+	// New partitions, partitions whose folder changed, all listed, and
+	// catalogued ones whose folder is gone (now marked missing).
+	PartitionsAdded   int `json:"partitions_added"`
+	PartitionsUpdated int `json:"partitions_updated"`
+	PartitionsSeen    int `json:"partitions_seen"`
+	PartitionsGone    int `json:"partitions_missing"`
+	FoldersSampled    int `json:"folders_sampled"` // folders read this crawl (new or changed)
+	// ColumnsAdded are top-level columns new to the table; ColumnsChanged
+	// are existing ones whose type was widened or gained struct fields,
+	// as "name: old -> new".
+	ColumnsAdded   []string `json:"columns_added,omitempty"`
+	ColumnsChanged []string `json:"columns_changed,omitempty"`
+	// SchemaChangesLogged lists changes seen but not applied (SchemaLog).
+	SchemaChangesLogged []string           `json:"schema_changes_logged,omitempty"`
+	ConflictCount       int                `json:"conflict_count"`
+	Conflicts           []catalog.Conflict `json:"conflicts,omitempty"` // the first maxListed
+	ObjectsListed       int                `json:"objects_listed"`
+	FilesSampled        int                `json:"files_sampled"`
+	BytesSampled        int64              `json:"bytes_sampled"`
+	RecordsSampled      int                `json:"records_sampled"`
+	SkippedCount        int                `json:"skipped_count"`
+	Skipped             []Skipped          `json:"skipped,omitempty"` // the first maxListed
+
+	allConflicts []catalog.Conflict
+	allSkipped   []Skipped
+}
+
+// AllConflicts returns every conflict of the crawl (Conflicts holds the
+// first few).
+func (r Result) AllConflicts() []catalog.Conflict { return r.allConflicts }
+
+// AllSkipped returns every skipped file (Skipped holds the first few).
+func (r Result) AllSkipped() []Skipped { return r.allSkipped }
+
+func (r *Result) skip(key, reason string) {
+	r.allSkipped = append(r.allSkipped, Skipped{key, reason})
+}
+
+// seal fills the capped lists and counts from the full ones.
+func (r *Result) seal() {
+	r.ConflictCount, r.SkippedCount = len(r.allConflicts), len(r.allSkipped)
+	r.Conflicts = r.allConflicts[:min(len(r.allConflicts), maxListed)]
+	r.Skipped = r.allSkipped[:min(len(r.allSkipped), maxListed)]
 }
 
 // Skipped is a file the crawl could not use for the schema.
 type Skipped struct {
-	Key    string
-	Reason string
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
 }
 
 // ErrNoData is returned when the target holds no data files at all.
@@ -91,10 +182,20 @@ func TableName(t Target) (string, error) {
 
 // Crawl lists the target, infers its schema and partitions, and writes them
 // to store. Problems with single files are reported in Result.Skipped;
-// errors are returned only when listing, reading or the catalog fail.
-func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalog.Store, opts Options, log *slog.Logger) (Result, error) {
+// errors are returned only when listing, reading or the catalog fail, or
+// (SchemaFail) when the schema changed.
+//
+// Every crawl lists the whole target (listing is cheap: one request per
+// thousand objects), but under RecrawlNewFolders it reads only the folders
+// whose listing fingerprint differs from the one stored with the
+// partition, so its reads are proportional to the new data.
+func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalog.Store, opts Options, log *slog.Logger) (res Result, err error) {
+	if err := opts.Validate(); err != nil {
+		return res, err
+	}
 	opts = opts.withDefaults()
-	var res Result
+	res.Recrawl = opts.Recrawl
+	defer res.seal()
 	name, err := TableName(target)
 	if err != nil {
 		return res, err
@@ -113,13 +214,38 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 	}
 	lay := detectLayout(objs)
 	for _, o := range lay.skipped {
-		res.Skipped = append(res.Skipped, Skipped{o.Key, "unexpected folder depth"})
+		res.skip(o.Key, "unexpected folder depth")
 	}
 	if len(lay.partitions) == 0 {
 		return res, fmt.Errorf("crawl %s.%s: %q: %w", db, name, prefix, ErrNoData)
 	}
 
-	samples, picked, err := sampleAll(ctx, src, lay, opts)
+	old, err := store.GetTable(ctx, db, name)
+	exists := err == nil
+	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	}
+	oldParts, err := store.ListPartitions(ctx, db, name)
+	if err != nil {
+		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	}
+	known := make(map[string]catalog.Partition, len(oldParts))
+	for _, p := range oldParts {
+		known[valuesKey(p.Values)] = p
+	}
+
+	// Which folders to read: all of them on a first or full crawl, else
+	// the new and changed ones.
+	var todo []*partition
+	for _, p := range lay.partitions {
+		p.fingerprint = fingerprint(p.files)
+		k, ok := known[valuesKey(p.values)]
+		if !exists || opts.Recrawl == RecrawlEverything || !ok || k.Missing || k.Fingerprint != p.fingerprint {
+			todo = append(todo, p)
+		}
+	}
+	res.FoldersSampled = len(todo)
+	samples, picked, err := sampleAll(ctx, src, todo, opts)
 	if err != nil {
 		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
 	}
@@ -134,7 +260,7 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 		res.BytesSampled += s.bytesRead
 		res.RecordsSampled += s.records
 		if s.unreadable != "" && s.unreadable != "empty" {
-			res.Skipped = append(res.Skipped, Skipped{picked[i].Key, s.unreadable})
+			res.skip(picked[i].Key, s.unreadable)
 			continue
 		}
 		if s.format == "" {
@@ -147,69 +273,140 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 			schema = merge("", picked[i].Key, schema, s.schema, &cs)
 		}
 	}
-	if len(formats) == 0 {
+	if len(formats) == 0 && (!exists || len(todo) == len(lay.partitions)) {
 		return res, fmt.Errorf("crawl %s.%s: %q: no readable data files: %w", db, name, prefix, ErrNoData)
 	}
-	tableFormat, compression := majority(formats), majority(comps)
-
-	if err := ensureDatabase(ctx, store, db); err != nil {
-		return res, err
+	parts := partitionsFor(target.Location, lay, samples, picked, known)
+	tableChanged := false
+	if len(formats) > 0 || !exists || !slices.EqualFunc(old.PartitionKeys, lay.keys, sameColumn) {
+		if err := ensureDatabase(ctx, store, db); err != nil {
+			return res, err
+		}
+		var tbl catalog.Table
+		tbl, tableChanged, err = updateTable(ctx, store, db, name, target, lay, schema, &cs, formats, comps, opts, &res, log)
+		if err != nil {
+			return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+		}
+		res.TableVersion = tbl.Version
+	} else {
+		res.TableVersion = old.Version
 	}
-	var added []string
-	tbl, changed, err := store.UpdateTable(ctx, db, name, func(t *catalog.Table) error {
-		added = added[:0]
+	res.allConflicts = cs.list
+
+	res.PartitionsSeen = len(lay.partitions)
+	var write []catalog.Partition
+	for _, p := range parts {
+		prev, had := known[valuesKey(p.Values)]
+		switch {
+		case p.Missing:
+			res.PartitionsGone++
+		case !had:
+			res.PartitionsAdded++
+		case !prev.Same(p):
+			res.PartitionsUpdated++
+		default:
+			continue
+		}
+		write = append(write, p)
+	}
+	if _, err := store.AddPartitions(ctx, db, name, write); err != nil {
+		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	}
+	if tableChanged || len(write) > 0 {
+		res.Tables = []string{db + "." + name}
+	}
+	log.Info("crawled", "version", res.TableVersion, "schema_changed", tableChanged, "columns_added", len(res.ColumnsAdded),
+		"partitions", len(lay.partitions), "partitions_added", res.PartitionsAdded, "partitions_updated", res.PartitionsUpdated,
+		"partitions_missing", res.PartitionsGone, "folders_sampled", res.FoldersSampled, "conflicts", len(cs.list),
+		"objects", listed, "sampled", res.FilesSampled, "skipped", len(res.allSkipped))
+	return res, nil
+}
+
+// updateTable merges what the crawl found into the table under the schema
+// change policy.
+func updateTable(ctx context.Context, store *catalog.Store, db, name string, target Target, lay layout, schema catalog.Type,
+	cs *conflicts, formats, comps map[string]int, opts Options, res *Result, log *slog.Logger) (catalog.Table, bool, error) {
+	return store.UpdateTable(ctx, db, name, func(t *catalog.Table) error {
+		// UpdateTable may call this more than once (a concurrent writer won):
+		// start from scratch each time.
+		res.ColumnsAdded, res.ColumnsChanged, res.SchemaChangesLogged = nil, nil, nil
+		var tcs conflicts
+		tcs.merge(cs.list)
 		found := catalog.StructOf()
 		if schema.Kind == catalog.KindStruct {
 			found = finalize(schema)
 		}
-		merged := finalize(merge("", target.Location, catalog.StructOf(t.Columns...), found, &cs))
-		for _, c := range merged.Fields {
-			if _, ok := t.Column(c.Name); !ok {
-				added = append(added, c.Name)
+		merged := finalize(merge("", target.Location, catalog.StructOf(t.Columns...), found, &tcs))
+		added, changed := diffColumns(t.Columns, merged.Fields)
+		firstCrawl := t.Version == 0
+		if !firstCrawl && len(added)+len(changed) > 0 {
+			switch opts.SchemaChange {
+			case SchemaFail:
+				return fmt.Errorf("%w (schema_change: fail): columns added %v, changed %v; "+
+					"set schema_change to update or log, or fix the data", ErrSchemaChange, added, changed)
+			case SchemaLog:
+				res.SchemaChangesLogged = append(prefixAll("added ", added), prefixAll("changed ", changed)...)
+				log.Warn("schema change not applied (schema_change: log)", "added", added, "changed", changed)
+				merged.Fields = t.Columns
+				added, changed = nil, nil
 			}
 		}
+		res.ColumnsAdded, res.ColumnsChanged = added, changed
 		t.Columns = merged.Fields
 		t.PartitionKeys = lay.keys
 		t.Location = target.Location
-		t.Format = tableFormat
-		t.Compression = compression
-		t.Conflicts = mergeConflicts(t.Conflicts, cs.list)
+		if len(formats) > 0 {
+			t.Format = majority(formats)
+			t.Compression = majority(comps)
+		}
+		t.Conflicts = mergeConflicts(t.Conflicts, tcs.list)
+		*cs = tcs
 		return nil
 	})
-	if err != nil {
-		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
-	}
-	res.Tables = []string{tbl.QualifiedName()}
-	res.TableVersion = tbl.Version
-	res.ColumnsAdded = added
-	res.Conflicts = cs.list
+}
 
-	parts, err := partitionsFor(ctx, store, db, name, target.Location, lay, samples, picked)
-	if err != nil {
-		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
-	}
-	res.PartitionsSeen = len(lay.partitions)
-	for _, p := range parts {
-		if p.Missing {
-			res.PartitionsGone++
+// diffColumns names the columns of now that are not in old, and those whose
+// type differs, as "name: old -> new".
+func diffColumns(old, now []catalog.Column) (added, changed []string) {
+	for _, c := range now {
+		i := slices.IndexFunc(old, func(o catalog.Column) bool { return o.Name == c.Name })
+		switch {
+		case i < 0:
+			added = append(added, c.Name)
+		case !old[i].Type.Equal(c.Type):
+			changed = append(changed, fmt.Sprintf("%s: %s -> %s", c.Name, old[i].Type, c.Type))
 		}
 	}
-	n, err := store.AddPartitions(ctx, db, name, parts)
-	res.PartitionsAdded = n
-	if err != nil {
-		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	return added, changed
+}
+
+func prefixAll(p string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = p + s
 	}
-	log.Info("crawled", "version", tbl.Version, "schema_changed", changed, "columns_added", len(added),
-		"partitions", len(lay.partitions), "partitions_added", n, "conflicts", len(cs.list),
-		"objects", listed, "sampled", res.FilesSampled, "skipped", len(res.Skipped))
-	return res, nil
+	return out
+}
+
+func sameColumn(a, b catalog.Column) bool { return a.Name == b.Name && a.Type.Equal(b.Type) }
+
+func valuesKey(v []string) string { return strings.Join(v, "\x00") }
+
+// fingerprint hashes a folder's listing: any added, removed or rewritten
+// file changes it.
+func fingerprint(files []object) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00%s\n", f.rel, f.Size, f.ETag)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // sampleAll picks up to SampleFilesPerFolder files per partition, spread
 // over the folder, and reads them in parallel. Results are in pick order.
-func sampleAll(ctx context.Context, src storage.Reader, lay layout, opts Options) ([]sample, []object, error) {
+func sampleAll(ctx context.Context, src storage.Reader, todo []*partition, opts Options) ([]sample, []object, error) {
 	var picked []object
-	for _, p := range lay.partitions {
+	for _, p := range todo {
 		picked = append(picked, spread(p.files, opts.SampleFilesPerFolder)...)
 	}
 	samples := make([]sample, len(picked))
@@ -283,8 +480,9 @@ func mergeConflicts(old, now []catalog.Conflict) []catalog.Conflict {
 }
 
 // partitionsFor builds the partition documents: one per listed folder, plus
-// previously catalogued partitions that are gone, marked Missing.
-func partitionsFor(ctx context.Context, store *catalog.Store, db, table, location string, lay layout, samples []sample, picked []object) ([]catalog.Partition, error) {
+// previously catalogued partitions that are gone, marked Missing. A folder
+// that was not read this crawl keeps its stored row count.
+func partitionsFor(location string, lay layout, samples []sample, picked []object, known map[string]catalog.Partition) []catalog.Partition {
 	rows := map[string]int64{} // key -> parquet rows
 	for i, s := range samples {
 		if s.format == formatParquet && s.unreadable == "" {
@@ -295,7 +493,8 @@ func partitionsFor(ctx context.Context, store *catalog.Store, db, table, locatio
 	var out []catalog.Partition
 	seen := map[string]bool{}
 	for _, p := range lay.partitions {
-		cp := catalog.Partition{Values: p.values, Location: base}
+		k := valuesKey(p.values)
+		cp := catalog.Partition{Values: p.values, Location: base, Fingerprint: p.fingerprint}
 		if p.dir != "" {
 			cp.Location = base + p.dir + "/"
 		}
@@ -309,19 +508,18 @@ func partitionsFor(ctx context.Context, store *catalog.Store, db, table, locatio
 		}
 		if !allRows {
 			cp.Rows = 0
+			if prev, ok := known[k]; ok && prev.Fingerprint == cp.Fingerprint {
+				cp.Rows = prev.Rows
+			}
 		}
-		seen[strings.Join(p.values, "\x00")] = true
+		seen[k] = true
 		out = append(out, cp)
 	}
-	old, err := store.ListPartitions(ctx, db, table)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range old {
-		if !seen[strings.Join(p.Values, "\x00")] && len(p.Values) == len(lay.keys) && !p.Missing {
+	for k, p := range known {
+		if !seen[k] && len(p.Values) == len(lay.keys) && !p.Missing {
 			p.Missing = true
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out
 }

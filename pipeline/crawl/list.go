@@ -93,9 +93,10 @@ type layout struct {
 }
 
 type partition struct {
-	dir    string // relative folder, "" for an unpartitioned table
-	values []string
-	files  []object
+	dir         string // relative folder, "" for an unpartitioned table
+	values      []string
+	files       []object
+	fingerprint string
 }
 
 var epochDay = regexp.MustCompile(`^[0-9]{13}$`)

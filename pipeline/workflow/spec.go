@@ -89,6 +89,32 @@ type CrawlerSpec struct {
 	Path     string `yaml:"path"`
 	Database string `yaml:"database"`
 	Table    string `yaml:"table"`
+	// Recrawl is new_folders (default: read only partition folders that
+	// are new or changed since the last crawl) or everything.
+	Recrawl string `yaml:"recrawl,omitempty"`
+	// SchemaChange is what a schema change does: update (default: append
+	// new columns, widen types), log (keep the table, record the change)
+	// or fail (fail the step).
+	SchemaChange string `yaml:"schema_change,omitempty"`
+	// SampleFiles and SampleRecords bound the sampling: files read per
+	// folder (default 2) and records read per file (default 1000).
+	SampleFiles   int `yaml:"sample_files,omitempty"`
+	SampleRecords int `yaml:"sample_records,omitempty"`
+	// GlueSync, when enabled, copies the table and its partitions to the
+	// AWS Glue Data Catalog after each crawl.
+	GlueSync *GlueSyncSpec `yaml:"glue_sync,omitempty"`
+}
+
+// GlueSyncSpec configures the optional copy of a crawled table to the AWS
+// Glue Data Catalog.
+type GlueSyncSpec struct {
+	Enabled bool `yaml:"enabled"`
+	// Region of the Glue catalog; empty uses the AWS configuration chain.
+	Region string `yaml:"region,omitempty"`
+	// Database in Glue; empty uses the crawler's database. It must exist.
+	Database string `yaml:"database,omitempty"`
+	// Endpoint overrides the Glue endpoint URL (VPC endpoints, tests).
+	Endpoint string `yaml:"endpoint,omitempty"`
 }
 
 // JobSpec is a transform job. Transform stays a YAML node here so that this
@@ -207,6 +233,19 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 			}
 			if s.Crawler.Table == "" {
 				bad(field+".crawler.table", "is required")
+			}
+			switch s.Crawler.Recrawl {
+			case "", "new_folders", "everything":
+			default:
+				bad(field+".crawler.recrawl", "must be new_folders or everything, got %q", s.Crawler.Recrawl)
+			}
+			switch s.Crawler.SchemaChange {
+			case "", "update", "log", "fail":
+			default:
+				bad(field+".crawler.schema_change", "must be update, log or fail, got %q", s.Crawler.SchemaChange)
+			}
+			if s.Crawler.SampleFiles < 0 || s.Crawler.SampleRecords < 0 {
+				bad(field+".crawler", "sample_files and sample_records must not be negative")
 			}
 		case s.Job != nil:
 			for name, v := range map[string]string{"input": s.Job.Input, "output": s.Job.Output, "scratch": s.Job.Scratch} {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/parquet-go/parquet-go"
 
 	"sluice/internal/testenv"
@@ -24,6 +25,7 @@ import (
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/tasks"
 )
 
 var binDir string
@@ -306,6 +308,22 @@ func readStringColumn(ctx context.Context, b storage.Reader, key, column string)
 		pages.Close()
 	}
 	return ids, nil
+}
+
+// taskInfo reads a (retained) task from asynq by its id.
+func (c *cluster) taskInfo(id string) *asynq.TaskInfo {
+	c.t.Helper()
+	opt, err := asynq.ParseRedisURI(c.redis)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	info, err := in.GetTaskInfo(tasks.QueueTransform, id)
+	if err != nil {
+		c.t.Fatalf("task %s: %v", id, err)
+	}
+	return info
 }
 
 func (c *cluster) catalogStore() *catalog.Store {

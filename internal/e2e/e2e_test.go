@@ -178,6 +178,9 @@ func TestWorkerKilledMidShard(t *testing.T) {
 	survivor := c.startWorker("worker")
 	waitLine(t, ctx, survivor, "the killed shard to be redone", contains("task done", "id="+taskID, "outcome=ok"))
 	t.Logf("killed shard %s redone %s after the kill", taskID, time.Since(killedAt).Round(time.Second))
+	if info := c.taskInfo(taskID); info.Retried != 1 {
+		t.Errorf("killed shard retried %d times, want 1 (a lapsed lease counts as a retry)", info.Retried)
+	}
 
 	var out string
 	select {
@@ -199,4 +202,57 @@ func field(line, key string) string {
 		}
 	}
 	return ""
+}
+
+// SIGTERM stops a worker taking tasks; a shard still running when the
+// shutdown timeout ends goes back to the queue at once, without counting a
+// retry, and another worker redoes it.
+func TestWorkerStoppedMidShard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t)
+	sum := c.generate(sampleConfig(6000))
+	c.env = append(c.env, "SLUICE_SHARD_BYTES=1500000")
+
+	victim := c.start("worker", "-concurrency", "1", "-http", "", "-task-check-interval", "50ms", "-shutdown-timeout", "50ms")
+	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
+	startOut := make(chan string, 1)
+	go func() {
+		out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+		if err != nil {
+			out += "\nexit: " + err.Error()
+		}
+		startOut <- out
+	}()
+	started := waitLine(t, ctx, victim, "a map shard to start", contains("task started", "type=transform:map"))
+	taskID := field(started, "id")
+	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.done
+	stoppedAt := time.Now()
+	if victim.out.count(contains("task done", "id="+taskID, "outcome=ok")) != 0 {
+		t.Fatalf("shard %s finished before the shutdown timeout; the test did not interrupt it", taskID)
+	}
+	if victim.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("worker exited %d after SIGTERM, want 0", victim.cmd.ProcessState.ExitCode())
+	}
+
+	survivor := c.startWorker("worker")
+	waitLine(t, ctx, survivor, "the stopped shard to be redone", contains("task done", "id="+taskID, "outcome=ok"))
+	t.Logf("stopped shard %s redone %s after SIGTERM", taskID, time.Since(stoppedAt).Round(100*time.Millisecond))
+	if info := c.taskInfo(taskID); info.Retried != 0 {
+		t.Errorf("stopped shard retried %d times, want 0 (a shutdown hands the task back)", info.Retried)
+	}
+	var out string
+	select {
+	case out = <-startOut:
+	case <-ctx.Done():
+		t.Fatal("run did not end")
+	}
+	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
+		t.Fatalf("run did not succeed:\n%s", out)
+	}
+	checkOutput(t, c, sum, window)
 }

@@ -46,3 +46,19 @@ type Bucket interface {
 	// Location is the URL the bucket was opened at (s3://b/p or file:///p).
 	Location() string
 }
+
+// ErrPreconditionFailed is returned (wrapped) by PutIfMatch when the object
+// is not in the state the caller expected.
+var ErrPreconditionFailed = errors.New("precondition failed")
+
+// ConditionalPutter is implemented by buckets that can replace an object
+// only if nobody changed it since it was read: a compare-and-swap that
+// read-modify-write callers (the catalog) use to lose no update, across
+// processes.
+type ConditionalPutter interface {
+	// PutIfMatch stores body under key only if the object's current ETag
+	// is etag, or, when etag is "", only if there is no object at key.
+	// Otherwise it writes nothing and returns ErrPreconditionFailed. It
+	// returns the ETag of the stored object.
+	PutIfMatch(ctx context.Context, key string, body io.Reader, etag string) (string, error)
+}

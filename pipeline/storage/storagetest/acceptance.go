@@ -41,6 +41,9 @@ func AcceptanceTest(t *testing.T, b storage.Bucket) {
 	t.Run("NoPartialReads", func(t *testing.T) { testNoPartialReads(t, b) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, b) })
+	if cp, ok := b.(storage.ConditionalPutter); ok {
+		t.Run("Conditional", func(t *testing.T) { ConditionalTest(t, b, cp) })
+	}
 
 	t.Run("Cleanup", func(t *testing.T) {
 		for _, k := range listKeys(t, b, "") {

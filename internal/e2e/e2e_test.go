@@ -118,7 +118,12 @@ func TestWorkflowEndToEnd(t *testing.T) {
 	}
 
 	// The monitoring UI and the metrics are served.
-	for path, want := range map[string]string{"/monitoring/": "<html", "/metrics": "asynq_tasks_processed_total", "/healthz": "ok"} {
+	for path, want := range map[string]string{
+		"/monitoring/": "<html",
+		"/metrics":     `sluice_workflow_latest_run_state{state="SUCCEEDED",workflow="mobile-user"} 1`,
+		"/healthz":     "ok",
+		"/runs":        `"State":"SUCCEEDED"`,
+	} {
 		body := get(t, "http://"+addr+path)
 		if !strings.Contains(body, want) {
 			t.Errorf("GET %s: want %q in:\n%.500s", path, want, body)

@@ -26,6 +26,7 @@ func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Han
 	inspector := asynq.NewInspector(redis)
 	reg.MustRegister(
 		metrics.NewQueueMetricsCollector(inspector),
+		newRunCollector(orch),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

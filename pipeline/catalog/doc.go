@@ -15,11 +15,14 @@
 // each other's work, and there is no shared index to lose updates on:
 // ListTables and ListPartitions are listings of the bucket.
 //
-// Limitation: a Store serialises read-modify-write of one table within the
-// process (UpdateTable, PutTable), and PutTable rejects a stale Version with
-// ErrVersionConflict, but the check and the write are not atomic across
-// processes because storage.Bucket has no conditional put. Two processes
-// changing the schema of the same table at the same instant can still lose
-// one change (last writer wins); the next crawl re-adds it. Partition
-// documents have the same last-writer-wins rule, per partition.
+// Concurrency: table documents are updated with an optimistic loop
+// (Store.UpdateTable): read table.json and its ETag, apply the change, write
+// it back only if the ETag is unchanged (storage.ConditionalPutter: S3's
+// If-Match / If-None-Match, or filestore's flock), else read and apply
+// again. Two crawlers writing one table at the same time, in any processes,
+// therefore lose no update, and only the writer that won version n writes
+// versions/<n>.json. A bucket without conditional puts falls back to
+// last-writer-wins across processes (writers in one process are still
+// serialised). Partition documents are last-writer-wins, per partition:
+// writers of the same partition describe the same folder.
 package catalog

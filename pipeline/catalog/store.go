@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/url"
 	"path"
 	"regexp"
@@ -106,12 +107,17 @@ func (s *Store) getJSON(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-func (s *Store) putJSON(ctx context.Context, key string, v any) error {
+func encodeJSON(v any) ([]byte, error) {
 	data, err := json.MarshalIndent(v, "", "  ")
+	return append(data, '\n'), err
+}
+
+func (s *Store) putJSON(ctx context.Context, key string, v any) error {
+	data, err := encodeJSON(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	if err := s.b.Put(ctx, key, bytes.NewReader(append(data, '\n'))); err != nil {
+	if err := s.b.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
@@ -199,52 +205,103 @@ func (s *Store) ListTables(ctx context.Context, db string) ([]Table, error) {
 // so read-modify-write callers notice a concurrent change. It returns the
 // table as stored and whether anything was written.
 func (s *Store) PutTable(ctx context.Context, t Table) (Table, bool, error) {
-	l := s.tableLock(t.Database, t.Name)
-	l.Lock()
-	defer l.Unlock()
-	old, exists, err := s.current(ctx, t.Database, t.Name)
-	if err != nil {
-		return Table{}, false, err
-	}
-	if t.Version != 0 && t.Version != old.Version {
-		return Table{}, false, fmt.Errorf("put table %s: have version %d, stored %d: %w",
-			t.QualifiedName(), t.Version, old.Version, ErrVersionConflict)
-	}
-	return s.putLocked(ctx, t, old, exists)
+	return s.update(ctx, t.Database, t.Name, func(old Table) (Table, error) {
+		if t.Version != 0 && t.Version != old.Version {
+			return Table{}, fmt.Errorf("put table %s: have version %d, stored %d: %w",
+				t.QualifiedName(), t.Version, old.Version, ErrVersionConflict)
+		}
+		return t, nil
+	})
 }
 
 // UpdateTable reads db.name (a zero Table with Database and Name set when it
 // does not exist yet), lets fn change it, and stores the result as PutTable
-// does, all under the table's lock, so concurrent updaters in this process
-// never lose each other's changes.
+// does. When another writer (in this process or any other) changed the
+// table in between, it reads it again and calls fn again, so concurrent
+// updaters never lose each other's changes; fn must therefore not have side
+// effects that cannot be repeated.
 func (s *Store) UpdateTable(ctx context.Context, db, name string, fn func(t *Table) error) (Table, bool, error) {
-	l := s.tableLock(db, name)
-	l.Lock()
-	defer l.Unlock()
-	old, exists, err := s.current(ctx, db, name)
-	if err != nil {
-		return Table{}, false, err
-	}
-	t := cloneTable(old)
-	if err := fn(&t); err != nil {
-		return Table{}, false, err
-	}
-	t.Database, t.Name = db, name
-	return s.putLocked(ctx, t, old, exists)
+	return s.update(ctx, db, name, func(old Table) (Table, error) {
+		t := cloneTable(old)
+		if err := fn(&t); err != nil {
+			return Table{}, err
+		}
+		t.Database, t.Name = db, name
+		return t, nil
+	})
 }
 
-func (s *Store) current(ctx context.Context, db, name string) (Table, bool, error) {
+// maxAttempts bounds the optimistic retries of one table update; each
+// failed attempt means another writer made progress.
+const maxAttempts = 100
+
+// update is the optimistic read-modify-write loop: read the table document
+// and its ETag, compute the new table, write it only if the ETag is
+// unchanged (storage.ConditionalPutter), else start over. A bucket without
+// conditional puts gets last-writer-wins across processes; the in-process
+// lock still serialises writers of one Store.
+func (s *Store) update(ctx context.Context, db, name string, fn func(old Table) (Table, error)) (Table, bool, error) {
 	if !ValidName(db) || !ValidName(name) {
 		return Table{}, false, fmt.Errorf("table %q.%q: invalid name", db, name)
 	}
-	old, err := s.GetTable(ctx, db, name)
-	if errors.Is(err, ErrNotFound) {
-		return Table{Database: db, Name: name}, false, nil
+	l := s.tableLock(db, name)
+	l.Lock()
+	defer l.Unlock()
+	for attempt := 1; ; attempt++ {
+		old, etag, exists, err := s.readTable(ctx, db, name)
+		if err != nil {
+			return Table{}, false, err
+		}
+		t, err := fn(old)
+		if err != nil {
+			return Table{}, false, err
+		}
+		stored, changed, err := s.write(ctx, t, old, exists, etag)
+		if !errors.Is(err, storage.ErrPreconditionFailed) {
+			return stored, changed, err
+		}
+		if attempt == maxAttempts {
+			return Table{}, false, fmt.Errorf("update table %s.%s: %d attempts, other writers always won: %w", db, name, attempt, err)
+		}
+		// Someone else wrote the table: back off a little, with jitter so
+		// the writers do not collide again in lockstep.
+		d := time.Duration(rand.Int64N(int64(min(attempt, 20))*int64(2*time.Millisecond)) + 1)
+		select {
+		case <-ctx.Done():
+			return Table{}, false, ctx.Err()
+		case <-time.After(d):
+		}
 	}
-	return old, err == nil, err
 }
 
-func (s *Store) putLocked(ctx context.Context, t, old Table, exists bool) (Table, bool, error) {
+// readTable returns the stored table and the ETag it was read at. The ETag
+// is taken before the read, so a write in between makes the later
+// conditional put fail rather than silently succeed.
+func (s *Store) readTable(ctx context.Context, db, name string) (Table, string, bool, error) {
+	key := tableKey(db, name)
+	info, err := s.b.Stat(ctx, key)
+	if errors.Is(err, storage.ErrNotExist) {
+		return Table{Database: db, Name: name}, "", false, nil
+	}
+	if err != nil {
+		return Table{}, "", false, fmt.Errorf("table %s.%s: stat: %w", db, name, err)
+	}
+	var t Table
+	if err := s.getJSON(ctx, key, &t); errors.Is(err, ErrNotFound) {
+		// Deleted since the Stat: the conditional put will fail and retry.
+		return Table{Database: db, Name: name}, info.ETag, false, nil
+	} else if err != nil {
+		return Table{}, "", false, fmt.Errorf("table %s.%s: %w", db, name, err)
+	}
+	return t, info.ETag, true, nil
+}
+
+// write stores t over old (read at etag). The table document is written
+// first, conditionally; only the writer that won it writes the version
+// document, so two writers can never both claim version n. A crash between
+// the two leaves the current version without its history document, which
+// History makes up from the table document.
+func (s *Store) write(ctx context.Context, t, old Table, exists bool, etag string) (Table, bool, error) {
 	switch {
 	case !exists || !t.SameSchema(old):
 		t.Version = old.Version + 1
@@ -254,15 +311,22 @@ func (s *Store) putLocked(ctx context.Context, t, old Table, exists bool) (Table
 		return old, false, nil
 	}
 	t.UpdatedAt = s.now()
+	key := tableKey(t.Database, t.Name)
+	if cp, ok := s.b.(storage.ConditionalPutter); ok {
+		data, err := encodeJSON(t)
+		if err != nil {
+			return Table{}, false, fmt.Errorf("encode %s: %w", key, err)
+		}
+		if _, err := cp.PutIfMatch(ctx, key, bytes.NewReader(data), etag); err != nil {
+			return Table{}, false, fmt.Errorf("put %s: %w", key, err)
+		}
+	} else if err := s.putJSON(ctx, key, t); err != nil {
+		return Table{}, false, err
+	}
 	if t.Version != old.Version {
-		// History first: a crash between the two writes leaves an extra
-		// version document, never a current version without history.
 		if err := s.putJSON(ctx, versionKey(t.Database, t.Name, t.Version), t); err != nil {
 			return Table{}, false, err
 		}
-	}
-	if err := s.putJSON(ctx, tableKey(t.Database, t.Name), t); err != nil {
-		return Table{}, false, err
 	}
 	return t, true, nil
 }
@@ -289,13 +353,19 @@ func (s *Store) History(ctx context.Context, db, name string) ([]Table, error) {
 		return nil, fmt.Errorf("list versions of %s.%s: %w", db, name, err)
 	}
 	sort.Ints(versions)
-	out := make([]Table, 0, len(versions))
+	out := make([]Table, 0, len(versions)+1)
 	for _, v := range versions {
 		var t Table
 		if err := s.getJSON(ctx, versionKey(db, name, v), &t); err != nil {
 			return nil, err
 		}
 		out = append(out, t)
+	}
+	// The current version's document is written after the table's; if a
+	// writer died in between, the table document stands in for it.
+	cur, err := s.GetTable(ctx, db, name)
+	if err == nil && (len(out) == 0 || out[len(out)-1].Version < cur.Version) {
+		out = append(out, cur)
 	}
 	return out, nil
 }

@@ -20,7 +20,9 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	loc := fs.String("catalog", "", "catalog location; default: the catalog of -workflow in -workflows")
 	name := fs.String("workflow", "mobile-user", "workflow whose catalog to read")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: scheduler catalog [flags] list | show DB.TABLE")
+		fmt.Fprintln(fs.Output(), `usage: scheduler catalog [flags] list
+       scheduler catalog [flags] show DB.TABLE [-history]
+       scheduler catalog [flags] ddl DB.TABLE [-projection] [-map-location FROM=TO]...`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,9 +48,11 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	case "", "list":
 		return printCatalog(ctx, stdout, store, true)
 	case "show":
-		db, table, ok := strings.Cut(fs.Arg(1), ".")
-		if !ok {
-			return errors.New("usage: scheduler catalog show DB.TABLE")
+		sub := newFlags("catalog show")
+		history := sub.Bool("history", false, "also print every schema version and what changed")
+		db, table, err := tableArg(sub, fs.Args()[1:])
+		if err != nil {
+			return err
 		}
 		t, err := store.GetTable(ctx, db, table)
 		if err != nil {
@@ -58,10 +62,86 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return catalog.Describe(stdout, t, parts)
+		if err := catalog.Describe(stdout, t, parts); err != nil {
+			return err
+		}
+		if !*history {
+			return nil
+		}
+		hist, err := store.History(ctx, db, table)
+		if err != nil {
+			return err
+		}
+		return catalog.DescribeHistory(stdout, hist)
+	case "ddl":
+		sub := newFlags("catalog ddl")
+		var o catalog.DDLOptions
+		sub.BoolVar(&o.Projection, "projection", false, "add partition-projection table properties (no ALTER TABLE ADD PARTITION needed)")
+		sub.IntVar(&o.PartitionBatch, "batch", 100, "partitions per ALTER TABLE statement")
+		o.MapLocation = map[string]string{}
+		sub.Func("map-location", "FROM=TO: print locations starting with FROM as TO (e.g. file:///data/=s3://lake/); repeatable", func(v string) error {
+			from, to, ok := strings.Cut(v, "=")
+			if !ok || from == "" || !strings.HasPrefix(to, "s3://") {
+				return errors.New("want FROM=s3://bucket/prefix")
+			}
+			o.MapLocation[from] = to
+			return nil
+		})
+		db, table, err := tableArg(sub, fs.Args()[1:])
+		if err != nil {
+			return err
+		}
+		t, err := store.GetTable(ctx, db, table)
+		if err != nil {
+			return err
+		}
+		parts, err := store.ListPartitions(ctx, db, table)
+		if err != nil {
+			return err
+		}
+		ddl, err := catalog.CreateTableDDL(t, parts, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, ddl)
+		if o.Projection {
+			return nil
+		}
+		alters, err := catalog.AddPartitionsDDL(t, parts, o)
+		if err != nil {
+			return err
+		}
+		for _, a := range alters {
+			fmt.Fprint(stdout, "\n"+a)
+		}
+		return nil
 	}
 	fs.Usage()
 	return flag.ErrHelp
+}
+
+// tableArg parses a subcommand's DB.TABLE argument and its flags, which
+// may come before or after it.
+func tableArg(fs *flag.FlagSet, args []string) (db, table string, err error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", "", err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		return "", "", fmt.Errorf("usage: scheduler catalog %s DB.TABLE", strings.TrimPrefix(fs.Name(), "scheduler catalog "))
+	}
+	db, table, ok := strings.Cut(pos[0], ".")
+	if !ok {
+		return "", "", fmt.Errorf("%q: want DB.TABLE", pos[0])
+	}
+	return db, table, nil
 }
 
 // printCatalog prints every table; brief prints one line per table instead

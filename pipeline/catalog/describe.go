@@ -125,3 +125,63 @@ func (e *errWriter) Write(p []byte) (int, error) {
 }
 
 func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+
+// DescribeHistory prints one line per schema version, oldest first, with
+// what changed from the version before: columns added, columns whose type
+// changed, partition keys, format.
+func DescribeHistory(w io.Writer, versions []Table) error {
+	ew := &errWriter{w: w}
+	ew.printf("History (%d versions)\n", len(versions))
+	var prev *Table
+	for i := range versions {
+		v := &versions[i]
+		var what []string
+		if prev == nil {
+			what = append(what, fmt.Sprintf("created: %d columns, format %s", len(v.Columns), v.Format))
+		} else {
+			for _, c := range v.Columns {
+				o, ok := prev.Column(c.Name)
+				switch {
+				case !ok:
+					what = append(what, "+"+c.Name+" "+c.Type.String())
+				case !o.Type.Equal(c.Type):
+					what = append(what, "~"+c.Name+" "+o.Type.String()+" -> "+c.Type.String())
+				}
+			}
+			for _, o := range prev.Columns {
+				if _, ok := v.Column(o.Name); !ok {
+					what = append(what, "-"+o.Name)
+				}
+			}
+			if !slicesEqualColumns(prev.PartitionKeys, v.PartitionKeys) {
+				what = append(what, "partition keys "+columnList(v.PartitionKeys))
+			}
+			if prev.Format != v.Format || prev.Compression != v.Compression {
+				what = append(what, "format "+v.Format+"/"+v.Compression)
+			}
+		}
+		ew.printf("  v%-3d %s  %s\n", v.Version, v.UpdatedAt.UTC().Format(time.RFC3339), strings.Join(what, ", "))
+		prev = v
+	}
+	return ew.err
+}
+
+func slicesEqualColumns(a, b []Column) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !columnEqual(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func columnList(cs []Column) string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.Name+" "+c.Type.String())
+	}
+	return "(" + strings.Join(s, ", ") + ")"
+}

@@ -29,6 +29,17 @@ type jobStep struct {
 	window  transform.Window
 }
 
+// loadJob resolves the job step a transform task belongs to. ok is false
+// when the step is no longer RUNNING: the task has nothing to do.
+func (w *Worker) loadJob(ctx context.Context, ref tasks.StepRef) (j *jobStep, ok bool, err error) {
+	_, step, run, ok, err := w.activeStep(ctx, ref)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	j, err = w.jobStep(ctx, step, ref.RunID, run.Window)
+	return j, err == nil, err
+}
+
 func (w *Worker) jobStep(ctx context.Context, step *workflow.Step, runID string, win workflow.Window) (*jobStep, error) {
 	spec, err := config.JobTransform(step.Job)
 	if err != nil {
@@ -67,12 +78,8 @@ func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	j, ok, err := w.loadJob(ctx, p.StepRef)
 	if err != nil || !ok {
-		return err
-	}
-	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
-	if err != nil {
 		return err
 	}
 	var m planManifest
@@ -119,12 +126,8 @@ func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	j, ok, err := w.loadJob(ctx, p.StepRef)
 	if err != nil || !ok {
-		return err
-	}
-	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
-	if err != nil {
 		return err
 	}
 	var shard transform.Shard
@@ -175,12 +178,8 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if err != nil {
 		return err
 	}
-	_, step, run, ok, err := w.activeStep(ctx, p.StepRef)
+	j, ok, err := w.loadJob(ctx, p.StepRef)
 	if err != nil || !ok {
-		return err
-	}
-	j, err := w.jobStep(ctx, step, p.RunID, run.Window)
-	if err != nil {
 		return err
 	}
 	date, err := transform.ParseDate(p.Date)

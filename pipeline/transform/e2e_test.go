@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -163,6 +164,56 @@ func BenchmarkJob(b *testing.B) {
 		for _, d := range w.Dates() {
 			if _, err := ReducePartition(ctx, scratch, "bench", out, spec, d, len(shards), ReduceOptions{}); err != nil {
 				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestSpillMatchesInMemory reduces generated dates with memory budgets that
+// force the spill path (hash-partitioned dedupe, sorted runs, merge) and
+// checks every published file is byte-identical to the in-memory reduce.
+func TestSpillMatchesInMemory(t *testing.T) {
+	in := newMemBucket()
+	cfg := segmentgen.DefaultConfig()
+	cfg.EventsPerDay = 1500
+	cfg.DuplicateRate = 0.05 // copies across files, sources and dates
+	cfg.LateRate = 0.1
+	if _, err := segmentgen.Generate(context.Background(), in, cfg); err != nil {
+		t.Fatal(err)
+	}
+	start := DateOf(cfg.Start)
+	w := Window{Start: start, End: start.AddDays(cfg.Days - 1)}
+	for _, format := range []string{"parquet", "csv"} {
+		spec := DefaultSpec()
+		spec.Format = format
+		if format == "csv" {
+			spec.Compression = "gzip"
+		}
+		spec.ShardBytes = 200 << 10 // several shards, so the merge sees several files
+		want := newMemBucket()
+		base := runJob(t, in, newMemBucket(), want, spec, w, ReduceOptions{RowGroupRows: 1000})
+		for _, budget := range []int64{256 << 10, 1 << 20, 3 << 20} {
+			got := newMemBucket()
+			res := runJob(t, in, newMemBucket(), got, spec, w, ReduceOptions{RowGroupRows: 1000, MemoryBytes: budget, TempDir: t.TempDir()})
+			runs := 0
+			for i, p := range res.parts {
+				runs += p.SpillRuns
+				if p.Rows != base.parts[i].Rows || p.Duplicates != base.parts[i].Duplicates {
+					t.Errorf("%s budget %d %s: rows %d dups %d, in memory %d %d", format, budget, p.Date, p.Rows, p.Duplicates, base.parts[i].Rows, base.parts[i].Duplicates)
+				}
+			}
+			t.Logf("%s budget %d: %d spilled runs", format, budget, runs)
+			if budget < 1<<20 && runs < 2*len(res.parts) {
+				t.Errorf("%s budget %d: %d runs, the spill path was not exercised", format, budget, runs)
+			}
+			a, b := want.snapshot(), got.snapshot()
+			if len(a) != len(b) {
+				t.Errorf("%s budget %d: %d objects, want %d", format, budget, len(b), len(a))
+			}
+			for k, v := range a {
+				if !bytes.Equal(v, b[k]) {
+					t.Errorf("%s budget %d: %s differs from the in-memory reduce", format, budget, k)
+				}
 			}
 		}
 	}

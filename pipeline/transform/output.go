@@ -166,7 +166,16 @@ func parquetSchema(cols []outCol) (*parquet.Schema, error) {
 	return schema, nil
 }
 
-func writeParquet(w io.Writer, spec Spec, pd *partitionData, keep []int32, rowGroupRows int64) error {
+// rowIter yields the rows of a partition in output order; it returns nil at
+// the end. A row is valid until the next call.
+type rowIter func() (*rowRef, error)
+
+// writeParquet writes the rows column by column: a batch of rows is decoded
+// straight into one value slice per column and each slice goes to its
+// column writer, which skips parquet-go's row-to-column shuffle. Row groups
+// are cut every rowGroupRows rows. Encoded pages wait for their row group in
+// files under tempDir, not in memory.
+func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGroupRows int64, tempDir string) error {
 	schema, err := parquetSchema(pd.cols)
 	if err != nil {
 		return err
@@ -178,57 +187,148 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, keep []int32, rowGr
 		parquet.Compression(parquetCodec(spec.Compression)),
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.KeyValueMetadata("sluice.time_zone", spec.TimeZone),
+		parquet.ColumnPageBuffers(parquet.NewFileBufferPool(tempDir, "sluice-pages-*")),
+		// Min/max stay in the column chunk statistics and the column index;
+		// repeating them in every page header made parquet-go compute each
+		// page's bounds twice (a tenth of the reduce on string columns).
+		parquet.DataPageStatistics(false),
 	)
-	const batch = 256
+	const batch = 1024
 	ncol := len(pd.cols)
-	vals := make([]fieldValue, ncol)
-	slab := make([]parquet.Value, batch*ncol)
-	rows := make([]parquet.Row, 0, batch)
+	nulls := make([]parquet.Value, ncol)
+	vals := make([][]parquet.Value, ncol)
+	for c := range vals {
+		nulls[c] = parquet.Value{}.Level(0, 0, c)
+		vals[c] = make([]parquet.Value, 0, batch)
+	}
 	var buf []byte
+	var inBatch int
+	var inGroup int64
 	flush := func() error {
-		if _, err := pw.WriteRows(rows); err != nil {
-			return err
+		cws := pw.ColumnWriters()
+		for c := range vals {
+			if _, err := cws[c].WriteRowValues(vals[c]); err != nil {
+				return err
+			}
+			clear(vals[c])
+			vals[c] = vals[c][:0]
 		}
-		rows = rows[:0]
 		buf = buf[:0]
+		inBatch = 0
+		if inGroup >= rowGroupRows {
+			inGroup = 0
+			return pw.Flush()
+		}
 		return nil
 	}
-	for _, k := range keep {
-		if buf, err = pd.decodeRow(&pd.rows[k], vals, buf); err != nil {
+	for {
+		r, err := next()
+		if err != nil {
 			return err
 		}
-		row := parquet.Row(slab[len(rows)*ncol : (len(rows)+1)*ncol])
-		for c, v := range vals {
-			if v.null {
-				row[c] = parquet.Value{}.Level(0, 0, c)
-				continue
-			}
-			var pv parquet.Value
-			switch pd.cols[c].typ {
-			case typeString:
-				pv = parquet.ByteArrayValue(v.b)
-			case typeBool:
-				pv = parquet.BooleanValue(v.t)
-			case typeDouble:
-				pv = parquet.DoubleValue(v.f)
-			default:
-				pv = parquet.Int64Value(v.i)
-			}
-			row[c] = pv.Level(0, 1, c)
+		if r == nil {
+			break
 		}
-		rows = append(rows, row)
-		if len(rows) == batch {
+		for c := range vals {
+			vals[c] = append(vals[c], nulls[c])
+		}
+		if buf, err = pd.decodeParquet(r, vals, inBatch, buf); err != nil {
+			return err
+		}
+		inBatch++
+		inGroup++
+		if inBatch == batch || inGroup >= rowGroupRows {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 	}
-	if len(rows) > 0 {
+	if inBatch > 0 {
 		if err := flush(); err != nil {
 			return err
 		}
 	}
 	return pw.Close()
+}
+
+// decodeParquet sets row i of the per-column value slices (already null)
+// from a row. Converted values and, when pd.copyStrings is set, strings are
+// appended to buf, which is returned; values point into it and into the
+// row's data, which must stay unchanged until the batch is written.
+func (pd *partitionData) decodeParquet(r *rowRef, vals [][]parquet.Value, i int, buf []byte) ([]byte, error) {
+	colMap := pd.colMaps[r.file]
+	br := byteReader{b: r.fields}
+	n := br.uvarint()
+	for j := uint64(0); j < n && br.err == nil; j++ {
+		id := br.uvarint()
+		kind := br.byte()
+		if br.err != nil || id >= uint64(len(colMap)) {
+			return buf, errCorrupt
+		}
+		c := colMap[id]
+		if c < 0 {
+			br.skipField(kind)
+			continue
+		}
+		typ := pd.cols[c].typ
+		var v parquet.Value
+		switch kind {
+		case kindNull:
+			vals[c][i] = parquet.Value{}.Level(0, 0, int(c))
+			continue
+		case kindBool:
+			t := br.byte() != 0
+			if typ == typeString {
+				s := len(buf)
+				buf = strconv.AppendBool(buf, t)
+				v = parquet.ByteArrayValue(buf[s:])
+			} else {
+				v = parquet.BooleanValue(t)
+			}
+		case kindInt:
+			n := br.varint()
+			switch typ {
+			case typeString:
+				s := len(buf)
+				buf = strconv.AppendInt(buf, n, 10)
+				v = parquet.ByteArrayValue(buf[s:])
+			case typeDouble:
+				v = parquet.DoubleValue(float64(n))
+			default:
+				v = parquet.Int64Value(n)
+			}
+		case kindDouble:
+			f := math.Float64frombits(binary.LittleEndian.Uint64(br.bytes(8)))
+			if typ == typeString {
+				s := len(buf)
+				buf = strconv.AppendFloat(buf, f, 'g', -1, 64)
+				v = parquet.ByteArrayValue(buf[s:])
+			} else {
+				v = parquet.DoubleValue(f)
+			}
+		case kindString:
+			b := br.bytes(br.uvarint())
+			if pd.copyStrings {
+				s := len(buf)
+				buf = append(buf, b...)
+				b = buf[s:]
+			}
+			v = parquet.ByteArrayValue(b)
+		default:
+			return buf, errCorrupt
+		}
+		vals[c][i] = v.Level(0, 1, int(c))
+	}
+	if br.err != nil {
+		return buf, br.err
+	}
+	if pd.tsCol >= 0 {
+		vals[pd.tsCol][i] = parquet.Int64Value(r.us+r.off*1_000_000).Level(0, 1, pd.tsCol)
+	}
+	if pd.utcCol >= 0 {
+		vals[pd.utcCol][i] = parquet.Int64Value(r.us).Level(0, 1, pd.utcCol)
+	}
+	return buf, nil
 }
 
 // CSV renders timestamps as text a reader can parse without a zone: the
@@ -238,7 +338,7 @@ const (
 	csvUTCLayout   = "2006-01-02 15:04:05.000000Z"
 )
 
-func writeCSV(w io.Writer, spec Spec, pd *partitionData, keep []int32) error {
+func writeCSV(w io.Writer, spec Spec, pd *partitionData, next rowIter) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var gz *gzip.Writer
 	var dst io.Writer = bw
@@ -257,10 +357,16 @@ func writeCSV(w io.Writer, spec Spec, pd *partitionData, keep []int32) error {
 	}
 	vals := make([]fieldValue, ncol)
 	var buf []byte
-	var err error
-	for _, k := range keep {
+	for {
+		r, err := next()
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			break
+		}
 		buf = buf[:0]
-		if buf, err = pd.decodeRow(&pd.rows[k], vals, buf); err != nil {
+		if buf, err = pd.decodeRow(r, vals, buf); err != nil {
 			return err
 		}
 		for c, v := range vals {

@@ -30,9 +30,25 @@ type ReduceOptions struct {
 	Columns []string
 	// RowGroupRows caps the rows per Parquet row group (default 500 000).
 	RowGroupRows int64
-	// TempDir holds the file being written (default os.TempDir()).
+	// TempDir holds the file being written and any spilled rows (default
+	// os.TempDir()).
 	TempDir string
+	// MemoryBytes is what the date's rows may take in memory (default
+	// DefaultReduceMemory). A date that needs more is deduplicated in
+	// hash partitions and sorted in runs spilled to TempDir, then merged;
+	// the output is the same bytes either way.
+	MemoryBytes int64
 }
+
+// DefaultReduceMemory is the default ReduceOptions.MemoryBytes: with the
+// Parquet writer's page buffers on disk, it keeps a reduce well under a
+// 512 MiB worker whatever the size of the date.
+const DefaultReduceMemory = 192 << 20
+
+// rowOverhead is the estimated in-memory cost of one row beyond its
+// intermediate bytes: its rowRef, its share of the dedupe map and of the
+// sort.
+const rowOverhead = 160
 
 // PartitionStats summarises one reduced partition.
 type PartitionStats struct {
@@ -44,6 +60,9 @@ type PartitionStats struct {
 	Columns    []string    `json:"columns"`
 	Collisions []Collision `json:"collisions,omitempty"`
 	Removed    []string    `json:"removed,omitempty"` // stale files deleted from the partition
+	// SpillRuns is the number of sorted runs written to local disk when the
+	// date did not fit in ReduceOptions.MemoryBytes (0: reduced in memory).
+	SpillRuns int `json:"spill_runs,omitempty"`
 }
 
 // outCol is one output column.
@@ -81,6 +100,33 @@ type partitionData struct {
 	colMaps [][]int32 // per loaded file: shard column id -> output index (-1: not output)
 	rows    []rowRef
 	bufs    [][]byte // keep the loaded files alive (rows point into them)
+	// copyStrings is set when a row's bytes do not outlive the next row
+	// (rows merged from spilled runs).
+	copyStrings bool
+}
+
+func newPartitionData(cols []outCol) (*partitionData, map[string]int32) {
+	pd := &partitionData{cols: cols, tsCol: -1, utcCol: -1}
+	index := map[string]int32{}
+	for i, c := range cols {
+		index[c.name] = int32(i)
+		switch c.typ {
+		case typeLocalTime:
+			pd.tsCol = i
+		case typeUTCTime:
+			pd.utcCol = i
+		}
+	}
+	return pd, index
+}
+
+// rowCmp is the output order: (utc timestamp, key). Keys are unique after
+// deduplication, so the order is total and any sort gives the same file.
+func rowCmp(a, b *rowRef) int {
+	if c := cmp.Compare(a.us, b.us); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
 }
 
 // ReducePartition builds the output partition of one date from the map
@@ -91,7 +137,8 @@ type partitionData struct {
 // by (utc timestamp, key), so a rerun gives a byte-identical file.
 //
 // A date without rows publishes nothing and empties its partition folder.
-// Memory: the date's intermediate rows are held in memory.
+// Memory: the date's intermediate rows are held in memory when they fit in
+// opts.MemoryBytes, and otherwise spilled to opts.TempDir (see spill.go).
 func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix string, out storage.Bucket, spec Spec, date Date, shardCount int, opts ReduceOptions) (PartitionStats, error) {
 	st := PartitionStats{Date: date}
 	if err := spec.Validate(); err != nil {
@@ -105,11 +152,16 @@ func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix 
 	cols, names, coll := outputColumns(spec, mans, date, opts.Columns)
 	st.Collisions = coll
 
-	pd, err := loadPartition(ctx, scratch, prefix, mans, date, cols, names)
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
+	var rowsIn, bytesIn int64
+	for _, m := range mans {
+		for _, md := range m.Dates {
+			if md.Date == date {
+				rowsIn += md.Rows
+				bytesIn += md.Bytes
+			}
+		}
 	}
-	if len(pd.rows) == 0 {
+	if rowsIn == 0 {
 		removed, err := clearPartition(ctx, out, date, "")
 		st.Removed = removed
 		if err != nil {
@@ -117,12 +169,42 @@ func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix 
 		}
 		return st, nil
 	}
-	keep, err := dedupe(ctx, scratch, prefix, mans, date, pd.rows)
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
+	budget := opts.MemoryBytes
+	if budget <= 0 {
+		budget = DefaultReduceMemory
 	}
-	st.Rows = int64(len(keep))
-	st.Duplicates = int64(len(pd.rows) - len(keep))
+	var pd *partitionData
+	var next rowIter
+	var kept int64
+	if bytesIn+rowsIn*rowOverhead <= budget {
+		pd, err = loadPartition(ctx, scratch, prefix, mans, date, cols, names)
+		if err != nil {
+			return st, fmt.Errorf("reduce %s: %w", date, err)
+		}
+		keep, err := dedupe(ctx, scratch, prefix, mans, date, pd.rows)
+		if err != nil {
+			return st, fmt.Errorf("reduce %s: %w", date, err)
+		}
+		kept = int64(len(keep))
+		next = func() (*rowRef, error) {
+			if len(keep) == 0 {
+				return nil, nil
+			}
+			r := &pd.rows[keep[0]]
+			keep = keep[1:]
+			return r, nil
+		}
+	} else {
+		sp := &spill{ctx: ctx, scratch: scratch, prefix: prefix, mans: mans, date: date, budget: budget, dir: opts.TempDir}
+		defer sp.close()
+		pd, next, kept, err = sp.run(cols, names)
+		st.SpillRuns = sp.runs
+		if err != nil {
+			return st, fmt.Errorf("reduce %s: %w", date, err)
+		}
+	}
+	st.Rows = kept
+	st.Duplicates = rowsIn - kept
 	for _, c := range cols {
 		st.Columns = append(st.Columns, c.name)
 	}
@@ -142,10 +224,10 @@ func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix 
 		if spec.Compression == "gzip" {
 			ext = "csv.gz"
 		}
-		err = writeCSV(f, spec, pd, keep)
+		err = writeCSV(f, spec, pd, next)
 	default:
 		ext = "parquet"
-		err = writeParquet(f, spec, pd, keep, opts.RowGroupRows)
+		err = writeParquet(f, spec, pd, next, opts.RowGroupRows, opts.TempDir)
 	}
 	if err != nil {
 		return st, fmt.Errorf("reduce %s: write %s: %w", date, ext, err)
@@ -246,17 +328,7 @@ func readS2(ctx context.Context, b storage.Reader, key, magic string, sizeHint i
 }
 
 func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, mans []*shardManifest, date Date, cols []outCol, names map[string]string) (*partitionData, error) {
-	pd := &partitionData{cols: cols, tsCol: -1, utcCol: -1}
-	index := map[string]int32{}
-	for i, c := range cols {
-		index[c.name] = int32(i)
-		switch c.typ {
-		case typeLocalTime:
-			pd.tsCol = i
-		case typeUTCTime:
-			pd.utcCol = i
-		}
-	}
+	pd, index := newPartitionData(cols)
 	for shard, m := range mans {
 		var size int64 = -1
 		for _, md := range m.Dates {
@@ -359,13 +431,7 @@ func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*
 		}
 	}
 	keep := slices.Collect(maps.Values(best))
-	slices.SortFunc(keep, func(a, b int32) int {
-		ra, rb := &rows[a], &rows[b]
-		if c := cmp.Compare(ra.us, rb.us); c != 0 {
-			return c
-		}
-		return strings.Compare(ra.id, rb.id)
-	})
+	slices.SortFunc(keep, func(a, b int32) int { return rowCmp(&rows[a], &rows[b]) })
 	return keep, nil
 }
 

@@ -22,6 +22,7 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	days := fs.Int("days", def.Days, "number of event days")
 	events := fs.Int("events-per-day", def.EventsPerDay, "events per source per day, before duplicates")
 	files := fs.Int("files-per-day", def.FilesPerDay, "files per source per received-day folder")
+	malformed := fs.Float64("malformed-rate", def.MalformedRate, "extra broken lines (bad JSON, missing ids, invalid timestamps) as a share of events; 0 writes none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,6 +36,7 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg := def
 	cfg.Seed, cfg.Start, cfg.Days, cfg.EventsPerDay, cfg.FilesPerDay = *seed, start, *days, *events, *files
+	cfg.MalformedRate = *malformed
 	began := time.Now()
 	sum, err := segmentgen.Generate(ctx, b, cfg)
 	if err != nil {

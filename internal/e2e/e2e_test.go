@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,4 +262,54 @@ func TestWorkerStoppedMidShard(t *testing.T) {
 		t.Fatalf("run did not succeed:\n%s", out)
 	}
 	checkOutput(t, c, sum, window)
+}
+
+// Two scheduler replicas fire the same schedule tick; the run store lets one
+// of them start the run. The schedule fires every minute here, so the test
+// waits for the next minute boundary.
+func TestTwoSchedulersStartOneRunPerTick(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := newCluster(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "workflows", "mobile-user.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	everyMinute := strings.Replace(string(raw), `cron: "0 13 * * *"`, `cron: "* * * * *"`, 1)
+	if everyMinute == string(raw) {
+		t.Fatal("the example workflow's cron line changed; update this test")
+	}
+	file := filepath.Join(t.TempDir(), "mobile-user.yaml")
+	if err := os.WriteFile(file, []byte(everyMinute), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.env = append(c.env, "SLUICE_WORKFLOWS="+file)
+
+	fired := contains("workflow=mobile-user", "run") // "run started" or "run already active…"
+	var replicas []*proc
+	for i := 0; i < 2; i++ {
+		p := c.start("scheduler", "serve", "-http", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort()))
+		waitLine(t, ctx, p, "a scheduler to serve", contains("scheduler serving"))
+		replicas = append(replicas, p)
+	}
+	for _, p := range replicas {
+		waitLine(t, ctx, p, "the tick to fire", func(s string) bool {
+			return fired(s) && (strings.Contains(s, "run started") || strings.Contains(s, "already active or already started"))
+		})
+	}
+	started := 0
+	for _, p := range replicas {
+		started += p.out.count(contains("run started", "trigger=mobile-user-start"))
+	}
+	if started != 1 {
+		t.Fatalf("%d replicas started a run for the tick, want exactly 1", started)
+	}
+	runs, err := c.runScheduler(ctx, "runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(runs, "mobile-user-start"); n != 1 {
+		t.Fatalf("%d runs listed, want 1:\n%s", n, runs)
+	}
 }

@@ -142,7 +142,13 @@ func quoteIdent(name string) string { return "`" + strings.ReplaceAll(name, "`",
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func (o DDLOptions) location(loc string) (string, error) {
-	for from, to := range o.MapLocation {
+	return MapS3Location(loc, o.MapLocation)
+}
+
+// MapS3Location rewrites loc by the first matching prefix of mapping and
+// fails unless the result is an s3:// URL.
+func MapS3Location(loc string, mapping map[string]string) (string, error) {
+	for from, to := range mapping {
 		if rest, ok := strings.CutPrefix(loc, from); ok {
 			loc = to + rest
 			break

@@ -53,6 +53,10 @@ type MapStats struct {
 	Quarantined       map[string]int64 `json:"quarantined"` // by reason
 	BytesCompressed   int64            `json:"bytes_compressed"`
 	BytesUncompressed int64            `json:"bytes_uncompressed"`
+	// ObjectDates lists, per object key, the local dates of its valid
+	// events, inside the window or not. Bookmarks use it to know which
+	// partitions an object feeds (see pipeline/bookmark).
+	ObjectDates map[string][]Date `json:"object_dates,omitempty"`
 }
 
 // RowsTotal is the sum of Rows.
@@ -95,6 +99,12 @@ func (s *MapStats) Add(o MapStats) {
 	}
 	if s.Quarantined == nil {
 		s.Quarantined = map[string]int64{}
+	}
+	if len(o.ObjectDates) > 0 && s.ObjectDates == nil {
+		s.ObjectDates = map[string][]Date{}
+	}
+	for k, ds := range o.ObjectDates {
+		s.ObjectDates[k] = ds
 	}
 	for r, n := range o.Quarantined {
 		s.Quarantined[r] += n
@@ -156,6 +166,7 @@ type mapper struct {
 	drop              []string
 	zone              *zoneCache
 	startDay, endDay  int64
+	objDays           []int64 // local days of the current object's valid events
 	parser            fastjson.Parser
 	visitFn           func([]byte, *fastjson.Value)
 	depth             int
@@ -294,6 +305,8 @@ func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, 
 	defer rc.Close()
 	m.stats.Objects++
 	m.curSource, m.curKey = obj.Source, obj.Key
+	m.objDays = m.objDays[:0]
+	defer m.noteObjectDates(obj.Key)
 	comp := &countingReader{r: rc}
 	m.in.Reset(comp)
 	defer func() { m.stats.BytesCompressed += comp.n }()
@@ -412,6 +425,9 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 	}
 	off := m.zone.offset(floorDiv(us, 1e6))
 	day := floorDiv(us+off*1e6, 86400e6)
+	if !slices.Contains(m.objDays, day) { // an object's events span few days
+		m.objDays = append(m.objDays, day)
+	}
 	if day < m.startDay || day > m.endDay {
 		m.stats.OutsideWindow++
 		return nil
@@ -433,6 +449,21 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 		return err
 	}
 	return m.writeRow(b, objIdx, lineNo, us, off, id)
+}
+
+func (m *mapper) noteObjectDates(key string) {
+	if len(m.objDays) == 0 {
+		return
+	}
+	slices.Sort(m.objDays)
+	dates := make([]Date, len(m.objDays))
+	for i, d := range m.objDays {
+		dates[i] = dateFromDays(d)
+	}
+	if m.stats.ObjectDates == nil {
+		m.stats.ObjectDates = map[string][]Date{}
+	}
+	m.stats.ObjectDates[key] = dates
 }
 
 func (m *mapper) bucket(day int64) (*dateBucket, error) {

@@ -1,0 +1,30 @@
+package transform
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// MapShard reports each object's event dates, inside the window or not, for
+// the bookmarks; bad lines add none.
+func TestMapShardReportsObjectDates(t *testing.T) {
+	in, scratch := newMemBucket(), newMemBucket()
+	late := dayFolder("ios", "2026-11-03") + "late.gz"
+	put(t, in, late, gz(ev("a", "2026-10-30T12:00:00Z"), ev("b", "2026-11-03T01:00:00Z"), ev("c", "2026-10-20T12:00:00Z"), "not json"))
+	empty := dayFolder("ios", "2026-11-03") + "empty.gz"
+	put(t, in, empty, gz("{}"))
+	w := window(t, "2026-10-30", "2026-10-31")
+	shard := Shard{Objects: []Object{{Source: "ios", Key: empty}, {Source: "ios", Key: late}}}
+	st, err := MapShard(context.Background(), in, scratch, scratchPrefix, testSpec(), w, shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-11-03T01:00Z is the evening of 11-02 in Los Angeles.
+	if got := fmt.Sprint(st.ObjectDates[late]); got != "[2026-10-20 2026-10-30 2026-11-02]" {
+		t.Errorf("dates of %s: %s", late, got)
+	}
+	if _, ok := st.ObjectDates[empty]; ok {
+		t.Errorf("an object without valid events has dates: %v", st.ObjectDates[empty])
+	}
+}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,10 +78,11 @@ func StorageOf(t Table) (Storage, error) {
 	case "csv":
 		s := Storage{SerDe: serdeOpenCSV, InputFormat: inputText, OutputFormat: outputText,
 			SerDeParams: map[string]string{"separatorChar": ",", "quoteChar": `"`, "escapeChar": `\`},
-			Params:      map[string]string{"classification": "csv", "skip.header.line.count": "1"}}
+			Params:      map[string]string{"classification": "csv"}}
 		if t.Compression != "" && t.Compression != "none" {
 			s.Params["compressionType"] = t.Compression
 		}
+		maps.Copy(s.Params, t.Properties) // skip.header.line.count when the files have a header
 		return s, nil
 	}
 	return Storage{}, fmt.Errorf("table %s: no Athena DDL for format %q", t.QualifiedName(), t.Format)

@@ -155,7 +155,8 @@ func TestDDLParquetOutput(t *testing.T) {
 
 func TestDDLCSV(t *testing.T) {
 	tb := Table{Database: "lake", Name: "daily", Location: "s3://lake/daily/", Format: "csv", Compression: "gzip",
-		Columns: []Column{{"id", Prim(KindBigint)}, {"name", Prim(KindString)}, {"price", Prim(KindDouble)}}}
+		Columns:    []Column{{"id", Prim(KindBigint)}, {"name", Prim(KindString)}, {"price", Prim(KindDouble)}},
+		Properties: map[string]string{"skip.header.line.count": "1"}}
 	got, err := CreateTableDDL(tb, nil, DDLOptions{})
 	if err != nil {
 		t.Fatal(err)

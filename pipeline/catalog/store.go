@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"path"
@@ -335,6 +336,7 @@ func cloneTable(t Table) Table {
 	t.Columns = append([]Column(nil), t.Columns...)
 	t.PartitionKeys = append([]Column(nil), t.PartitionKeys...)
 	t.Conflicts = append([]Conflict(nil), t.Conflicts...)
+	t.Properties = maps.Clone(t.Properties)
 	return t
 }
 

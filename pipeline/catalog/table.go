@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -31,6 +32,10 @@ type Table struct {
 	Version       int        `json:"version"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	Conflicts     []Conflict `json:"conflicts,omitempty"`
+	// Properties are table properties the crawler found, printed in the
+	// DDL's TBLPROPERTIES and sent to Glue, e.g. skip.header.line.count=1
+	// for a CSV table whose files start with a header row.
+	Properties map[string]string `json:"properties,omitempty"`
 }
 
 // Conflict records values of one field that did not agree on a type and
@@ -72,7 +77,7 @@ func (t Table) SameSchema(o Table) bool {
 func columnEqual(a, b Column) bool { return a.Name == b.Name && a.Type.Equal(b.Type) }
 
 func (t Table) sameMetadata(o Table) bool {
-	return t.Location == o.Location && slices.EqualFunc(t.Conflicts, o.Conflicts, func(a, b Conflict) bool {
+	return t.Location == o.Location && maps.Equal(t.Properties, o.Properties) && slices.EqualFunc(t.Conflicts, o.Conflicts, func(a, b Conflict) bool {
 		return a.Path == b.Path && a.Resolved == b.Resolved && a.Key == b.Key &&
 			a.Widened == b.Widened && slices.Equal(a.Types, b.Types)
 	})

@@ -216,6 +216,7 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 	for _, o := range lay.skipped {
 		res.skip(o.Key, "unexpected folder depth")
 	}
+	lay.partitions = dataFilesOnly(lay.partitions, &res)
 	if len(lay.partitions) == 0 {
 		return res, fmt.Errorf("crawl %s.%s: %q: %w", db, name, prefix, ErrNoData)
 	}
@@ -255,6 +256,7 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 	schema := unknownType
 	var cs conflicts
 	formats, comps := map[string]int{}, map[string]int{}
+	headers := 0
 	for i, s := range samples {
 		res.FilesSampled++
 		res.BytesSampled += s.bytesRead
@@ -268,6 +270,9 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 		}
 		formats[s.format]++
 		comps[s.compression]++
+		if s.header {
+			headers++
+		}
 		cs.merge(s.conflicts)
 		if s.schema.Kind == catalog.KindStruct {
 			schema = merge("", picked[i].Key, schema, s.schema, &cs)
@@ -283,7 +288,7 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 			return res, err
 		}
 		var tbl catalog.Table
-		tbl, tableChanged, err = updateTable(ctx, store, db, name, target, lay, schema, &cs, formats, comps, opts, &res, log)
+		tbl, tableChanged, err = updateTable(ctx, store, db, name, target, lay, schema, &cs, formats, comps, headers, opts, &res, log)
 		if err != nil {
 			return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
 		}
@@ -322,10 +327,33 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 	return res, nil
 }
 
+// dataFilesOnly drops files whose name says they are not data (README.txt,
+// logo.png) from the partitions, reporting them as skipped, and drops
+// folders left with no data files: they are not partitions, and sampling
+// never wastes a read on them.
+func dataFilesOnly(parts []*partition, res *Result) []*partition {
+	out := parts[:0]
+	for _, p := range parts {
+		files := p.files[:0]
+		for _, f := range p.files {
+			if format, _ := classify(f.Key); format == "" {
+				res.skip(f.Key, "unknown format")
+				continue
+			}
+			files = append(files, f)
+		}
+		p.files = files
+		if len(files) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // updateTable merges what the crawl found into the table under the schema
 // change policy.
 func updateTable(ctx context.Context, store *catalog.Store, db, name string, target Target, lay layout, schema catalog.Type,
-	cs *conflicts, formats, comps map[string]int, opts Options, res *Result, log *slog.Logger) (catalog.Table, bool, error) {
+	cs *conflicts, formats, comps map[string]int, headers int, opts Options, res *Result, log *slog.Logger) (catalog.Table, bool, error) {
 	return store.UpdateTable(ctx, db, name, func(t *catalog.Table) error {
 		// UpdateTable may call this more than once (a concurrent writer won):
 		// start from scratch each time.
@@ -358,6 +386,16 @@ func updateTable(ctx context.Context, store *catalog.Store, db, name string, tar
 		if len(formats) > 0 {
 			t.Format = majority(formats)
 			t.Compression = majority(comps)
+			if t.Format == formatCSV {
+				// Most sampled CSV files start with a header row.
+				if t.Properties == nil {
+					t.Properties = map[string]string{}
+				}
+				delete(t.Properties, "skip.header.line.count")
+				if 2*headers > formats[formatCSV] {
+					t.Properties["skip.header.line.count"] = "1"
+				}
+			}
 		}
 		t.Conflicts = mergeConflicts(t.Conflicts, tcs.list)
 		*cs = tcs

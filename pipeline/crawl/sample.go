@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -63,6 +64,7 @@ type sample struct {
 	rows        int64 // parquet: exact row count from the footer, else 0
 	bytesRead   int64
 	unreadable  string // why the file gave no schema, if it did not
+	header      bool   // csv: the first row names the columns
 }
 
 type countingReader struct {
@@ -157,10 +159,14 @@ func sampleJSON(r io.Reader, key string, opts Options, s *sample, cs *conflicts)
 	return nil
 }
 
+// sampleCSV reads a CSV file, deciding as Glue does whether the first row
+// is a header: it is when every cell of it is a non-empty string that is
+// not a number or boolean and either some later column holds non-string
+// values or the cells look like names (letters first, distinct). Without
+// a header the columns are col_0, col_1, ...
 func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) error {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
 	head, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil
@@ -169,14 +175,8 @@ func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) 
 		s.bad++
 		return nil
 	}
-	names := make([]string, len(head))
-	for i, h := range head {
-		names[i] = sanitize(strings.TrimSpace(h))
-		if names[i] == "" {
-			names[i] = fmt.Sprintf("col_%d", i)
-		}
-	}
-	for s.records < opts.SampleRecordsPerFile {
+	var rows [][]string
+	for len(rows) < opts.SampleRecordsPerFile {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -185,6 +185,9 @@ func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) 
 			s.bad++
 			continue
 		}
+		rows = append(rows, rec)
+	}
+	rowType := func(rec []string, names []string) catalog.Type {
 		t := catalog.Type{Kind: catalog.KindStruct}
 		for i, n := range names {
 			ft := unknownType
@@ -193,8 +196,35 @@ func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) 
 			}
 			t.Fields = append(t.Fields, catalog.Column{Name: n, Type: ft})
 		}
+		return t
+	}
+	generic := make([]string, len(head))
+	for i := range head {
+		generic[i] = fmt.Sprintf("col_%d", i)
+	}
+	data := unknownType
+	var dcs conflicts
+	for _, rec := range rows {
+		data = merge("", key, data, rowType(rec, generic), &dcs)
+	}
+	s.header = isHeader(head, data)
+	names := generic
+	if s.header {
+		names = make([]string, len(head))
+		seen := map[string]bool{}
+		for i, h := range head {
+			names[i] = sanitize(strings.TrimSpace(h))
+			if names[i] == "" || seen[names[i]] {
+				names[i] = fmt.Sprintf("col_%d", i)
+			}
+			seen[names[i]] = true
+		}
+	} else {
+		rows = append([][]string{head}, rows...)
+	}
+	for _, rec := range rows {
 		s.records++
-		s.schema = merge("", key, s.schema, t, cs)
+		s.schema = merge("", key, s.schema, rowType(rec, names), cs)
 	}
 	if s.records == 0 {
 		// A header-only file still defines the columns.
@@ -203,9 +233,33 @@ func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) 
 			t.Fields = append(t.Fields, catalog.Column{Name: n, Type: unknownType})
 		}
 		s.schema = t
-		s.records = 0
 	}
 	return nil
+}
+
+var nameLike = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_ .$-]*$`)
+
+func isHeader(head []string, data catalog.Type) bool {
+	seen := map[string]bool{}
+	looksLikeNames := true
+	for _, h := range head {
+		h = strings.TrimSpace(h)
+		if h == "" || scalarType(h).Kind != catalog.KindString {
+			return false
+		}
+		if !nameLike.MatchString(h) || seen[h] {
+			looksLikeNames = false
+		}
+		seen[h] = true
+	}
+	if data.Kind == catalog.KindStruct {
+		for _, f := range data.Fields {
+			if k := f.Type.Kind; k != catalog.KindString && k != kindUnknown {
+				return true
+			}
+		}
+	}
+	return looksLikeNames
 }
 
 // maxInMemory bounds the Parquet files read into memory; larger ones are

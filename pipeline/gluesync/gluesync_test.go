@@ -26,7 +26,7 @@ import (
 type fakeGlue struct {
 	t      *testing.T
 	mu     sync.Mutex
-	tables map[string]map[string]any   // db.table -> TableInput as decoded
+	tables map[string]map[string]any  // db.table -> TableInput as decoded
 	parts  map[string]map[string]bool // db.table -> values joined by "/"
 	calls  []string
 }

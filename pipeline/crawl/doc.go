@@ -23,11 +23,24 @@
 //     int -> bigint -> double, any other disagreement resolves to string;
 //     every disagreement is recorded as a catalog.Conflict, never an error;
 //   - existing columns keep their order and are never narrowed; new columns
-//     are appended.
+//     are appended (schema_change: update); log keeps the table as it is and
+//     reports the change; fail fails the crawl with ErrSchemaChange;
+//   - JSON keys keep their case and spelling in the catalog (userAgent,
+//     "Product Name"), which is what the data says; the Athena DDL and
+//     the Glue sync lower-case them and map odd names back (catalog.HiveName);
+//   - files named as non-data (README.txt, logo.png) are skipped, and a
+//     folder of only such files is not a partition;
+//   - CSV: the first row is taken as a header when it looks like one.
+//
+// Incremental crawls: every crawl lists the target, and stores with each
+// partition a fingerprint of its folder's listing (keys, sizes, ETags).
+// Under RecrawlNewFolders (the default) only folders that are new or whose
+// fingerprint changed are read; the schema found there is merged into the
+// stored one. RecrawlEverything reads every folder.
 //
 // Known limits: files directly under the target path are only seen when the
-// path has no sub-folders (listing is parallel per top-level folder); every
-// folder is sampled on every crawl; a partition's row count is only set
-// when all of its files are Parquet and were sampled; a data column named
-// like a partition key is kept as is.
+// path has no sub-folders (listing is parallel per top-level folder); the
+// whole listing is held in memory (about 1 KiB per object); a partition's
+// row count is only set when all of its files are Parquet and were sampled;
+// a data column named like a partition key is kept as is.
 package crawl

@@ -92,6 +92,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	from := fs.String("start", "", "first date of the window, YYYY-MM-DD (required)")
 	to := fs.String("end", "", "last date of the window, YYYY-MM-DD (default: -start)")
 	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
+	force := fs.Bool("force", false, "rebuild every partition of the window, even those whose input is unchanged since their last build")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand"})
+	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand", Force: *force})
 	if err != nil {
 		return err
 	}
@@ -123,7 +124,9 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printRun(stdout, run)
+	if wf, err := c.orch.Workflow(run.Workflow); err == nil {
+		printRunSteps(stdout, run, wf)
+	}
 	if run.State != workflow.Succeeded {
 		return fmt.Errorf("run %s ended %s", run.ID, run.State)
 	}

@@ -310,6 +310,28 @@ func readStringColumn(ctx context.Context, b storage.Reader, key, column string)
 	return ids, nil
 }
 
+// partitionFiles reads the output's Parquet files by date.
+func (c *cluster) partitionFiles() map[string][]byte {
+	c.t.Helper()
+	ctx := context.Background()
+	b := c.bucket("s3://lake/mobile_user")
+	out := map[string][]byte{}
+	err := b.List(ctx, "year=", func(o storage.ObjectInfo) error {
+		r, err := b.Get(ctx, o.Key)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err := io.ReadAll(r)
+		out[o.Key] = data
+		return err
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
 // taskInfo reads a (retained) task from asynq by its id.
 func (c *cluster) taskInfo(id string) *asynq.TaskInfo {
 	c.t.Helper()

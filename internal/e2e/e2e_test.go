@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -51,13 +52,33 @@ func TestWorkflowEndToEnd(t *testing.T) {
 		t.Fatalf("run did not succeed:\n%s", out)
 	}
 	checkOutput(t, c, sum, window)
+	before := c.partitionFiles()
+
+	// Bookmarks: a rerun of the same window with unchanged input rebuilds
+	// nothing; a forced rerun of one date rebuilds that partition alone, to
+	// the same bytes.
+	again, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait")
+	if err != nil || !strings.Contains(again, "every partition's input is unchanged") {
+		t.Fatalf("rerun: %v\n%s", err, again)
+	}
+	forced, err := c.runScheduler(ctx, "start", "-start", window[1], "-force", "-wait")
+	if err != nil || !strings.Contains(forced, `"2026-10-31": "forced"`) || strings.Contains(forced, `"2026-10-30": "forced"`) {
+		t.Fatalf("forced rebuild of one date: %v\n%s", err, forced)
+	}
+	after := c.partitionFiles()
+	for date, file := range before {
+		if !bytes.Equal(after[date], file) {
+			t.Errorf("partition %s changed bytes after a rerun with the same input", date)
+		}
+	}
+	checkOutput(t, c, sum, window)
 
 	// Run history: the run and each of the eight steps, readable from the CLI.
 	runs, err := c.runScheduler(ctx, "runs")
 	if err != nil || !strings.Contains(runs, "mobile-user") || !strings.Contains(runs, "SUCCEEDED") {
 		t.Fatalf("runs: %v\n%s", err, runs)
 	}
-	runID := strings.Fields(strings.Split(runs, "\n")[1])[0]
+	runID := strings.Fields(strings.Split(runs, "\n")[3])[0] // the oldest: the first run
 	show, err := c.runScheduler(ctx, "show", runID)
 	if err != nil {
 		t.Fatalf("show: %v\n%s", err, show)

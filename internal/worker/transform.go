@@ -9,10 +9,13 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
+	"gopkg.in/yaml.v3"
 
 	"sluice/internal/config"
+	"sluice/pipeline/bookmark"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
@@ -27,6 +30,9 @@ type jobStep struct {
 	scratch storage.Bucket
 	prefix  string // this run's and step's folder in scratch
 	window  transform.Window
+	force   bool   // rebuild every partition, bookmarks notwithstanding
+	specID  string // identifies the job's configuration for bookmarks
+	marks   *bookmark.Store
 }
 
 // loadJob resolves the job step a transform task belongs to. ok is false
@@ -37,7 +43,11 @@ func (w *Worker) loadJob(ctx context.Context, ref tasks.StepRef) (j *jobStep, ok
 		return nil, false, err
 	}
 	j, err = w.jobStep(ctx, step, ref.RunID, run.Window)
-	return j, err == nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	j.force = run.Force
+	return j, true, nil
 }
 
 func (w *Worker) jobStep(ctx context.Context, step *workflow.Step, runID string, win workflow.Window) (*jobStep, error) {
@@ -58,8 +68,15 @@ func (w *Worker) jobStep(ctx context.Context, step *workflow.Step, runID string,
 	start, _ := transform.ParseDate(win.Start.String())
 	end, _ := transform.ParseDate(win.End.String())
 	j.window = transform.Window{Start: start, End: end}
+	specYAML, _ := yaml.Marshal(&step.Job.Transform)
+	j.specID = bookmark.SpecHash(append(specYAML, []byte(step.Job.Input+"\n"+step.Job.Output)...), outputFormatVersion)
+	j.marks = bookmark.NewStore(j.out, step.Name)
 	return j, nil
 }
+
+// outputFormatVersion changes when a Sluice release changes what the job
+// writes for the same input, so that bookmarks rebuild every partition.
+const outputFormatVersion = "sluice-transform-1"
 
 // planManifest is written last by the plan task: its presence means every
 // shard file exists, so a retried plan task reuses the plan instead of
@@ -68,7 +85,11 @@ func (w *Worker) jobStep(ctx context.Context, step *workflow.Step, runID string,
 type planManifest struct {
 	Shards int      `json:"shards"`
 	Bytes  int64    `json:"bytes"`
-	Dates  []string `json:"dates"`
+	Dates  []string `json:"dates"` // partitions to rebuild
+	// Rebuild says why each partition of Dates is rebuilt; Skipped are the
+	// window's partitions whose input is unchanged since their last build.
+	Rebuild map[string]string `json:"rebuild"`
+	Skipped []string          `json:"skipped,omitempty"`
 }
 
 func (j *jobStep) shardKey(i int) string { return fmt.Sprintf("%splan/shard-%05d.json", j.prefix, i) }
@@ -84,25 +105,16 @@ func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
 	}
 	var m planManifest
 	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); errors.Is(err, storage.ErrNotExist) {
-		shards, err := transform.PlanShards(ctx, j.in, j.spec, j.window)
-		if err != nil {
-			return fmt.Errorf("plan shards: %w", err)
-		}
-		for _, sh := range shards {
-			m.Bytes += sh.Bytes()
-			if err := writeJSON(ctx, j.scratch, j.shardKey(sh.Index), sh); err != nil {
-				return err
-			}
-		}
-		m.Shards = len(shards)
-		for _, d := range j.window.Dates() {
-			m.Dates = append(m.Dates, d.String())
-		}
-		if err := writeJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", m); err != nil {
+		if m, err = w.plan(ctx, j); err != nil {
 			return err
 		}
-		w.log.Info("transform planned", "run", p.RunID, "step", p.Step, "shards", m.Shards, "input_bytes", m.Bytes, "partitions", len(m.Dates))
+		w.log.Info("transform planned", "run", p.RunID, "step", p.Step, "shards", m.Shards, "input_bytes", m.Bytes, "rebuild", m.Rebuild, "skipped", m.Skipped)
 	} else if err != nil {
+		return err
+	}
+	if len(m.Dates) == 0 {
+		summary := JobSummary{Skipped: m.Skipped, Balanced: true, Reconciliation: "nothing to do: every partition's input is unchanged since its last build (start with -force to rebuild)"}
+		_, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil)
 		return err
 	}
 	_ = w.orch.Runs.SetProgress(ctx, p.RunID, p.Step, fmt.Sprintf("map 0/%d shards", m.Shards))
@@ -119,6 +131,53 @@ func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	return nil
+}
+
+// plan lists the window's input, asks the bookmarks which partitions need
+// rebuilding, and writes the shards of the objects to read: shard files
+// first, the manifest last.
+func (w *Worker) plan(ctx context.Context, j *jobStep) (planManifest, error) {
+	var m planManifest
+	candidates, err := transform.PlanShards(ctx, j.in, j.spec, j.window)
+	if err != nil {
+		return m, fmt.Errorf("plan shards: %w", err)
+	}
+	var objs []transform.Object
+	var keys []string
+	for _, sh := range candidates {
+		for _, o := range sh.Objects {
+			objs = append(objs, o)
+			keys = append(keys, o.Key)
+		}
+	}
+	dates := make([]string, 0, len(j.window.Dates()))
+	for _, d := range j.window.Dates() {
+		dates = append(dates, d.String())
+	}
+	known, err := j.marks.Objects(ctx, keys)
+	if err != nil {
+		return m, err
+	}
+	builds, err := j.marks.Builds(ctx, dates)
+	if err != nil {
+		return m, err
+	}
+	decision := bookmark.Decide(j.window.Dates(), objs, known, builds, j.specID, j.force)
+	shards := transform.CutShards(decision.Objects, j.spec.ShardBytes)
+	for _, sh := range shards {
+		m.Bytes += sh.Bytes()
+		if err := writeJSON(ctx, j.scratch, j.shardKey(sh.Index), sh); err != nil {
+			return m, err
+		}
+	}
+	m.Shards = len(shards)
+	m.Rebuild, m.Skipped = decision.Rebuild, decision.Skip
+	for _, d := range dates {
+		if _, ok := decision.Rebuild[d]; ok {
+			m.Dates = append(m.Dates, d)
+		}
+	}
+	return m, writeJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", m)
 }
 
 func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
@@ -206,8 +265,15 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if err != nil {
 		return err
 	}
-	summary, err := w.summarize(ctx, p.StepRef)
+	var m planManifest
+	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
+		return err
+	}
+	summary, objectDates, err := w.summarize(ctx, p.StepRef, m)
 	if err != nil {
+		return err
+	}
+	if err := w.recordBookmarks(ctx, j, p.RunID, m, objectDates); err != nil {
 		return err
 	}
 	if quarantined > 0 {
@@ -238,6 +304,12 @@ type JobSummary struct {
 	OutsideWindow int64            `json:"outside_window"`
 	Quarantined   map[string]int64 `json:"quarantined"`
 	Partitions    map[string]int64 `json:"partitions"` // date -> rows
+	// Rebuilt says why each partition was rebuilt; Skipped lists those
+	// whose input was unchanged, and SkippedRows the rows read for them
+	// (objects that also feed a rebuilt partition) and not written.
+	Rebuilt     map[string]string `json:"rebuilt,omitempty"`
+	Skipped     []string          `json:"skipped,omitempty"`
+	SkippedRows int64             `json:"skipped_rows,omitempty"`
 	// QuarantineFiles are the keys, in the output location, of the
 	// quarantined lines with their source object, line number and reason.
 	QuarantineFiles []string `json:"quarantine_files,omitempty"`
@@ -245,12 +317,13 @@ type JobSummary struct {
 	Balanced        bool     `json:"balanced"`
 }
 
-func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef) (JobSummary, error) {
+func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef, m planManifest) (JobSummary, map[string][]transform.Date, error) {
 	h, err := w.stats.all(ctx, ref.RunID, ref.Step)
 	if err != nil {
-		return JobSummary{}, err
+		return JobSummary{}, nil, err
 	}
-	s := JobSummary{Quarantined: map[string]int64{}, Partitions: map[string]int64{}}
+	s := JobSummary{Quarantined: map[string]int64{}, Partitions: map[string]int64{}, Rebuilt: m.Rebuild, Skipped: m.Skipped}
+	objectDates := map[string][]transform.Date{}
 	keys := make([]string, 0, len(h))
 	for k := range h {
 		keys = append(keys, k)
@@ -261,14 +334,17 @@ func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef) (JobSummary, 
 		case strings.HasPrefix(k, "map/"):
 			var ms transform.MapStats
 			if err := json.Unmarshal([]byte(h[k]), &ms); err != nil {
-				return s, fmt.Errorf("stats %s: %w", k, err)
+				return s, nil, fmt.Errorf("stats %s: %w", k, err)
 			}
 			s.Shards++
-			s.addMap(ms)
+			s.addMap(ms, m.Rebuild)
+			for key, ds := range ms.ObjectDates {
+				objectDates[key] = ds
+			}
 		case strings.HasPrefix(k, "reduce/"):
 			var ps transform.PartitionStats
 			if err := json.Unmarshal([]byte(h[k]), &ps); err != nil {
-				return s, fmt.Errorf("stats %s: %w", k, err)
+				return s, nil, fmt.Errorf("stats %s: %w", k, err)
 			}
 			s.addReduce(strings.TrimPrefix(k, "reduce/"), ps)
 		}
@@ -277,11 +353,47 @@ func (w *Worker) summarize(ctx context.Context, ref tasks.StepRef) (JobSummary, 
 	for _, n := range s.Quarantined {
 		quarantined += n
 	}
-	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + quarantined
+	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + quarantined + s.SkippedRows
 	s.Balanced = accounted == s.LinesRead
-	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d + quarantined %d (%d)",
-		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, quarantined, accounted)
-	return s, nil
+	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d + quarantined %d + rows of unchanged partitions %d (%d)",
+		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, quarantined, s.SkippedRows, accounted)
+	return s, objectDates, nil
+}
+
+// recordBookmarks remembers what this run read and built: the event dates
+// of every object it read, and for every rebuilt partition the fingerprint
+// of the objects that hold its events. A partition's contributors are all
+// among the objects read, because a partition is only rebuilt with every
+// known object that feeds it.
+func (w *Worker) recordBookmarks(ctx context.Context, j *jobStep, runID string, m planManifest, objectDates map[string][]transform.Date) error {
+	var read []transform.Object
+	for i := 0; i < m.Shards; i++ {
+		var sh transform.Shard
+		if err := readJSON(ctx, j.scratch, j.shardKey(i), &sh); err != nil {
+			return err
+		}
+		read = append(read, sh.Objects...)
+	}
+	entries := make(map[string]bookmark.ObjectEntry, len(read))
+	for _, o := range read {
+		e := bookmark.ObjectEntry{ETag: o.ETag, Dates: []string{}}
+		for _, d := range objectDates[o.Key] {
+			e.Dates = append(e.Dates, d.String())
+		}
+		entries[o.Key] = e
+	}
+	if err := j.marks.RecordObjects(ctx, entries); err != nil {
+		return err
+	}
+	contrib := bookmark.Contributors(read, entries)
+	now := time.Now().UTC()
+	for _, date := range m.Dates {
+		b := bookmark.Build{Date: date, Fingerprint: bookmark.Fingerprint(contrib[date]), Spec: j.specID, RunID: runID, BuiltAt: now, Objects: len(contrib[date])}
+		if err := j.marks.RecordBuild(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readJSON(ctx context.Context, b storage.Reader, key string, v any) error {
@@ -311,10 +423,15 @@ func writeJSON(ctx context.Context, b storage.Bucket, key string, v any) error {
 	return nil
 }
 
-func (s *JobSummary) addMap(ms transform.MapStats) {
+func (s *JobSummary) addMap(ms transform.MapStats, rebuilt map[string]string) {
 	s.InputBytes += ms.BytesUncompressed
 	s.LinesRead += ms.LinesRead
 	s.OutsideWindow += ms.OutsideWindow
+	for d, n := range ms.Rows {
+		if _, ok := rebuilt[d.String()]; !ok {
+			s.SkippedRows += n
+		}
+	}
 	for reason, n := range ms.Quarantined {
 		s.Quarantined[reason] += n
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,10 +52,13 @@ type Run struct {
 	Window   workflow.Window
 	State    workflow.StepState
 	Trigger  string // what started it: a trigger name, "on-demand", …
-	Created  time.Time
-	Updated  time.Time
-	Ended    time.Time // zero while running
-	Steps    map[string]StepRecord
+	// Force rebuilds every partition of the window, even those whose inputs
+	// are unchanged since they were last built.
+	Force   bool
+	Created time.Time
+	Updated time.Time
+	Ended   time.Time // zero while running
+	Steps   map[string]StepRecord
 }
 
 // StepRecord is one step's part of a run.
@@ -89,6 +93,8 @@ type StartOptions struct {
 	// Dedupe, when set, is a key that makes the start happen once however
 	// many schedulers try it (see DedupeKey).
 	Dedupe string
+	// Force: see Run.Force.
+	Force bool
 }
 
 // Started is the outcome of Start.
@@ -127,7 +133,7 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.W
 	tr := wf.Begin()
 	fields := []any{
 		"workflow", wf.Name, "window_start", win.Start.String(), "window_end", win.End.String(),
-		"state", string(tr.Run), "trigger", opts.Trigger,
+		"state", string(tr.Run), "trigger", opts.Trigger, "force", strconv.FormatBool(opts.Force),
 		"created", now.Format(time.RFC3339Nano), "updated", now.Format(time.RFC3339Nano),
 	}
 	for name, st := range tr.States {
@@ -189,6 +195,7 @@ func decodeRun(id string, h map[string]string) (Run, error) {
 		return Run{}, fmt.Errorf("run %s: %w", id, err)
 	}
 	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], Steps: map[string]StepRecord{}}
+	r.Force, _ = strconv.ParseBool(h["force"])
 	r.Created, _ = time.Parse(time.RFC3339Nano, h["created"])
 	r.Updated, _ = time.Parse(time.RFC3339Nano, h["updated"])
 	if e := h["ended"]; e != "" {

@@ -87,13 +87,21 @@ func PlanShards(ctx context.Context, in storage.Reader, spec Spec, w Window) ([]
 			}
 		}
 	}
-	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
+	return CutShards(objs, spec.ShardBytes), nil
+}
 
+// CutShards sorts objects by key and cuts them into shards of about
+// shardBytes compressed bytes (an object is never split; a shard holds at
+// least one object). Callers that choose a subset of a plan's objects (see
+// pipeline/bookmark) re-cut it with this, keeping shards in key order.
+func CutShards(objs []Object, shardBytes int64) []Shard {
+	objs = slices.Clone(objs)
+	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
 	var shards []Shard
 	var cur Shard
 	var curBytes int64
 	for _, o := range objs {
-		if len(cur.Objects) > 0 && curBytes+o.Size > spec.ShardBytes {
+		if len(cur.Objects) > 0 && curBytes+o.Size > shardBytes {
 			shards = append(shards, cur)
 			cur = Shard{Index: len(shards)}
 			curBytes = 0
@@ -104,5 +112,5 @@ func PlanShards(ctx context.Context, in storage.Reader, spec Spec, w Window) ([]
 	if len(cur.Objects) > 0 {
 		shards = append(shards, cur)
 	}
-	return shards, nil
+	return shards
 }

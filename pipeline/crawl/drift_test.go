@@ -126,3 +126,16 @@ func TestCSVHeaderSniffing(t *testing.T) {
 		}
 	}
 }
+
+func TestBytesSampledCounted(t *testing.T) {
+	ctx := context.Background()
+	raw := newFileBucket(t)
+	body := gz(`{"id":1}` + "\n")
+	if err := raw.Put(ctx, "e/1709942400000/a.gz", strings.NewReader(string(body))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Crawl(ctx, raw, Target{Database: "lake", Path: "e/", Location: "s3://b/e/"}, catalog.New(newFileBucket(t)), Options{}, quiet())
+	if err != nil || res.BytesSampled != int64(len(body)) {
+		t.Errorf("bytes_sampled %d, want %d (%v)", res.BytesSampled, len(body), err)
+	}
+}

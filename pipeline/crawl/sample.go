@@ -78,9 +78,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func sampleFile(ctx context.Context, src storage.Reader, o object, opts Options) (sample, error) {
+func sampleFile(ctx context.Context, src storage.Reader, o object, opts Options) (s sample, err error) {
 	f, comp := classify(o.Key)
-	s := sample{format: f, compression: comp, schema: unknownType}
+	// s is a named result so that the deferred byte count below reaches
+	// the caller.
+	s = sample{format: f, compression: comp, schema: unknownType}
 	switch f {
 	case formatParquet:
 		return sampleParquet(ctx, src, o, s)

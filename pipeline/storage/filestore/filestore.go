@@ -149,16 +149,16 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 }
 
 // createTemp creates a temporary file in dir, creating dir first. A
-// concurrent Delete may remove dir between the two steps when it empties
-// it, so a vanished dir is retried a few times.
+// concurrent Delete may remove an emptied folder of the path at any moment,
+// inside MkdirAll (between making a parent and its child) or between
+// MkdirAll and CreateTemp, so a vanished folder is retried.
 func (b *Bucket) createTemp(dir string) (*os.File, error) {
 	var err error
-	for range 5 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
+	for range 20 {
 		var f *os.File
-		f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			f, err = os.CreateTemp(dir, tmpPrefix+"*")
+		}
 		if err == nil {
 			return f, nil
 		}

@@ -1,9 +1,12 @@
 package filestore_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"sluice/pipeline/storage"
@@ -70,5 +73,39 @@ func TestLocation(t *testing.T) {
 	}
 	if got, want := b.Location(), "file://"+filepath.ToSlash(dir); got != want {
 		t.Errorf("Location = %q, want %q", got, want)
+	}
+}
+
+// Puts and Deletes in sibling folders race on their shared parents: a Delete
+// removes a parent it emptied while a Put is creating a folder below it.
+func TestPutSurvivesConcurrentDeletesOfSharedParents(t *testing.T) {
+	b, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				key := fmt.Sprintf("_staging/year=2024/month=3/date=2024-03-%02d/part-%d", w, i)
+				if err := b.Put(ctx, key, strings.NewReader("x")); err != nil {
+					errs <- err
+					return
+				}
+				if err := b.Delete(ctx, key); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

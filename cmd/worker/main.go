@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -44,6 +46,8 @@ func run() error {
 	shutdown := fs.Duration("shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back")
 	checkEvery := fs.Duration("task-check-interval", time.Second, "how often an idle worker polls the queues")
 	retryDelay := fs.Duration("retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
+	tempDir := fs.String("temp-dir", config.Env("SLUICE_TEMP_DIR", os.TempDir()), "local folder for files being written and rows spilled by reduce tasks (env SLUICE_TEMP_DIR)")
+	memLimit := fs.String("memory-limit", config.Env("SLUICE_MEMORY_LIMIT", "448MiB"), "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); reduce tasks spill to -temp-dir to stay under it (env SLUICE_MEMORY_LIMIT)")
 	_ = fs.Parse(os.Args[1:])
 	if v := config.Env("SLUICE_CONCURRENCY", ""); v != "" && !isSet(fs, "concurrency") {
 		if _, err := fmt.Sscan(v, concurrency); err != nil {
@@ -52,6 +56,15 @@ func run() error {
 	}
 	if *concurrency < 1 {
 		return fmt.Errorf("-concurrency (SLUICE_CONCURRENCY): must be at least 1, got %d", *concurrency)
+	}
+	limit, err := humanize.ParseBytes(*memLimit)
+	if err != nil || limit < 64<<20 {
+		return fmt.Errorf("-memory-limit (SLUICE_MEMORY_LIMIT): %q is not a size of at least 64MiB", *memLimit)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(limit))
+	} else {
+		limit = uint64(debug.SetMemoryLimit(-1))
 	}
 	qs, err := worker.ParseQueues(*queues)
 	if err != nil {
@@ -79,7 +92,11 @@ func run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log}
-	w := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log, Metrics: worker.NewMetrics(reg)})
+	common.S3.TempDir = *tempDir
+	w := worker.New(worker.Config{
+		Orchestrator: orch, S3: common.S3, Log: log, Metrics: worker.NewMetrics(reg),
+		TempDir: *tempDir, ReduceMemory: worker.ReduceMemory(int64(limit), *concurrency),
+	})
 
 	if *httpAddr != "" {
 		mux := http.NewServeMux()
@@ -98,7 +115,8 @@ func run() error {
 	if err := srv.Start(w.Mux()); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	log.Info("worker started", "concurrency", *concurrency, "queues", qs, "workflows", len(wfs), "pid", os.Getpid())
+	log.Info("worker started", "concurrency", *concurrency, "queues", qs, "workflows", len(wfs), "pid", os.Getpid(),
+		"memory_limit", humanize.IBytes(limit), "reduce_memory_per_task", humanize.IBytes(uint64(worker.ReduceMemory(int64(limit), *concurrency))))
 	<-ctx.Done()
 	log.Info("worker stopping: no new tasks; running ones get the shutdown timeout", "shutdown_timeout", *shutdown)
 	srv.Shutdown()

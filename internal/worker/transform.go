@@ -245,7 +245,7 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
-	stats, err := transform.ReducePartition(ctx, j.scratch, j.prefix, j.out, j.spec, date, p.Shards, transform.ReduceOptions{})
+	stats, err := transform.ReducePartition(ctx, j.scratch, j.prefix, j.out, j.spec, date, p.Shards, w.reduce)
 	if err != nil {
 		return fmt.Errorf("reduce %s: %w", p.Date, err)
 	}

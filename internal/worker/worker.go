@@ -20,6 +20,7 @@ import (
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -32,6 +33,7 @@ type Worker struct {
 	stats   *statsStore
 	log     *slog.Logger
 	metrics *Metrics
+	reduce  transform.ReduceOptions
 
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
@@ -45,6 +47,20 @@ type Config struct {
 	S3           s3store.Options
 	Log          *slog.Logger
 	Metrics      *Metrics // nil: not exported
+	// TempDir is the local folder for files being written and rows spilled
+	// by reduce tasks; empty means os.TempDir().
+	TempDir string
+	// ReduceMemory is what one reduce task may hold in memory before it
+	// spills to TempDir (see ReduceMemory); zero means the transform's
+	// default.
+	ReduceMemory int64
+}
+
+// ReduceMemory divides a worker's memory limit among its concurrent tasks:
+// reduce data gets about a third of it (the rest is the Go heap's headroom,
+// Parquet buffers and map tasks), never less than 32 MiB a task.
+func ReduceMemory(limit int64, concurrency int) int64 {
+	return max(limit/3/int64(max(concurrency, 1)), 32<<20)
 }
 
 // New returns a worker.
@@ -60,6 +76,7 @@ func New(cfg Config) *Worker {
 		stats:   &statsStore{rdb: rdb, ttl: 7 * 24 * time.Hour},
 		log:     cfg.Log,
 		metrics: m,
+		reduce:  transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.ReduceMemory},
 		buckets: map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"sluice/pipeline/storage/memstore"
 )
 
 func TestTypeStringRoundTrip(t *testing.T) {
@@ -42,7 +44,7 @@ func testTable(cols ...Column) Table {
 
 func TestPutTableVersions(t *testing.T) {
 	ctx := context.Background()
-	s := New(newMemBucket())
+	s := New(memstore.New())
 	t1, changed, err := s.PutTable(ctx, testTable(Column{"a", Prim(KindInt)}))
 	if err != nil || !changed || t1.Version != 1 {
 		t.Fatalf("first put: %v changed=%v version=%d", err, changed, t1.Version)
@@ -88,7 +90,7 @@ func TestPutTableVersions(t *testing.T) {
 
 func TestConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
-	s := New(newMemBucket())
+	s := New(memstore.New())
 	var wg sync.WaitGroup
 	// 8 tables, each extended by 10 concurrent updaters adding one column.
 	for tb := range 8 {
@@ -121,7 +123,7 @@ func TestConcurrentWriters(t *testing.T) {
 
 func TestPartitions(t *testing.T) {
 	ctx := context.Background()
-	s := New(newMemBucket())
+	s := New(memstore.New())
 	parts := []Partition{
 		{Values: []string{"2024", "3", "2024-03-10"}, Location: "x/", Files: 2, Bytes: 100, Rows: 10},
 		{Values: []string{"2024", "3", "2024-03-09"}, Location: "y/", Files: 1, Bytes: 50},

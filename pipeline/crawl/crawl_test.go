@@ -15,9 +15,10 @@ import (
 
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage/memstore"
 )
 
-func put(t *testing.T, b *memBucket, key string, data []byte) {
+func put(t *testing.T, b *memstore.Bucket, key string, data []byte) {
 	t.Helper()
 	if err := b.Put(context.Background(), key, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func colType(t *testing.T, tb catalog.Table, name string) string {
 
 func TestJSONInference(t *testing.T) {
 	ctx := context.Background()
-	src, cat := newMemBucket(), newMemBucket()
+	src, cat := memstore.New(), memstore.New()
 	put(t, src, "events/year=2024/month=3/a.json", []byte(
 		`{"id":1,"ctx":{"x":"s"},"tags":[1,2],"n":null}
 {"id":2.5,"ctx":{"y":true},"flag":true,"tags":[]}
@@ -153,7 +154,7 @@ not json at all
 
 func TestSegmentLogs(t *testing.T) {
 	ctx := context.Background()
-	src, cat := newMemBucket(), newMemBucket()
+	src, cat := memstore.New(), memstore.New()
 	cfg := segmentgen.DefaultConfig()
 	cfg.EventsPerDay = 300
 	cfg.MalformedRate = 0.01
@@ -235,7 +236,7 @@ func parquetFile(t *testing.T, rows []outRow) []byte {
 
 func TestParquetOutput(t *testing.T) {
 	ctx := context.Background()
-	src, cat := newMemBucket(), newMemBucket()
+	src, cat := memstore.New(), memstore.New()
 	ts := time.Date(2024, 3, 9, 12, 0, 0, 0, time.UTC)
 	put(t, src, "year=2024/month=3/date=2024-03-09/part-0.parquet", parquetFile(t, []outRow{{"a", ts, "iPhone", 3, 9.99, []string{"Home"}}, {"b", ts, "", 1, 0, nil}}))
 	put(t, src, "year=2024/month=3/date=2024-03-09/part-1.parquet", parquetFile(t, []outRow{{"c", ts, "Pixel", 2, 1, nil}}))

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/memstore"
 )
 
 func smallConfig() Config {
@@ -27,7 +28,7 @@ func smallConfig() Config {
 
 func TestDeterministic(t *testing.T) {
 	ctx := context.Background()
-	a, b := newMemBucket(), newMemBucket()
+	a, b := memstore.New(), memstore.New()
 	if _, err := Generate(ctx, a, smallConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -36,22 +37,22 @@ func TestDeterministic(t *testing.T) {
 	if _, err := Generate(ctx, b, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if len(a.objs) != len(b.objs) || len(a.objs) == 0 {
-		t.Fatalf("object counts differ: %d vs %d", len(a.objs), len(b.objs))
+	if len(a.Objects()) != len(b.Objects()) || len(a.Objects()) == 0 {
+		t.Fatalf("object counts differ: %d vs %d", len(a.Objects()), len(b.Objects()))
 	}
-	for k, v := range a.objs {
-		if !bytes.Equal(v, b.objs[k]) {
+	for k, v := range a.Objects() {
+		if !bytes.Equal(v, b.Objects()[k]) {
 			t.Fatalf("%s differs between runs", k)
 		}
 	}
-	c := newMemBucket()
+	c := memstore.New()
 	cfg.Seed = 2
 	if _, err := Generate(ctx, c, cfg); err != nil {
 		t.Fatal(err)
 	}
 	same := 0
-	for k, v := range a.objs {
-		if bytes.Equal(v, c.objs[k]) {
+	for k, v := range a.Objects() {
+		if bytes.Equal(v, c.Objects()[k]) {
 			same++
 		}
 	}
@@ -64,7 +65,7 @@ func TestDeterministic(t *testing.T) {
 // encoding/json and time.Parse, independently of the generator's own books.
 func TestSummaryMatchesOutput(t *testing.T) {
 	ctx := context.Background()
-	b := newMemBucket()
+	b := memstore.New()
 	cfg := smallConfig()
 	sum, err := Generate(ctx, b, cfg)
 	if err != nil {
@@ -216,7 +217,7 @@ func TestSummaryMatchesOutput(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // discardBucket measures generation speed without storage costs.
-type discardBucket struct{ memBucket }
+type discardBucket struct{ *memstore.Bucket }
 
 func (d *discardBucket) Put(ctx context.Context, key string, body io.Reader) error {
 	_, err := io.Copy(io.Discard, body)
@@ -228,7 +229,7 @@ func BenchmarkGenerate(b *testing.B) {
 	cfg.EventsPerDay = 20000
 	var bytes int64
 	for b.Loop() {
-		sum, err := Generate(context.Background(), &discardBucket{}, cfg)
+		sum, err := Generate(context.Background(), &discardBucket{memstore.New()}, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,162 @@
+// Package memstore is an in-memory storage.Bucket for unit tests of code
+// that reads and writes objects. It passes the same acceptance test as the
+// real backends (storagetest.AcceptanceTest), so a test that passes on it
+// means what it would on a folder or S3; tests of a storage boundary itself
+// still use filestore and a real S3 server.
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"sluice/pipeline/storage"
+)
+
+// Bucket holds objects in a map.
+type Bucket struct {
+	mu   sync.Mutex
+	objs map[string]object
+	gen  int64
+}
+
+type object struct {
+	data []byte
+	info storage.ObjectInfo
+}
+
+// New returns an empty bucket.
+func New() *Bucket { return &Bucket{objs: map[string]object{}} }
+
+// Location is mem:///.
+func (b *Bucket) Location() string { return "mem:///" }
+
+// Objects returns a copy of every object's content by key.
+func (b *Bucket) Objects() map[string][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string][]byte, len(b.objs))
+	for k, o := range b.objs {
+		out[k] = o.data
+	}
+	return out
+}
+
+func (b *Bucket) keys(prefix string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ks []string
+	for k := range maps.Keys(b.objs) {
+		if strings.HasPrefix(k, prefix) {
+			ks = append(ks, k)
+		}
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// List calls fn for every object under prefix in key order.
+func (b *Bucket) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
+	for _, k := range b.keys(prefix) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		info, err := b.Stat(ctx, k)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListDirs returns the immediate sub-folders of prefix.
+func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range b.keys(prefix) {
+		rest := k[len(prefix):]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			d := prefix + rest[:i+1]
+			if len(out) == 0 || out[len(out)-1] != d {
+				out = append(out, d)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Get opens an object.
+func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objs[key]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// Stat describes an object.
+func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.ObjectInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objs[key]
+	if !ok {
+		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, storage.ErrNotExist)
+	}
+	return o.info, nil
+}
+
+// Put stores body under key. The ETag changes on every write, as S3's does
+// for different content and a folder's does for a new modification time.
+func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
+		return fmt.Errorf("put %q: invalid key", key)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	sum := sha256.Sum256(data)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	b.objs[key] = object{data: data, info: storage.ObjectInfo{
+		Key: key, Size: int64(len(data)), ModTime: time.Now(),
+		ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:8]), b.gen),
+	}}
+	return nil
+}
+
+// Delete removes key; a missing key is not an error.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.objs, key)
+	return nil
+}

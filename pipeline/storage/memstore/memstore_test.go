@@ -1,0 +1,12 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"sluice/pipeline/storage/memstore"
+	"sluice/pipeline/storage/storagetest"
+)
+
+func TestAcceptance(t *testing.T) {
+	storagetest.AcceptanceTest(t, memstore.New())
+}

@@ -9,12 +9,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"slices"
-	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -167,10 +164,8 @@ type mapper struct {
 	zone              *zoneCache
 	startDay, endDay  int64
 	objDays           []int64 // local days of the current object's valid events
-	parser            fastjson.Parser
-	visitFn           func([]byte, *fastjson.Value)
-	depth             int
-	path              []byte            // source path of the field being visited
+	flat              flattener
+	parser            fastjson.Parser   // only to describe invalid lines as before
 	colIDs            map[string]uint32 // source path -> shard column id
 	colPaths          []string
 	shape             []uint32 // column ids of the previous record's fields, in order
@@ -180,7 +175,7 @@ type mapper struct {
 	rec               []byte   // encoded record
 	nbuf              [binary.MaxVarintLen64]byte
 	tmp               []byte
-	badNumber         bool
+	idBuf, tsBuf      []byte
 	buckets           []*dateBucket // by day - startDay
 	quarantine        *tempSink
 	quarantineGz      *gzip.Writer
@@ -262,7 +257,7 @@ func newMapper(spec Spec, w Window) (*mapper, error) {
 		stats:    MapStats{Rows: map[Date]int64{}, Quarantined: map[string]int64{}},
 	}
 	m.buckets = make([]*dateBucket, m.endDay-m.startDay+1)
-	m.visitFn = m.visit
+	m.flat = flattener{m: m, tsField: spec.TimestampField, drop: spec.Drop, idName: spec.DedupeKey}
 	return m, nil
 }
 
@@ -392,63 +387,92 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 	if tooLong {
 		return m.quarantineLine(lineNo, ReasonLineTooLong, fmt.Sprintf("longer than %d bytes", MaxLineBytes), line)
 	}
-	v, err := m.parser.ParseBytes(line)
-	if err != nil {
-		return m.quarantineLine(lineNo, ReasonInvalidJSON, err.Error(), line)
+	r := m.readLine(line)
+	if r.hasDay && !slices.Contains(m.objDays, r.day) { // an object's events span few days
+		m.objDays = append(m.objDays, r.day)
 	}
-	if v.Type() != fastjson.TypeObject {
-		return m.quarantineLine(lineNo, ReasonNotObject, "", line)
-	}
-	o, _ := v.Object()
-	idv := o.Get(m.spec.DedupeKey)
-	if idv == nil || idv.Type() == fastjson.TypeNull {
-		return m.quarantineLine(lineNo, ReasonMissingKey, m.spec.DedupeKey, line)
-	}
-	if idv.Type() != fastjson.TypeString {
-		return m.quarantineLine(lineNo, ReasonBadKey, m.spec.DedupeKey+" is "+idv.Type().String(), line)
-	}
-	id, _ := idv.StringBytes()
-	if len(id) == 0 {
-		return m.quarantineLine(lineNo, ReasonEmptyKey, m.spec.DedupeKey, line)
-	}
-	tsv := o.Get(m.spec.TimestampField)
-	if tsv == nil || tsv.Type() == fastjson.TypeNull {
-		return m.quarantineLine(lineNo, ReasonMissingTimestamp, m.spec.TimestampField, line)
-	}
-	if tsv.Type() != fastjson.TypeString {
-		return m.quarantineLine(lineNo, ReasonBadTimestamp, m.spec.TimestampField+" is "+tsv.Type().String(), line)
-	}
-	tsb, _ := tsv.StringBytes()
-	us, ok := parseTimestamp(tsb)
-	if !ok {
-		return m.quarantineLine(lineNo, ReasonBadTimestamp, m.spec.TimestampField, line)
-	}
-	off := m.zone.offset(floorDiv(us, 1e6))
-	day := floorDiv(us+off*1e6, 86400e6)
-	if !slices.Contains(m.objDays, day) { // an object's events span few days
-		m.objDays = append(m.objDays, day)
-	}
-	if day < m.startDay || day > m.endDay {
+	switch {
+	case r.reason != "":
+		return m.quarantineLine(lineNo, r.reason, r.detail, line)
+	case r.outside:
 		m.stats.OutsideWindow++
 		return nil
 	}
-
-	m.fields = m.fields[:0]
-	m.rowCols = m.rowCols[:0]
-	m.nfields = 0
-	m.badNumber = false
-	m.depth = 0
-	m.path = m.path[:0]
-	o.Visit(m.visitFn)
-	if m.badNumber {
-		return m.quarantineLine(lineNo, ReasonInvalidJSON, "bad number", line)
-	}
-
-	b, err := m.bucket(day)
+	b, err := m.bucket(r.day)
 	if err != nil {
 		return err
 	}
-	return m.writeRow(b, objIdx, lineNo, us, off, id)
+	return m.writeRow(b, objIdx, lineNo, r.us, r.off, r.id)
+}
+
+// lineResult is what a line becomes: a quarantine record (reason set), an
+// event outside the window, or a row whose fields are in m.fields.
+type lineResult struct {
+	reason, detail string
+	hasDay         bool // the timestamp was valid: day is the event's local day
+	outside        bool
+	day, us, off   int64
+	id             []byte
+}
+
+// readLine parses and checks a (trimmed, non-blank) line and, for a row,
+// leaves its encoded fields in m.fields, m.rowCols and m.nfields.
+func (m *mapper) readLine(line []byte) lineResult {
+	isObject, ok := m.flat.scan(line)
+	if !ok {
+		return lineResult{reason: ReasonInvalidJSON, detail: m.invalidJSONDetail(line)}
+	}
+	if !isObject {
+		return lineResult{reason: ReasonNotObject}
+	}
+	unescaped := false
+	idv := lookup(&m.flat.id, m.spec.DedupeKey, &unescaped)
+	if idv == nil || idv.typ == jsonNull {
+		return lineResult{reason: ReasonMissingKey, detail: m.spec.DedupeKey}
+	}
+	if idv.typ != jsonString {
+		return lineResult{reason: ReasonBadKey, detail: m.spec.DedupeKey + " is " + jsonTypeNames[idv.typ]}
+	}
+	m.idBuf = appendUnescaped(m.idBuf[:0], idv.raw)
+	if len(m.idBuf) == 0 {
+		return lineResult{reason: ReasonEmptyKey, detail: m.spec.DedupeKey}
+	}
+	tsv := lookup(&m.flat.ts, m.spec.TimestampField, &unescaped)
+	if tsv == nil || tsv.typ == jsonNull {
+		return lineResult{reason: ReasonMissingTimestamp, detail: m.spec.TimestampField}
+	}
+	if tsv.typ != jsonString {
+		return lineResult{reason: ReasonBadTimestamp, detail: m.spec.TimestampField + " is " + jsonTypeNames[tsv.typ]}
+	}
+	m.tsBuf = appendUnescaped(m.tsBuf[:0], tsv.raw)
+	us, ok := parseTimestamp(m.tsBuf)
+	if !ok {
+		return lineResult{reason: ReasonBadTimestamp, detail: m.spec.TimestampField}
+	}
+	off := m.zone.offset(floorDiv(us, 1e6))
+	r := lineResult{hasDay: true, day: floorDiv(us+off*1e6, 86400e6), us: us, off: off, id: m.idBuf}
+	if r.day < m.startDay || r.day > m.endDay {
+		r.outside = true
+		return r
+	}
+	if m.flat.unknown { // a new source path: read the line again, giving it an id
+		m.flat.create = true
+		m.flat.scan(line)
+		m.flat.create = false
+	}
+	if m.flat.badNumber {
+		r.reason, r.detail = ReasonInvalidJSON, "bad number"
+	}
+	return r
+}
+
+// invalidJSONDetail describes why a line is not JSON in fastjson's words,
+// as the quarantine always has.
+func (m *mapper) invalidJSONDetail(line []byte) string {
+	if _, err := m.parser.ParseBytes(line); err != nil {
+		return err.Error()
+	}
+	return "invalid JSON"
 }
 
 func (m *mapper) noteObjectDates(key string) {
@@ -529,102 +553,6 @@ func (m *mapper) writeRow(b *dateBucket, objIdx int, lineNo, us, off int64, id [
 	b.rows++
 	m.stats.Rows[b.date]++
 	return nil
-}
-
-// visit flattens one key/value of an object into m.fields. It is a method
-// value stored once in m.visitFn so that walking a record allocates nothing.
-func (m *mapper) visit(k []byte, v *fastjson.Value) {
-	base := len(m.path)
-	if m.depth == 0 {
-		if string(k) == m.spec.TimestampField {
-			return
-		}
-		for _, d := range m.drop {
-			if string(k) == d {
-				return
-			}
-		}
-	} else {
-		m.path = append(m.path, '.')
-	}
-	m.path = append(m.path, k...)
-	switch v.Type() {
-	case fastjson.TypeObject:
-		o, _ := v.Object()
-		m.depth++
-		o.Visit(m.visitFn)
-		m.depth--
-	case fastjson.TypeArray:
-		m.tmp = v.MarshalTo(m.tmp[:0])
-		m.addString(m.tmp)
-	case fastjson.TypeString:
-		s, _ := v.StringBytes()
-		m.addString(s)
-	case fastjson.TypeNumber:
-		m.tmp = v.MarshalTo(m.tmp[:0])
-		m.addNumber(m.tmp)
-	case fastjson.TypeTrue:
-		m.addField(kindBool)
-		m.fields = append(m.fields, 1)
-	case fastjson.TypeFalse:
-		m.addField(kindBool)
-		m.fields = append(m.fields, 0)
-	case fastjson.TypeNull:
-		m.addField(kindNull)
-	}
-	m.path = m.path[:base]
-}
-
-func (m *mapper) addField(kind byte) {
-	// Events of one source mostly share their field order, so the column of
-	// the n-th field of the previous record is the likely answer: a string
-	// compare instead of a hash lookup.
-	var id uint32
-	if n := m.nfields; n < len(m.shape) && m.colPaths[m.shape[n]] == string(m.path) {
-		id = m.shape[n]
-	} else {
-		var ok bool
-		id, ok = m.colIDs[string(m.path)]
-		if !ok {
-			id = uint32(len(m.colPaths))
-			p := string(m.path)
-			m.colPaths = append(m.colPaths, p)
-			m.colIDs[p] = id
-		}
-		if n < len(m.shape) {
-			m.shape[n] = id
-		} else {
-			m.shape = append(m.shape, id)
-		}
-	}
-	m.fields = binary.AppendUvarint(m.fields, uint64(id))
-	m.fields = append(m.fields, kind)
-	m.rowCols = append(m.rowCols, id, uint32(kind))
-	m.nfields++
-}
-
-func (m *mapper) addString(s []byte) {
-	m.addField(kindString)
-	m.fields = binary.AppendUvarint(m.fields, uint64(len(s)))
-	m.fields = append(m.fields, s...)
-}
-
-func (m *mapper) addNumber(raw []byte) {
-	if !validNumber(raw) {
-		m.badNumber = true
-		return
-	}
-	s := unsafe.String(unsafe.SliceData(raw), len(raw))
-	if bytes.IndexAny(raw, ".eE") < 0 {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			m.addField(kindInt)
-			m.fields = binary.AppendVarint(m.fields, n)
-			return
-		}
-	}
-	f, _ := strconv.ParseFloat(s, 64) // out of range gives ±Inf, which is kept
-	m.addField(kindDouble)
-	m.fields = binary.LittleEndian.AppendUint64(m.fields, math.Float64bits(f))
 }
 
 // validNumber checks the JSON number grammar, which fastjson does not

@@ -12,8 +12,9 @@ import (
 	"sluice/pipeline/storage"
 )
 
-// Intermediate format. Per (shard, date) the map writes two S2-compressed
-// streams (klauspost/compress/s2, framed):
+// Intermediate format. Per (shard, date) the map writes two S2 streams
+// (klauspost/compress/s2, framed), compressed when the scratch bucket is
+// remote and of stored (uncompressed) blocks when it is local (localStore):
 //
 // rows  <prefix>map/shard-NNNNN/date=YYYY-MM-DD.rows
 //

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -122,7 +123,7 @@ type QuarantineRecord struct {
 // scratch, one rows and one ids object per local date that got rows, the
 // shard's quarantine, and last its manifest (see the format notes in
 // intermediate.go). Memory is bounded per object: rows stream through
-// S2-compressed temporary files.
+// S2 temporary files (compressed when scratch is remote, see localStore).
 //
 // It is idempotent: a retry first removes the old manifest, then overwrites
 // the same keys and deletes any other object left in the shard's folder, so
@@ -145,6 +146,7 @@ func MapShard(ctx context.Context, in storage.Reader, scratch storage.Bucket, sc
 		return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
 	}
 	defer m.close()
+	m.compressTemp = !localStore(scratch.Location())
 	m.stats.Shard = shard.Index
 	for i, obj := range shard.Objects {
 		if err := m.readObject(ctx, in, i, obj); err != nil {
@@ -177,6 +179,7 @@ type mapper struct {
 	tmp               []byte
 	idBuf, tsBuf      []byte
 	buckets           []*dateBucket // by day - startDay
+	compressTemp      bool          // S2-compress the rows and ids (see localStore)
 	quarantine        *tempSink
 	quarantineGz      *gzip.Writer
 	stats             MapStats
@@ -202,12 +205,18 @@ type tempSink struct {
 	w *s2.Writer
 }
 
-func newTempSink(magic string) (*tempSink, error) {
+// newTempSink starts an S2 stream. Uncompressed, it still is an S2 stream
+// (of stored blocks, each with its checksum), so readers need not know.
+func newTempSink(magic string, compress bool) (*tempSink, error) {
 	f, err := os.CreateTemp("", "sluice-map-*")
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}
-	t := &tempSink{f: f, w: s2.NewWriter(f, s2.WriterConcurrency(1))}
+	opts := []s2.WriterOption{s2.WriterConcurrency(1)}
+	if !compress {
+		opts = append(opts, s2.WriterUncompressed())
+	}
+	t := &tempSink{f: f, w: s2.NewWriter(f, opts...)}
 	if magic != "" {
 		if _, err := t.w.Write([]byte(magic)); err != nil {
 			t.discard()
@@ -238,6 +247,16 @@ func (t *tempSink) discard() {
 	t.f.Close()
 	os.Remove(t.f.Name())
 	t.f = nil
+}
+
+// localStore tells a scratch bucket on this machine (a folder, or memory)
+// from a remote object store by its location. Intermediates in a local
+// scratch are not compressed: S2 took 15 % of the map's CPU to save bytes
+// that only go to the page cache, and the whole job measured about 5 %
+// faster without it. In a remote store the bytes cross the network, so
+// they stay compressed.
+func localStore(location string) bool {
+	return strings.HasPrefix(location, "file://") || strings.HasPrefix(location, "mem://")
 }
 
 func newMapper(spec Spec, w Window) (*mapper, error) {
@@ -495,11 +514,11 @@ func (m *mapper) bucket(day int64) (*dateBucket, error) {
 	if b := m.buckets[i]; b != nil {
 		return b, nil
 	}
-	data, err := newTempSink(rowsMagic)
+	data, err := newTempSink(rowsMagic, m.compressTemp)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := newTempSink(idsMagic)
+	ids, err := newTempSink(idsMagic, m.compressTemp)
 	if err != nil {
 		data.discard()
 		return nil, err

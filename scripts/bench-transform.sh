@@ -15,7 +15,7 @@
 #
 # Each worker runs with -concurrency 1 and GOMAXPROCS=1, so "per core" is
 # one core per worker process (the garbage collector included), with
-# GOMEMLIMIT=384MiB (override with GOMEMLIMIT) and -retry-delay 1s (a
+# the worker's default -memory-limit (448MiB) and -retry-delay 1s (a
 # retried task costs a second, not asynq's default 15 s or more). The data is
 # generated with -malformed-rate 0: the DuckDB reference aborts on the
 # generator's invalid timestamps, so both sides read the same valid lines.
@@ -49,7 +49,7 @@ raw=$BENCH_DIR/raw
 if [[ ! -d $raw/segment-logs ]]; then
 	log "generating $DAYS days x $EVENTS_PER_DAY events per source into $raw"
 	"$bin/scheduler" generate -out "file://$raw" -seed 1 -start "$START" -days "$DAYS" \
-		-events-per-day "$EVENTS_PER_DAY" -malformed-rate 0 | head -1
+		-events-per-day "$EVENTS_PER_DAY" -malformed-rate 0 | sed -n 1p
 fi
 raw_bytes=$(find "$raw" -name '*.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')
 log "input: $(find "$raw" -name '*.gz' | wc -l) objects, $((raw_bytes / 1000000)) MB gzip"
@@ -75,10 +75,9 @@ export SLUICE_LOG_FORMAT=text
 # 32 MiB shards: about 6 map tasks for 1 GB, so two workers share the map
 # phase evenly (the workflow's default is 64 MiB).
 export SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-33554432}
-# The Go heap limit a deployment should give a worker under a 512 MiB
-# memory limit: the collector runs earlier instead of letting the heap
-# double over the reduce's live data.
-export GOMEMLIMIT=${GOMEMLIMIT:-384MiB}
+# The workers run with their default -memory-limit (448MiB: a soft Go heap
+# limit, a third of which is the reduce's spill budget). Set GOMEMLIMIT to
+# try another limit; it wins over the flag.
 
 # seconds DURATION: a Go duration (1m2.5s, 950ms, 12.3s) in seconds.
 seconds() {

@@ -66,6 +66,13 @@ func run() error {
 	} else {
 		limit = uint64(debug.SetMemoryLimit(-1))
 	}
+	if os.Getenv("GOGC") == "" {
+		// With the heap bounded by the memory limit, collecting at twice
+		// rather than at 100% growth costs less CPU (measured: +12% job
+		// throughput on one core, peak RSS still under 450 MiB; see
+		// docs/BENCHMARKS.md).
+		debug.SetGCPercent(200)
+	}
 	qs, err := worker.ParseQueues(*queues)
 	if err != nil {
 		return fmt.Errorf("-queues (SLUICE_QUEUES): %w", err)

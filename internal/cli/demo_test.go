@@ -49,6 +49,17 @@ func TestDemoRunsTheWholeWorkflowEmbedded(t *testing.T) {
 			t.Errorf("partition %s: %v", r[1], err)
 		}
 	}
+	// Scratch holds nothing once the job step has succeeded.
+	var left []string
+	_ = filepath.WalkDir(filepath.Join(dir, "scratch"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("scratch files left after the run: %v", left)
+	}
 	// A second demo reuses the data and replaces the partitions: same counts.
 	var again bytes.Buffer
 	if err := Main(ctx, []string{"demo", "-dir", dir}, &again); err != nil {

@@ -114,8 +114,11 @@ func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
 	}
 	if len(m.Dates) == 0 {
 		summary := JobSummary{Skipped: m.Skipped, Balanced: true, Reconciliation: "nothing to do: every partition's input is unchanged since its last build (start with -force to rebuild)"}
-		_, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil)
-		return err
+		if _, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil); err != nil {
+			return err
+		}
+		w.cleanScratch(ctx, j)
+		return nil
 	}
 	_ = w.orch.Runs.SetProgress(ctx, p.RunID, p.Step, fmt.Sprintf("map 0/%d shards", m.Shards))
 	if m.Shards == 0 {
@@ -286,11 +289,29 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if _, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil); err != nil {
 		return err
 	}
-	// Intermediates are only needed until the step has succeeded.
-	if err := transform.Cleanup(ctx, j.scratch, j.prefix); err != nil {
-		w.log.Warn("scratch cleanup failed; the files are harmless and can be deleted", "prefix", j.prefix, "err", err)
-	}
+	w.cleanScratch(ctx, j)
 	return nil
+}
+
+// cleanScratch deletes the step's plan and intermediates, which are only
+// needed until the step has succeeded. A failure leaves harmless files.
+func (w *Worker) cleanScratch(ctx context.Context, j *jobStep) {
+	err := transform.Cleanup(ctx, j.scratch, j.prefix)
+	var plan []string
+	if err == nil {
+		err = j.scratch.List(ctx, j.prefix+"plan/", func(o storage.ObjectInfo) error {
+			plan = append(plan, o.Key)
+			return nil
+		})
+	}
+	for _, key := range plan {
+		if err == nil {
+			err = j.scratch.Delete(ctx, key)
+		}
+	}
+	if err != nil {
+		w.log.Warn("scratch cleanup failed; the files are harmless and can be deleted", "location", j.scratch.Location(), "prefix", j.prefix, "err", err)
+	}
 }
 
 // JobSummary is what a job step records in its run: totals and the

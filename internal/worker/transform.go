@@ -1,12 +1,10 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -104,7 +102,7 @@ func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	var m planManifest
-	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); errors.Is(err, storage.ErrNotExist) {
+	if err := storage.ReadJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); errors.Is(err, storage.ErrNotExist) {
 		if m, err = w.plan(ctx, j); err != nil {
 			return err
 		}
@@ -169,7 +167,7 @@ func (w *Worker) plan(ctx context.Context, j *jobStep) (planManifest, error) {
 	shards := transform.CutShards(decision.Objects, j.spec.ShardBytes)
 	for _, sh := range shards {
 		m.Bytes += sh.Bytes()
-		if err := writeJSON(ctx, j.scratch, j.shardKey(sh.Index), sh); err != nil {
+		if err := storage.WriteJSON(ctx, j.scratch, j.shardKey(sh.Index), sh); err != nil {
 			return m, err
 		}
 	}
@@ -180,7 +178,7 @@ func (w *Worker) plan(ctx context.Context, j *jobStep) (planManifest, error) {
 			m.Dates = append(m.Dates, d)
 		}
 	}
-	return m, writeJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", m)
+	return m, storage.WriteJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", m)
 }
 
 func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
@@ -193,7 +191,7 @@ func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	var shard transform.Shard
-	if err := readJSON(ctx, j.scratch, j.shardKey(p.Shard), &shard); err != nil {
+	if err := storage.ReadJSON(ctx, j.scratch, j.shardKey(p.Shard), &shard); err != nil {
 		return err
 	}
 	stats, err := transform.MapShard(ctx, j.in, j.scratch, j.prefix, j.spec, j.window, shard)
@@ -216,7 +214,7 @@ func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
 		w.log.Info("all map shards done", "run", p.RunID, "step", p.Step, "shards", p.Shards)
 	}
 	var m planManifest
-	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
+	if err := storage.ReadJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
 		return err
 	}
 	return w.enqueueReduces(ctx, p.StepRef, m)
@@ -269,7 +267,7 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 		return err
 	}
 	var m planManifest
-	if err := readJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
+	if err := storage.ReadJSON(ctx, j.scratch, j.prefix+"plan/manifest.json", &m); err != nil {
 		return err
 	}
 	summary, objectDates, err := w.summarize(ctx, p.StepRef, m)
@@ -390,7 +388,7 @@ func (w *Worker) recordBookmarks(ctx context.Context, j *jobStep, runID string, 
 	var read []transform.Object
 	for i := 0; i < m.Shards; i++ {
 		var sh transform.Shard
-		if err := readJSON(ctx, j.scratch, j.shardKey(i), &sh); err != nil {
+		if err := storage.ReadJSON(ctx, j.scratch, j.shardKey(i), &sh); err != nil {
 			return err
 		}
 		read = append(read, sh.Objects...)
@@ -413,33 +411,6 @@ func (w *Worker) recordBookmarks(ctx context.Context, j *jobStep, runID string, 
 		if err := j.marks.RecordBuild(ctx, b); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func readJSON(ctx context.Context, b storage.Reader, key string, v any) error {
-	r, err := b.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
-	}
-	return nil
-}
-
-func writeJSON(ctx context.Context, b storage.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(ctx, key, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }

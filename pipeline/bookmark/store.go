@@ -1,12 +1,8 @@
 package bookmark
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -55,7 +51,7 @@ func (s *Store) Objects(ctx context.Context, keys []string) (map[string]ObjectEn
 	for i, name := range names {
 		g.Go(func() error {
 			var doc map[string]ObjectEntry
-			if err := s.read(gctx, name, &doc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			if err := storage.ReadJSON(gctx, s.b, name, &doc); err != nil && !errors.Is(err, storage.ErrNotExist) {
 				return err
 			}
 			docs[i] = doc
@@ -89,13 +85,13 @@ func (s *Store) RecordObjects(ctx context.Context, entries map[string]ObjectEntr
 	for name, add := range byFolder {
 		g.Go(func() error {
 			doc := map[string]ObjectEntry{}
-			if err := s.read(gctx, name, &doc); err != nil && !errors.Is(err, storage.ErrNotExist) {
+			if err := storage.ReadJSON(gctx, s.b, name, &doc); err != nil && !errors.Is(err, storage.ErrNotExist) {
 				return err
 			}
 			for k, e := range add {
 				doc[k] = e
 			}
-			return s.write(gctx, name, doc)
+			return storage.WriteJSON(gctx, s.b, name, doc)
 		})
 	}
 	return g.Wait()
@@ -106,7 +102,7 @@ func (s *Store) Builds(ctx context.Context, dates []string) (map[string]Build, e
 	out := map[string]Build{}
 	for _, d := range dates {
 		var b Build
-		err := s.read(ctx, s.buildKey(d), &b)
+		err := storage.ReadJSON(ctx, s.b, s.buildKey(d), &b)
 		if errors.Is(err, storage.ErrNotExist) {
 			continue
 		}
@@ -120,32 +116,5 @@ func (s *Store) Builds(ctx context.Context, dates []string) (map[string]Build, e
 
 // RecordBuild stores one partition's build record.
 func (s *Store) RecordBuild(ctx context.Context, b Build) error {
-	return s.write(ctx, s.buildKey(b.Date), b)
-}
-
-func (s *Store) read(ctx context.Context, key string, v any) error {
-	r, err := s.b.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return fmt.Errorf("read bookmark %s: %w", key, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode bookmark %s: %w", key, err)
-	}
-	return nil
-}
-
-func (s *Store) write(ctx context.Context, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := s.b.Put(ctx, key, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("write bookmark %s: %w", key, err)
-	}
-	return nil
+	return storage.WriteJSON(ctx, s.b, s.buildKey(b.Date), b)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net/url"
@@ -90,22 +89,11 @@ func partitionKey(db, table string, values []string) string {
 }
 
 func (s *Store) getJSON(ctx context.Context, key string, v any) error {
-	rc, err := s.b.Get(ctx, key)
-	if err != nil {
-		if errors.Is(err, storage.ErrNotExist) {
-			return fmt.Errorf("%s: %w", key, ErrNotFound)
-		}
-		return fmt.Errorf("get %s: %w", key, err)
+	err := storage.ReadJSON(ctx, s.b, key, v)
+	if errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("%s: %w", key, ErrNotFound)
 	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 func encodeJSON(v any) ([]byte, error) {
@@ -114,14 +102,7 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 func (s *Store) putJSON(ctx context.Context, key string, v any) error {
-	data, err := encodeJSON(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	if err := s.b.Put(ctx, key, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return storage.WriteJSON(ctx, s.b, key, v)
 }
 
 // PutDatabase creates or updates a database. CreatedAt is kept from the

@@ -183,14 +183,7 @@ func TestWorkerKilledMidShard(t *testing.T) {
 
 	victim := c.startWorker("worker")
 	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
-	startOut := make(chan string, 1)
-	go func() {
-		out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-		if err != nil {
-			out += "\nexit: " + err.Error()
-		}
-		startOut <- out
-	}()
+	run := c.startRunInBackground(ctx)
 
 	started := waitLine(t, ctx, victim, "a map shard to start", contains("task started", "type=transform:map"))
 	taskID := field(started, "id")
@@ -210,16 +203,34 @@ func TestWorkerKilledMidShard(t *testing.T) {
 		t.Errorf("killed shard retried %d times, want 1 (a lapsed lease counts as a retry)", info.Retried)
 	}
 
-	var out string
+	awaitSuccess(t, ctx, run)
+	checkOutput(t, c, sum, window)
+}
+
+// startRunInBackground runs `scheduler start -wait` for the test window
+// while the test disturbs the workers; its output arrives on the channel.
+func (c *cluster) startRunInBackground(ctx context.Context) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		text, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+		if err != nil {
+			text += "\nexit: " + err.Error()
+		}
+		out <- text
+	}()
+	return out
+}
+
+func awaitSuccess(t *testing.T, ctx context.Context, run <-chan string) {
+	t.Helper()
 	select {
-	case out = <-startOut:
+	case out := <-run:
+		if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
+			t.Fatalf("run did not succeed:\n%s", out)
+		}
 	case <-ctx.Done():
 		t.Fatal("run did not end")
 	}
-	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-		t.Fatalf("run did not succeed:\n%s", out)
-	}
-	checkOutput(t, c, sum, window)
 }
 
 // field returns the value of key=value in a slog text line.
@@ -245,14 +256,7 @@ func TestWorkerStoppedMidShard(t *testing.T) {
 
 	victim := c.start("worker", "-concurrency", "1", "-http", "", "-task-check-interval", "50ms", "-shutdown-timeout", "50ms")
 	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
-	startOut := make(chan string, 1)
-	go func() {
-		out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-		if err != nil {
-			out += "\nexit: " + err.Error()
-		}
-		startOut <- out
-	}()
+	run := c.startRunInBackground(ctx)
 	started := waitLine(t, ctx, victim, "a map shard to start", contains("task started", "type=transform:map"))
 	taskID := field(started, "id")
 	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -273,15 +277,7 @@ func TestWorkerStoppedMidShard(t *testing.T) {
 	if info := c.taskInfo(taskID); info.Retried != 0 {
 		t.Errorf("stopped shard retried %d times, want 0 (a shutdown hands the task back)", info.Retried)
 	}
-	var out string
-	select {
-	case out = <-startOut:
-	case <-ctx.Done():
-		t.Fatal("run did not end")
-	}
-	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-		t.Fatalf("run did not succeed:\n%s", out)
-	}
+	awaitSuccess(t, ctx, run)
 	checkOutput(t, c, sum, window)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -329,6 +330,9 @@ type JobSummary struct {
 	Rebuilt     map[string]string `json:"rebuilt,omitempty"`
 	Skipped     []string          `json:"skipped,omitempty"`
 	SkippedRows int64             `json:"skipped_rows,omitempty"`
+	// Collisions are source fields renamed because another field already
+	// maps to their column name.
+	Collisions []transform.Collision `json:"collisions,omitempty"`
 	// QuarantineFiles are the keys, in the output location, of the
 	// quarantined lines with their source object, line number and reason.
 	QuarantineFiles []string `json:"quarantine_files,omitempty"`
@@ -433,4 +437,9 @@ func (s *JobSummary) addReduce(date string, ps transform.PartitionStats) {
 	s.RowsWritten += ps.Rows
 	s.Duplicates += ps.Duplicates
 	s.Partitions[date] = ps.Rows
+	for _, c := range ps.Collisions {
+		if !slices.Contains(s.Collisions, c) {
+			s.Collisions = append(s.Collisions, c)
+		}
+	}
 }

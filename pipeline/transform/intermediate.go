@@ -188,6 +188,11 @@ func (r *byteReader) byte() byte {
 }
 
 func (r *byteReader) uvarint() uint64 {
+	if len(r.b) > 0 && r.b[0] < 0x80 { // one byte: most ids and lengths
+		v := uint64(r.b[0])
+		r.b = r.b[1:]
+		return v
+	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		r.err = errCorrupt

@@ -170,6 +170,11 @@ func parquetSchema(cols []outCol) (*parquet.Schema, error) {
 // the end. A row is valid until the next call.
 type rowIter func() (*rowRef, error)
 
+// parquetBatch is the number of rows handed to each column writer at once.
+// parquet-go cuts a page when a column's buffer is full after a write, so
+// this number also decides where pages end: changing it changes the file.
+const parquetBatch = 1024
+
 // writeParquet writes the rows column by column: a batch of rows is decoded
 // straight into one value slice per column and each slice goes to its
 // column writer, which skips parquet-go's row-to-column shuffle. Row groups
@@ -183,38 +188,31 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 	if rowGroupRows <= 0 {
 		rowGroupRows = defaultRowGroupRows
 	}
+	pages := &pageBufferPool{dir: tempDir}
+	defer pages.close()
 	pw := parquet.NewWriter(w, schema,
 		parquet.Compression(parquetCodec(spec.Compression)),
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.KeyValueMetadata("sluice.time_zone", spec.TimeZone),
-		parquet.ColumnPageBuffers(parquet.NewFileBufferPool(tempDir, "sluice-pages-*")),
+		parquet.ColumnPageBuffers(pages),
 		// Min/max stay in the column chunk statistics and the column index;
 		// repeating them in every page header made parquet-go compute each
 		// page's bounds twice (a tenth of the reduce on string columns).
 		parquet.DataPageStatistics(false),
 	)
-	const batch = 1024
-	ncol := len(pd.cols)
-	nulls := make([]parquet.Value, ncol)
-	vals := make([][]parquet.Value, ncol)
-	for c := range vals {
-		nulls[c] = parquet.Value{}.Level(0, 0, c)
-		vals[c] = make([]parquet.Value, 0, batch)
+	b, err := pd.newColumnBatch()
+	if err != nil {
+		return err
 	}
-	var buf []byte
-	var inBatch int
 	var inGroup int64
 	flush := func() error {
 		cws := pw.ColumnWriters()
-		for c := range vals {
-			if _, err := cws[c].WriteRowValues(vals[c]); err != nil {
+		for c := range b.cols {
+			if _, err := cws[c].WriteRowValues(b.column(c)); err != nil {
 				return err
 			}
-			clear(vals[c])
-			vals[c] = vals[c][:0]
 		}
-		buf = buf[:0]
-		inBatch = 0
+		b.reset()
 		if inGroup >= rowGroupRows {
 			inGroup = 0
 			return pw.Flush()
@@ -229,52 +227,165 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 		if r == nil {
 			break
 		}
-		for c := range vals {
-			vals[c] = append(vals[c], nulls[c])
-		}
-		if buf, err = pd.decodeParquet(r, vals, inBatch, buf); err != nil {
+		if err := pd.decodeParquet(r, b); err != nil {
 			return err
 		}
-		inBatch++
 		inGroup++
-		if inBatch == batch || inGroup >= rowGroupRows {
+		if b.rows == parquetBatch || inGroup >= rowGroupRows {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 	}
-	if inBatch > 0 {
+	if b.rows > 0 {
 		if err := flush(); err != nil {
 			return err
 		}
 	}
-	return pw.Close()
+	if err := pw.Close(); err != nil {
+		return err
+	}
+	return pages.err
 }
 
-// decodeParquet sets row i of the per-column value slices (already null)
-// from a row. Converted values and, when pd.copyStrings is set, strings are
-// appended to buf, which is returned; values point into it and into the
-// row's data, which must stay unchanged until the batch is written.
-func (pd *partitionData) decodeParquet(r *rowRef, vals [][]parquet.Value, i int, buf []byte) ([]byte, error) {
+// columnBatch is a batch of rows as one parquet.Value slice per column.
+// Cells are written in row order; the rows a column skipped are filled
+// with its null value when the column is next written or handed out.
+type columnBatch struct {
+	cols []batchColumn
+	rows int    // rows in the batch
+	buf  []byte // converted values (and copied strings) of the batch
+}
+
+// batchColumn is one column of a batch, with what setting a cell needs
+// side by side.
+type batchColumn struct {
+	vals   []parquet.Value // parquetBatch long
+	filled int             // rows [0, filled) are set
+	tail   uint64          // the last word of the column's non-null values
+	typ    colType
+	null   parquet.Value
+}
+
+// The last 8 bytes of a parquet.Value (parquet-go v0.32: ptr, u64, then
+// kind, definition and repetition levels, column index) are the same for
+// every non-null value of a column. Setting them as one word replaces a
+// call to Value.Level per cell, which showed in profiles; newColumnBatch
+// checks the layout against Level and refuses to write if it changed.
+const valueTailOffset = 16
+
+var _ [24 - unsafe.Sizeof(parquet.Value{})]struct{} // parquet.Value is 24 bytes
+var _ [unsafe.Sizeof(parquet.Value{}) - 24]struct{}
+
+func valueTail(v *parquet.Value) *uint64 {
+	return (*uint64)(unsafe.Add(unsafe.Pointer(v), valueTailOffset))
+}
+
+func (pd *partitionData) newColumnBatch() (*columnBatch, error) {
+	b := &columnBatch{cols: make([]batchColumn, len(pd.cols))}
+	for c, col := range pd.cols {
+		bc := &b.cols[c]
+		bc.vals = make([]parquet.Value, parquetBatch)
+		bc.typ = col.typ
+		bc.null = parquet.Value{}.Level(0, 0, c)
+		var sample parquet.Value
+		switch col.typ {
+		case typeBool:
+			sample = parquet.BooleanValue(true)
+		case typeInt, typeLocalTime, typeUTCTime:
+			sample = parquet.Int64Value(-42)
+		case typeDouble:
+			sample = parquet.DoubleValue(0.5)
+		default:
+			sample = parquet.ByteArrayValue([]byte("sample"))
+		}
+		want := sample.Level(0, 1, c)
+		bc.tail = *valueTail(&want)
+		got := sample
+		*valueTail(&got) = bc.tail
+		if got != want || !parquet.Equal(got, want) || got.DefinitionLevel() != 1 || got.Column() != c {
+			return nil, fmt.Errorf("parquet.Value layout is not the expected one (parquet-go upgraded?)")
+		}
+	}
+	return b, nil
+}
+
+// set stores v, with the column's levels, as the current row of column c.
+func (b *columnBatch) set(c int, v parquet.Value) {
+	bc := &b.cols[c]
+	i := b.rows
+	if bc.filled < i {
+		fillNulls(bc.vals[bc.filled:i], bc.null)
+	}
+	p := &bc.vals[i]
+	*p = v
+	*valueTail(p) = bc.tail
+	bc.filled = i + 1
+}
+
+// setNull stores a null as the current row of column c.
+func (b *columnBatch) setNull(c int) {
+	bc := &b.cols[c]
+	i := b.rows
+	if bc.filled < i {
+		fillNulls(bc.vals[bc.filled:i], bc.null)
+	}
+	bc.vals[i] = bc.null
+	bc.filled = i + 1
+}
+
+func fillNulls(vals []parquet.Value, null parquet.Value) {
+	for i := range vals {
+		vals[i] = null
+	}
+}
+
+// column returns the batch's values of column c.
+func (b *columnBatch) column(c int) []parquet.Value {
+	bc := &b.cols[c]
+	if bc.filled < b.rows {
+		fillNulls(bc.vals[bc.filled:b.rows], bc.null)
+		bc.filled = b.rows
+	}
+	return bc.vals[:b.rows]
+}
+
+// reset empties the batch once its values have been written.
+func (b *columnBatch) reset() {
+	for c := range b.cols {
+		bc := &b.cols[c]
+		clear(bc.vals[:bc.filled]) // drop references into row data
+		bc.filled = 0
+	}
+	b.rows = 0
+	b.buf = b.buf[:0]
+}
+
+// decodeParquet adds a row to the batch. Converted values and, when
+// pd.copyStrings is set, strings are appended to b.buf; values point into
+// it and into the row's data, which must stay unchanged until the batch is
+// written.
+func (pd *partitionData) decodeParquet(r *rowRef, b *columnBatch) error {
 	colMap := pd.colMaps[r.file]
 	br := byteReader{b: r.fields}
 	n := br.uvarint()
+	buf := b.buf
 	for j := uint64(0); j < n && br.err == nil; j++ {
 		id := br.uvarint()
 		kind := br.byte()
 		if br.err != nil || id >= uint64(len(colMap)) {
-			return buf, errCorrupt
+			return errCorrupt
 		}
-		c := colMap[id]
+		c := int(colMap[id])
 		if c < 0 {
 			br.skipField(kind)
 			continue
 		}
-		typ := pd.cols[c].typ
+		typ := b.cols[c].typ
 		var v parquet.Value
 		switch kind {
 		case kindNull:
-			vals[c][i] = parquet.Value{}.Level(0, 0, int(c))
+			b.setNull(c)
 			continue
 		case kindBool:
 			t := br.byte() != 0
@@ -307,28 +418,30 @@ func (pd *partitionData) decodeParquet(r *rowRef, vals [][]parquet.Value, i int,
 				v = parquet.DoubleValue(f)
 			}
 		case kindString:
-			b := br.bytes(br.uvarint())
+			s := br.bytes(br.uvarint())
 			if pd.copyStrings {
-				s := len(buf)
-				buf = append(buf, b...)
-				b = buf[s:]
+				o := len(buf)
+				buf = append(buf, s...)
+				s = buf[o:]
 			}
-			v = parquet.ByteArrayValue(b)
+			v = parquet.ByteArrayValue(s)
 		default:
-			return buf, errCorrupt
+			return errCorrupt
 		}
-		vals[c][i] = v.Level(0, 1, int(c))
+		b.set(c, v)
 	}
+	b.buf = buf
 	if br.err != nil {
-		return buf, br.err
+		return br.err
 	}
 	if pd.tsCol >= 0 {
-		vals[pd.tsCol][i] = parquet.Int64Value(r.us+r.off*1_000_000).Level(0, 1, pd.tsCol)
+		b.set(pd.tsCol, parquet.Int64Value(r.us+r.off*1_000_000))
 	}
 	if pd.utcCol >= 0 {
-		vals[pd.utcCol][i] = parquet.Int64Value(r.us).Level(0, 1, pd.utcCol)
+		b.set(pd.utcCol, parquet.Int64Value(r.us))
 	}
-	return buf, nil
+	b.rows++
+	return nil
 }
 
 // CSV renders timestamps as text a reader can parse without a zone: the

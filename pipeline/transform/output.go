@@ -195,6 +195,7 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.KeyValueMetadata("sluice.time_zone", spec.TimeZone),
 		parquet.ColumnPageBuffers(pages),
+		parquet.WriteBufferSize(256<<10),
 		// Min/max stay in the column chunk statistics and the column index;
 		// repeating them in every page header made parquet-go compute each
 		// page's bounds twice (a tenth of the reduce on string columns).

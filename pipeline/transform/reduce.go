@@ -329,6 +329,15 @@ func readS2(ctx context.Context, b storage.Reader, key, magic string, sizeHint i
 
 func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, mans []*shardManifest, date Date, cols []outCol, names map[string]string) (*partitionData, error) {
 	pd, index := newPartitionData(cols)
+	var rows int64
+	for _, m := range mans {
+		for _, md := range m.Dates {
+			if md.Date == date {
+				rows += md.Rows
+			}
+		}
+	}
+	pd.rows = make([]rowRef, 0, rows)
 	for shard, m := range mans {
 		var size int64 = -1
 		for _, md := range m.Dates {
@@ -430,8 +439,27 @@ func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*
 			}
 		}
 	}
-	keep := slices.Collect(maps.Values(best))
-	slices.SortFunc(keep, func(a, b int32) int { return rowCmp(&rows[a], &rows[b]) })
+	// Sort (timestamp, row) pairs, side by side in memory, and look at the
+	// rows' keys only for equal timestamps: the same order as rowCmp, at a
+	// fraction of the cache misses.
+	type sortKey struct {
+		us int64
+		i  int32
+	}
+	keys := make([]sortKey, 0, len(best))
+	for _, i := range best {
+		keys = append(keys, sortKey{rows[i].us, i})
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if a.us != b.us {
+			return cmp.Compare(a.us, b.us)
+		}
+		return strings.Compare(rows[a.i].id, rows[b.i].id)
+	})
+	keep := make([]int32, len(keys))
+	for j, k := range keys {
+		keep[j] = k.i
+	}
 	return keep, nil
 }
 

@@ -308,16 +308,20 @@ func outputColumns(spec Spec, mans []*shardManifest, date Date, explicit []strin
 	return cols, names, coll
 }
 
-// readS2 loads a whole S2 stream and checks its magic.
-func readS2(ctx context.Context, b storage.Reader, key, magic string, sizeHint int64) ([]byte, error) {
+// readS2 loads a whole S2 stream through zr (reset to it, so that its
+// buffers are reused) and checks its magic. The stream is read into
+// reuse's memory when it is large enough.
+func readS2(ctx context.Context, b storage.Reader, zr *s2.Reader, key, magic string, sizeHint int64, reuse []byte) ([]byte, error) {
 	rc, err := b.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
+	zr.Reset(rc)
+	defer zr.Reset(nil)
+	buf := bytes.NewBuffer(reuse[:0])
 	buf.Grow(int(min(sizeHint, 1<<31)) + len(magic) + bytes.MinRead)
-	if _, err := buf.ReadFrom(s2.NewReader(rc)); err != nil {
+	if _, err := buf.ReadFrom(zr); err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	data := buf.Bytes()
@@ -338,6 +342,7 @@ func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, m
 		}
 	}
 	pd.rows = make([]rowRef, 0, rows)
+	zr := s2.NewReader(nil)
 	for shard, m := range mans {
 		var size int64 = -1
 		for _, md := range m.Dates {
@@ -349,7 +354,7 @@ func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, m
 			continue
 		}
 		key := rowsKey(prefix, shard, date)
-		data, err := readS2(ctx, scratch, key, rowsMagic, size)
+		data, err := readS2(ctx, scratch, zr, key, rowsMagic, size, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -414,16 +419,19 @@ func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*
 			best[r.id] = int32(i)
 		}
 	}
+	var ids []byte
+	zr := s2.NewReader(nil)
 	for shard, m := range mans {
 		for _, md := range m.Dates {
 			if md.Date == date {
 				continue
 			}
 			key := idsKey(prefix, shard, md.Date)
-			data, err := readS2(ctx, scratch, key, idsMagic, md.Rows*48)
+			data, err := readS2(ctx, scratch, zr, key, idsMagic, md.Rows*48, ids)
 			if err != nil {
 				return nil, err
 			}
+			ids = data // the next ids object reuses the memory
 			r := byteReader{b: data}
 			for len(r.b) > 0 && r.err == nil {
 				id := r.bytes(r.uvarint())

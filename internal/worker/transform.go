@@ -330,6 +330,9 @@ type JobSummary struct {
 	Rebuilt     map[string]string `json:"rebuilt,omitempty"`
 	Skipped     []string          `json:"skipped,omitempty"`
 	SkippedRows int64             `json:"skipped_rows,omitempty"`
+	// SpilledPartitions did not fit the reduce's memory budget and were
+	// sorted on local disk (same output, slower).
+	SpilledPartitions []string `json:"spilled_partitions,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
 	Collisions []transform.Collision `json:"collisions,omitempty"`
@@ -437,6 +440,9 @@ func (s *JobSummary) addReduce(date string, ps transform.PartitionStats) {
 	s.RowsWritten += ps.Rows
 	s.Duplicates += ps.Duplicates
 	s.Partitions[date] = ps.Rows
+	if ps.SpillRuns > 0 {
+		s.SpilledPartitions = append(s.SpilledPartitions, date)
+	}
 	for _, c := range ps.Collisions {
 		if !slices.Contains(s.Collisions, c) {
 			s.Collisions = append(s.Collisions, c)

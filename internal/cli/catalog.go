@@ -54,11 +54,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		t, err := store.GetTable(ctx, db, table)
-		if err != nil {
-			return err
-		}
-		parts, err := store.ListPartitions(ctx, db, table)
+		t, parts, err := loadTable(ctx, store, db, table)
 		if err != nil {
 			return err
 		}
@@ -91,11 +87,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		t, err := store.GetTable(ctx, db, table)
-		if err != nil {
-			return err
-		}
-		parts, err := store.ListPartitions(ctx, db, table)
+		t, parts, err := loadTable(ctx, store, db, table)
 		if err != nil {
 			return err
 		}
@@ -142,6 +134,16 @@ func tableArg(fs *flag.FlagSet, args []string) (db, table string, err error) {
 		return "", "", fmt.Errorf("%q: want DB.TABLE", pos[0])
 	}
 	return db, table, nil
+}
+
+// loadTable reads a table and its partitions.
+func loadTable(ctx context.Context, store *catalog.Store, db, table string) (catalog.Table, []catalog.Partition, error) {
+	t, err := store.GetTable(ctx, db, table)
+	if err != nil {
+		return t, nil, err
+	}
+	parts, err := store.ListPartitions(ctx, db, table)
+	return t, parts, err
 }
 
 // printCatalog prints every table; brief prints one line per table instead

@@ -60,6 +60,25 @@ func TestDemoRunsTheWholeWorkflowEmbedded(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("scratch files left after the run: %v", left)
 	}
+	// The catalog command reads what the demo's crawlers wrote.
+	cat := "file://" + filepath.Join(dir, "catalog")
+	var show, ddl bytes.Buffer
+	if err := Main(ctx, []string{"catalog", "-catalog", cat, "show", "segmentlogs.android"}, &show); err != nil {
+		t.Fatalf("catalog show: %v", err)
+	}
+	if !strings.Contains(show.String(), "userAgent") || !strings.Contains(show.String(), "received_day") {
+		t.Errorf("catalog show segmentlogs.android:\n%s", show.String())
+	}
+	err := Main(ctx, []string{"catalog", "-catalog", cat, "ddl", "-map-location", "file://" + dir + "=s3://lake", "segmentlogs.mobile"}, &ddl)
+	if err != nil {
+		t.Fatalf("catalog ddl: %v", err)
+	}
+	for _, want := range []string{"CREATE EXTERNAL TABLE IF NOT EXISTS `segmentlogs`.`mobile`", "`message_id` string", "PARTITIONED BY (`year` int, `month` int, `date` string)",
+		"LOCATION 's3://lake/mobile_user", "ADD IF NOT EXISTS", "PARTITION (`year`=2024, `month`=3, `date`='2024-03-10')"} {
+		if !strings.Contains(ddl.String(), want) {
+			t.Errorf("ddl lacks %q:\n%s", want, ddl.String())
+		}
+	}
 	// A second demo reuses the data and replaces the partitions: same counts.
 	var again bytes.Buffer
 	if err := Main(ctx, []string{"demo", "-dir", dir}, &again); err != nil {

@@ -70,7 +70,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	c.orch.Log.Info("scheduler serving", "http", *addr, "monitoring", "/monitoring/", "workflows", sortedKeys(c.orch.Workflows))
-	s := &scheduler.Scheduler{Orch: c.orch, Log: c.orch.Log}
+	inspector := asynq.NewInspector(c.redisOpt)
+	defer inspector.Close()
+	s := &scheduler.Scheduler{Orch: c.orch, Log: c.orch.Log, Inspector: inspector}
 	go func() { _ = s.Run(ctx) }()
 	select {
 	case <-ctx.Done():

@@ -48,7 +48,9 @@ func (o *Orchestrator) Start(ctx context.Context, name string, win workflow.Wind
 	}
 	if !st.Created {
 		o.Log.Info("run already active or already started for this tick", "workflow", name, "window", win.String(), "run", st.Run.ID)
-		return st, nil
+		// Its creator may have died before enqueuing the first steps;
+		// enqueuing again is a no-op when they exist.
+		return st, o.Resume(ctx, st.Run)
 	}
 	o.Log.Info("run started", "workflow", name, "window", win.String(), "run", st.Run.ID, "trigger", opts.Trigger, "steps", st.Start)
 	return st, o.enqueueSteps(ctx, wf, st.Run.ID, st.Start)

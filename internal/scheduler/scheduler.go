@@ -13,6 +13,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"golang.org/x/sync/errgroup"
 
 	"sluice/internal/orchestrator"
@@ -26,6 +27,34 @@ type Scheduler struct {
 	Log  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Inspector, when set, lets the scheduler find tasks that used up their
+	// retries unseen by a worker (killed on the last attempt).
+	Inspector *asynq.Inspector
+	// SweepEvery is how often to look (default 30 s).
+	SweepEvery time.Duration
+}
+
+func (s *Scheduler) sweep(ctx context.Context) {
+	every := s.SweepEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		// Tasks are retained 48 h; an archived task older than a week has
+		// long been handled.
+		if n, err := s.Orch.FailArchived(ctx, s.Inspector, 7*24*time.Hour); err != nil && ctx.Err() == nil {
+			s.Log.Warn("sweep of archived tasks failed", "err", err)
+		} else if n > 0 {
+			s.Log.Info("failed steps whose tasks were archived", "steps", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Scheduler) now() time.Time {
@@ -35,9 +64,14 @@ func (s *Scheduler) now() time.Time {
 	return time.Now()
 }
 
-// Run fires every schedule trigger until ctx ends.
+// Run fires every schedule trigger until ctx ends, and every SweepEvery
+// fails the steps whose tasks asynq archived (see
+// orchestrator.FailArchived).
 func (s *Scheduler) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
+	if s.Inspector != nil {
+		g.Go(func() error { s.sweep(ctx); return nil })
+	}
 	names := make([]string, 0, len(s.Orch.Workflows))
 	for name := range s.Orch.Workflows {
 		names = append(names, name)

@@ -160,7 +160,10 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 			return err
 		}
 		w.log.Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
-		if _, ferr := w.orch.Finish(ctx, ref, workflow.Failed, nil, fmt.Errorf("%s: %w", t.Type(), err)); ferr != nil {
+		// The task's own context may be done (its timeout is what failed it).
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, fmt.Errorf("%s: %w", t.Type(), err)); ferr != nil {
 			w.log.Error("could not record step failure", "run", ref.RunID, "step", ref.Step, "err", ferr)
 		}
 		return err

@@ -249,3 +249,57 @@ func TestParseQueues(t *testing.T) {
 		}
 	}
 }
+
+// A task archived without the worker recording the failure (its last attempt
+// was SIGKILLed, or an operator archived it in asynqmon) fails its step when
+// the scheduler sweeps the archive, so the run does not stay RUNNING.
+func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
+	h := newHarness(t, tasks.DefaultOptions)
+	ctx := context.Background()
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.orch.FailArchived(ctx, h.inspector, time.Hour); err != nil || n != 0 {
+		t.Fatalf("sweep with nothing archived: %d %v", n, err)
+	}
+	if err := h.inspector.ArchiveTask(tasks.QueueCrawl, st.Run.ID+"/segmentlogs-IOS"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.orch.FailArchived(ctx, h.inspector, time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep failed %d steps, err %v; want 1", n, err)
+	}
+	run, err := h.orch.Runs.Get(ctx, st.Run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != workflow.Failed || !strings.Contains(run.Steps["segmentlogs-IOS"].Error, "archived") {
+		t.Fatalf("run %s, step %+v", run.State, run.Steps["segmentlogs-IOS"])
+	}
+	if n, _ := h.orch.FailArchived(ctx, h.inspector, time.Hour); n != 0 {
+		t.Fatalf("a second sweep failed %d more steps", n)
+	}
+}
+
+// A run whose creator died before enqueuing its first steps gets them when
+// anyone asks to start it again.
+func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
+	h := newHarness(t, tasks.DefaultOptions)
+	ctx := context.Background()
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := st.Run.ID + "/segmentlogs-IOS"
+	if err := h.inspector.DeleteTask(tasks.QueueCrawl, id); err != nil { // as if never enqueued
+		t.Fatal(err)
+	}
+	again, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	if err != nil || again.Created || again.Run.ID != st.Run.ID {
+		t.Fatalf("second start: created %v run %s err %v", again.Created, again.Run.ID, err)
+	}
+	if _, err := h.inspector.GetTaskInfo(tasks.QueueCrawl, id); err != nil {
+		t.Fatalf("the first step's task was not enqueued again: %v", err)
+	}
+}

@@ -46,7 +46,7 @@ func run() error {
 	shutdown := fs.Duration("shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back")
 	checkEvery := fs.Duration("task-check-interval", time.Second, "how often an idle worker polls the queues")
 	retryDelay := fs.Duration("retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
-	tempDir := fs.String("temp-dir", config.Env("SLUICE_TEMP_DIR", os.TempDir()), "local folder for files being written and rows spilled by reduce tasks (env SLUICE_TEMP_DIR)")
+	tempDir := fs.String("temp-dir", config.Env("SLUICE_TEMP_DIR", os.TempDir()), "local folder for all temporary files: map intermediates before upload, reduce spills, S3 upload spools (env SLUICE_TEMP_DIR)")
 	memLimit := fs.String("memory-limit", config.Env("SLUICE_MEMORY_LIMIT", "448MiB"), "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); reduce tasks spill to -temp-dir to stay under it (env SLUICE_MEMORY_LIMIT)")
 	_ = fs.Parse(os.Args[1:])
 	if v := config.Env("SLUICE_CONCURRENCY", ""); v != "" && !isSet(fs, "concurrency") {
@@ -100,6 +100,12 @@ func run() error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log}
 	common.S3.TempDir = *tempDir
+	// Map tasks and other libraries create their temporary files in the
+	// default temp folder; point it at -temp-dir too, so one flag decides
+	// which disk takes them.
+	if err := os.Setenv("TMPDIR", *tempDir); err != nil {
+		return err
+	}
 	w := worker.New(worker.Config{
 		Orchestrator: orch, S3: common.S3, Log: log, Metrics: worker.NewMetrics(reg),
 		TempDir: *tempDir, ReduceMemory: worker.ReduceMemory(int64(limit), *concurrency),

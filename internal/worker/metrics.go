@@ -25,7 +25,7 @@ type Metrics struct {
 // NewMetrics creates the series and registers them with reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		TasksProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_tasks_total", Help: "Tasks processed, by type and outcome (ok, error, skipped)."}, []string{"type", "outcome"}),
+		TasksProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_tasks_total", Help: "Tasks processed, by type and outcome (ok, error)."}, []string{"type", "outcome"}),
 		TaskSeconds:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_worker_task_seconds", Help: "Task run time, by type.", Buckets: prometheus.ExponentialBuckets(0.01, 3, 12)}, []string{"type"}),
 		InputBytes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_transform_input_bytes_total", Help: "Uncompressed input bytes read by map tasks."}),
 		InputLines:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_transform_input_lines_total", Help: "Input lines read by map tasks."}),

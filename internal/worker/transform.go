@@ -263,7 +263,7 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if !arr.Complete {
 		return nil
 	}
-	quarantined, qkeys, err := transform.PublishQuarantine(ctx, j.scratch, j.prefix, j.out, j.window, p.Shards)
+	quarantined, qkeys, err := transform.PublishQuarantine(ctx, j.scratch, j.prefix, j.out, transform.QuarantineDir(j.window, p.RunID), p.Shards)
 	if err != nil {
 		return err
 	}
@@ -275,15 +275,17 @@ func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error
 	if err != nil {
 		return err
 	}
-	if err := w.recordBookmarks(ctx, j, p.RunID, m, objectDates); err != nil {
-		return err
-	}
 	if quarantined > 0 {
 		summary.QuarantineFiles = qkeys
 	}
 	if !summary.Balanced {
 		err := fmt.Errorf("reconciliation failed: %s", summary.Reconciliation)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	// Only a step whose every line is accounted for may say its partitions
+	// are current.
+	if err := w.recordBookmarks(ctx, j, p.RunID, m, objectDates); err != nil {
+		return err
 	}
 	if _, err := w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, summary, nil); err != nil {
 		return err

@@ -101,7 +101,7 @@ func runJob(t testing.TB, in storage.Reader, scratch, out storage.Bucket, spec S
 		}
 		res.parts = append(res.parts, ps)
 	}
-	n, _, err := PublishQuarantine(ctx, scratch, scratchPrefix, out, w, len(shards))
+	n, _, err := PublishQuarantine(ctx, scratch, scratchPrefix, out, QuarantineDir(w, "test"), len(shards))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,22 +66,25 @@ func Cleanup(ctx context.Context, scratch storage.Bucket, scratchPrefix string) 
 	return nil
 }
 
-// QuarantineDir is the output folder of a window's quarantine:
-// _errors/window=<start>_<end>/ (ignored by Athena/Hive readers, as it starts
-// with "_").
-func QuarantineDir(w Window) string { return "_errors/window=" + w.String() + "/" }
+// QuarantineDir is the output folder of one run's quarantine:
+// _errors/window=<start>_<end>/run=<run>/ (ignored by Athena/Hive readers,
+// as it starts with "_"). Each run keeps its own folder: a run that reads
+// only part of the window's input (bookmarks) must not erase what an
+// earlier run quarantined from the rest.
+func QuarantineDir(w Window, run string) string {
+	return "_errors/window=" + w.String() + "/run=" + run + "/"
+}
 
 // PublishQuarantine copies every shard's quarantine to
-// QuarantineDir(w)/shard-NNNNN.ndjson.gz in out and deletes any other object
-// in that folder, so a rerun of the window replaces the previous quarantine.
+// dir/shard-NNNNN.ndjson.gz in out (dir: see QuarantineDir) and deletes any
+// other object in that folder, so a retry replaces what it published before.
 // It returns the number of quarantined records and the published keys.
-func PublishQuarantine(ctx context.Context, scratch storage.Reader, scratchPrefix string, out storage.Bucket, w Window, shardCount int) (int64, []string, error) {
+func PublishQuarantine(ctx context.Context, scratch storage.Reader, scratchPrefix string, out storage.Bucket, dir string, shardCount int) (int64, []string, error) {
 	prefix := normPrefix(scratchPrefix)
 	mans, err := readManifests(ctx, scratch, prefix, shardCount)
 	if err != nil {
 		return 0, nil, fmt.Errorf("publish quarantine: %w", err)
 	}
-	dir := QuarantineDir(w)
 	var total int64
 	var published []string
 	for shard, m := range mans {

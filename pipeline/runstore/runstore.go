@@ -1,8 +1,8 @@
 // Package runstore keeps workflow runs in Redis: one hash per run with the
 // state of the run and of every step, an index of runs per workflow, and the
-// keys that stop a second run of the same workflow and window from starting
-// while one is active, or a schedule tick from starting two runs when several
-// schedulers fire it.
+// keys that stop a second run of the same workflow and window (or an
+// overlapping window) from starting while one is active, or a schedule tick
+// from starting two runs when several schedulers fire it.
 //
 // State changes go through Redis transactions (WATCH/MULTI) around the pure
 // state machine of pipeline/workflow, so concurrent workers finishing steps
@@ -78,9 +78,16 @@ const keyPrefix = "sluice:"
 
 func runKey(id string) string   { return keyPrefix + "run:" + id }
 func indexKey(wf string) string { return keyPrefix + "runs:" + wf }
-func activeKey(wf string, w workflow.Window) string {
-	return keyPrefix + "active:" + wf + ":" + w.String()
-}
+
+// activeKey is a hash of a workflow's active runs: run id -> "start end
+// created-ms". Start reads it to refuse a window that overlaps an active
+// run's: two runs rebuilding the same partition from different listings
+// could leave it and its bookmark describing different inputs.
+func activeKey(wf string) string { return keyPrefix + "active:" + wf }
+
+// ErrOverlap is returned by Start when the window overlaps, without being
+// equal to, the window of an active run of the same workflow.
+var ErrOverlap = errors.New("window overlaps an active run")
 
 // DedupeKey names one scheduled fire of a trigger, for StartOptions.Dedupe.
 func DedupeKey(wf, trigger string, fire time.Time) string {
@@ -104,29 +111,42 @@ type Started struct {
 	Start   []string // steps to enqueue now (only when Created)
 }
 
-// KEYS: 1 active, 2 dedupe (or a dummy), 3 run hash, 4 index.
-// ARGV: 1 id, 2 active ttl s, 3 dedupe ttl s (0: no dedupe), 4 score, 5 retention s, 6.. hash pairs.
+// KEYS: 1 active runs hash, 2 dedupe (or a dummy), 3 run hash, 4 index.
+// ARGV: 1 id, 2 active ttl ms, 3 dedupe ttl s (0: no dedupe), 4 now ms (score),
+// 5 retention s, 6 window start, 7 window end, 8.. hash pairs.
+// Returns {1, id} created, {0, id} the same window's active run (or the
+// deduplicated one), {2, id} an active run whose window overlaps.
 var startScript = redis.NewScript(`
 if ARGV[3] ~= '0' then
   local prev = redis.call('GET', KEYS[2])
   if prev then return {0, prev} end
 end
-local cur = redis.call('GET', KEYS[1])
-if cur and redis.call('EXISTS', 'sluice:run:' .. cur) == 1 then
-  if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], cur, 'EX', ARGV[3]) end
-  return {0, cur}
+local active = redis.call('HGETALL', KEYS[1])
+for i = 1, #active, 2 do
+  local id = active[i]
+  local s, e, created = string.match(active[i + 1], '^(%S+) (%S+) (%d+)$')
+  local state = redis.call('HGET', 'sluice:run:' .. id, 'state')
+  if state ~= 'RUNNING' or tonumber(ARGV[4]) - tonumber(created) > tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], id)
+  elseif s == ARGV[6] and e == ARGV[7] then
+    if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], id, 'EX', ARGV[3]) end
+    return {0, id}
+  elseif s <= ARGV[7] and ARGV[6] <= e then
+    return {2, id}
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[6] .. ' ' .. ARGV[7] .. ' ' .. ARGV[4])
 if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
-redis.call('HSET', KEYS[3], unpack(ARGV, 6))
+redis.call('HSET', KEYS[3], unpack(ARGV, 8))
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return {1, ARGV[1]}
 `)
 
 // Start creates a run of wf over win, unless a run of the same workflow and
-// window is still active (then that run is returned) or opts.Dedupe was
-// already used.
+// window is still active (then that run is returned), opts.Dedupe was
+// already used, or an active run's window overlaps win (ErrOverlap, with
+// that run).
 func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.Window, opts StartOptions) (Started, error) {
 	now := s.now().UTC()
 	id := newRunID(wf.Name, win, now)
@@ -153,8 +173,8 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.W
 	} else {
 		dedupe = keyPrefix + "nodedupe"
 	}
-	args := append([]any{id, int(s.ActiveTTL.Seconds()), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds())}, fields...)
-	res, err := startScript.Run(ctx, s.rdb, []string{activeKey(wf.Name, win), dedupe, runKey(id), indexKey(wf.Name)}, args...).Slice()
+	args := append([]any{id, s.ActiveTTL.Milliseconds(), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds()), win.Start.String(), win.End.String()}, fields...)
+	res, err := startScript.Run(ctx, s.rdb, []string{activeKey(wf.Name), dedupe, runKey(id), indexKey(wf.Name)}, args...).Slice()
 	if err != nil {
 		return Started{}, fmt.Errorf("start run of %s %s: %w", wf.Name, win, err)
 	}
@@ -163,6 +183,9 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.W
 	run, err := s.Get(ctx, runID)
 	if err != nil {
 		return Started{}, err
+	}
+	if res[0].(int64) == 2 {
+		return Started{Run: run}, fmt.Errorf("start run of %s %s: %w: %s (%s) is still running; wait for it to end", wf.Name, win, ErrOverlap, run.ID, run.Window)
 	}
 	out := Started{Run: run, Created: created}
 	if created {
@@ -308,14 +331,10 @@ func (s *Store) Finish(ctx context.Context, wf *workflow.Workflow, runID, step s
 			fields = append(fields, "ended", now.Format(time.RFC3339Nano))
 			run.Ended = now
 		}
-		active, err := tx.Get(ctx, activeKey(wf.Name, run.Window)).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, key, fields...)
-			if ended && active == runID {
-				p.Del(ctx, activeKey(wf.Name, run.Window))
+			if ended {
+				p.HDel(ctx, activeKey(wf.Name), runID)
 			}
 			return nil
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
 	if second.Created || second.Run.ID != first.Run.ID || len(second.Start) != 0 {
 		t.Fatalf("second start created %v run %s, want the first run %s", second.Created, second.Run.ID, first.Run.ID)
 	}
-	other, err := s.Start(ctx, wf, workflow.Window{Start: window.End, End: window.End}, StartOptions{})
+	other, err := s.Start(ctx, wf, workflow.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, StartOptions{})
 	if err != nil || !other.Created {
 		t.Fatalf("another window: created %v err %v", other.Created, err)
 	}
@@ -179,5 +180,26 @@ func TestFailedStepFailsTheRun(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown run: %v", err)
+	}
+}
+
+func TestOverlappingWindowsDoNotRunAtOnce(t *testing.T) {
+	s, wf := setup(t)
+	ctx := context.Background()
+	first, err := s.Start(ctx, wf, window, StartOptions{}) // 10-30..11-01
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := workflow.Window{Start: window.End, End: window.End}
+	if _, err := s.Start(ctx, wf, one, StartOptions{}); !errors.Is(err, ErrOverlap) || !strings.Contains(err.Error(), first.Run.ID) {
+		t.Fatalf("overlapping start: %v, want ErrOverlap naming %s", err, first.Run.ID)
+	}
+	later := workflow.Window{Start: window.End.AddDays(1), End: window.End.AddDays(2)}
+	if st, err := s.Start(ctx, wf, later, StartOptions{}); err != nil || !st.Created {
+		t.Fatalf("disjoint window: created %v err %v", st.Created, err)
+	}
+	finishAll(t, s, wf, first.Run.ID)
+	if st, err := s.Start(ctx, wf, one, StartOptions{}); err != nil || !st.Created {
+		t.Fatalf("after the overlapping run ended: created %v err %v", st.Created, err)
 	}
 }

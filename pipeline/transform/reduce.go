@@ -246,6 +246,14 @@ func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix 
 	if err := out.Put(ctx, staging, f); err != nil {
 		return st, fmt.Errorf("reduce %s: put %s: %w", date, staging, err)
 	}
+	published := false
+	defer func() {
+		// A failed publish must not leave a partition-sized object behind
+		// each retry; the deletion below covers the successful path.
+		if !published {
+			_ = out.Delete(context.WithoutCancel(ctx), staging)
+		}
+	}()
 	if err := copyObject(ctx, out, staging, final); err != nil {
 		return st, fmt.Errorf("reduce %s: publish: %w", date, err)
 	}
@@ -255,6 +263,7 @@ func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix 
 	if err != nil {
 		return st, fmt.Errorf("reduce %s: %w", date, err)
 	}
+	published = true
 	if err := out.Delete(ctx, staging); err != nil {
 		return st, fmt.Errorf("reduce %s: delete %s: %w", date, staging, err)
 	}

@@ -118,6 +118,9 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "started run %s (%s %s)\n", st.Run.ID, *name, win)
 	} else {
 		fmt.Fprintf(stdout, "run %s of %s %s is already active; not starting another\n", st.Run.ID, *name, win)
+		if *force && !st.Run.Force {
+			fmt.Fprintln(stdout, "note: that run does not rebuild unchanged partitions; start again with -force once it has ended")
+		}
 	}
 	if !*wait {
 		return nil

@@ -69,16 +69,14 @@ func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result wor
 	if err != nil {
 		return fin, err
 	}
-	start := fin.Start
-	if fin.Changed {
-		o.Log.Info("step finished", "run", ref.RunID, "step", ref.Step, "state", result, "run_state", fin.Run.State, "starts", start)
-		if fin.Run.State != workflow.Running {
-			o.Log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
-		}
-	} else {
-		start = fin.Run.RunningSteps()
+	if !fin.Changed {
+		return fin, o.Resume(ctx, fin.Run)
 	}
-	return fin, o.enqueueSteps(ctx, wf, ref.RunID, start)
+	o.Log.Info("step finished", "run", ref.RunID, "step", ref.Step, "state", result, "run_state", fin.Run.State, "starts", fin.Start)
+	if fin.Run.State != workflow.Running {
+		o.Log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
+	}
+	return fin, o.enqueueSteps(ctx, wf, ref.RunID, fin.Start)
 }
 
 func (o *Orchestrator) enqueueSteps(ctx context.Context, wf *workflow.Workflow, runID string, steps []string) error {

@@ -340,6 +340,20 @@ func readS2(ctx context.Context, b storage.Reader, zr *s2.Reader, key, magic str
 	return data[len(magic):], nil
 }
 
+// mapColumn records, for an intermediate's column definition (its id and
+// source path), which output column it feeds (-1: none in this partition).
+func mapColumn(colMap []int32, id uint64, path []byte, names map[string]string, index map[string]int32) []int32 {
+	for uint64(len(colMap)) <= id {
+		colMap = append(colMap, -1)
+	}
+	if n, ok := names[string(path)]; ok {
+		if i, ok := index[n]; ok {
+			colMap[id] = i
+		}
+	}
+	return colMap
+}
+
 func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, mans []*shardManifest, date Date, cols []outCol, names map[string]string) (*partitionData, error) {
 	pd, index := newPartitionData(cols)
 	var rows int64
@@ -379,14 +393,7 @@ func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, m
 				if r.err != nil || id > uint64(len(colMap))+1<<20 {
 					return nil, fmt.Errorf("read %s: %w", key, errCorrupt)
 				}
-				for uint64(len(colMap)) <= id {
-					colMap = append(colMap, -1)
-				}
-				if n, ok := names[string(p)]; ok {
-					if i, ok := index[n]; ok {
-						colMap[id] = i
-					}
-				}
+				colMap = mapColumn(colMap, id, p, names, index)
 			case tagRow:
 				var rr rowRef
 				rr.shard = uint32(shard)

@@ -147,14 +147,7 @@ func (sp *spill) run(cols []outCol, names map[string]string) (*partitionData, ro
 				if err != nil {
 					break
 				}
-				for uint64(len(colMap)) <= id {
-					colMap = append(colMap, -1)
-				}
-				if n, ok := names[string(rec)]; ok {
-					if i, ok := index[n]; ok {
-						colMap[id] = i
-					}
-				}
+				colMap = mapColumn(colMap, id, rec, names, index)
 			case tagRow:
 				var r rowRef
 				var idLen, restLen uint64

@@ -30,8 +30,14 @@ const (
 	TypeTransformPlan = "transform:plan"
 	// TypeTransformMap processes one shard of input objects.
 	TypeTransformMap = "transform:map"
-	// TypeTransformReduce builds one output partition from the map outputs.
+	// TypeTransformBucket decides, once every shard is mapped, how many
+	// files each output date gets, and fans out their reduce tasks.
+	TypeTransformBucket = "transform:bucket"
+	// TypeTransformReduce builds one file of an output partition.
 	TypeTransformReduce = "transform:reduce"
+	// TypeTransformCommit replaces one output partition with its new
+	// files; the last one ends the job step.
+	TypeTransformCommit = "transform:commit"
 )
 
 // Queues. Crawls are short and gate the rest of a run, so workers weight
@@ -98,17 +104,40 @@ func NewTransformMapTask(p TransformMapPayload, o Options) (*asynq.Task, error) 
 	return newTask(TypeTransformMap, p, o.asynq(QueueTransform, fmt.Sprintf("%s/map/%05d", p.StepRef, p.Shard))...)
 }
 
+// TransformBucketPayload is the payload of TypeTransformBucket.
+type TransformBucketPayload struct {
+	StepRef
+	Shards int `json:"shards"`
+}
+
+// NewTransformBucketTask splits the mapped dates into files.
+func NewTransformBucketTask(p TransformBucketPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformBucket, p, o.asynq(QueueTransform, p.String()+"/bucket")...)
+}
+
 // TransformReducePayload is the payload of TypeTransformReduce.
 type TransformReducePayload struct {
 	StepRef
-	Date   string `json:"date"` // YYYY-MM-DD: the output partition
-	Shards int    `json:"shards"`
-	Dates  int    `json:"dates"` // partitions in the step, for the barrier
+	Date    string `json:"date"`   // YYYY-MM-DD: the output partition
+	Bucket  int    `json:"bucket"` // the file of the partition, 0 .. Buckets-1
+	Buckets int    `json:"buckets"`
 }
 
-// NewTransformReduceTask builds one output partition.
+// NewTransformReduceTask builds one file of an output partition.
 func NewTransformReduceTask(p TransformReducePayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, fmt.Sprintf("%s/reduce/%s", p.StepRef, p.Date))...)
+	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, fmt.Sprintf("%s/reduce/%s/%05d", p.StepRef, p.Date, p.Bucket))...)
+}
+
+// TransformCommitPayload is the payload of TypeTransformCommit.
+type TransformCommitPayload struct {
+	StepRef
+	Date  string `json:"date"`  // YYYY-MM-DD: the output partition
+	Dates int    `json:"dates"` // partitions the step commits, for the barrier
+}
+
+// NewTransformCommitTask publishes one output partition.
+func NewTransformCommitTask(p TransformCommitPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformCommit, p, o.asynq(QueueTransform, fmt.Sprintf("%s/commit/%s", p.StepRef, p.Date))...)
 }
 
 func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {

@@ -106,9 +106,12 @@ func run() error {
 	if err := os.Setenv("TMPDIR", *tempDir); err != nil {
 		return err
 	}
+	inspector := asynq.NewInspector(redisOpt)
+	defer inspector.Close()
 	w := worker.New(worker.Config{
 		Orchestrator: orch, S3: common.S3, Log: log, Metrics: worker.NewMetrics(reg),
-		TempDir: *tempDir, ReduceMemory: worker.ReduceMemory(int64(limit), *concurrency),
+		TempDir: *tempDir, TaskMemory: worker.TaskMemory(int64(limit), *concurrency),
+		Fleet: worker.FleetSlots(inspector),
 	})
 
 	if *httpAddr != "" {
@@ -129,7 +132,7 @@ func run() error {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	log.Info("worker started", "concurrency", *concurrency, "queues", qs, "workflows", len(wfs), "pid", os.Getpid(),
-		"memory_limit", humanize.IBytes(limit), "reduce_memory_per_task", humanize.IBytes(uint64(worker.ReduceMemory(int64(limit), *concurrency))))
+		"memory_limit", humanize.IBytes(limit), "task_memory", humanize.IBytes(uint64(worker.TaskMemory(int64(limit), *concurrency))))
 	<-ctx.Done()
 	log.Info("worker stopping: no new tasks; running ones get the shutdown timeout", "shutdown_timeout", *shutdown)
 	srv.Shutdown()

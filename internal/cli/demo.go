@@ -19,6 +19,7 @@ import (
 	"sluice/internal/orchestrator"
 	"sluice/internal/worker"
 	"sluice/pipeline/catalog"
+	"sluice/pipeline/civil"
 	"sluice/pipeline/runstore"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
@@ -75,7 +76,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	gen := segmentgen.DefaultConfig()
-	win := workflow.Window{Start: workflow.DateOf(gen.Start), End: workflow.DateOf(gen.Start).AddDays(gen.Days - 1)}
+	win := civil.Window{Start: civil.DateOf(gen.Start), End: civil.DateOf(gen.Start).AddDays(gen.Days - 1)}
 	if empty, err := isEmpty(ctx, rawBucket); err != nil {
 		return err
 	} else if empty {
@@ -106,7 +107,9 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		Workflows: map[string]*workflow.Workflow{wf.Name: wf},
 		Runs:      runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log,
 	}
-	w := worker.New(worker.Config{Orchestrator: orch, Log: log})
+	inspector := asynq.NewInspector(redisOpt)
+	defer inspector.Close()
+	w := worker.New(worker.Config{Orchestrator: orch, Log: log, Fleet: worker.FleetSlots(inspector)})
 	srv := worker.NewServer(redisOpt, worker.ServerConfig{
 		Concurrency: *concurrency, Queues: map[string]int{tasks.QueueCrawl: 2, tasks.QueueTransform: 6},
 		TaskCheckInterval: 20 * time.Millisecond, RetryDelay: time.Second, ShutdownTimeout: 2 * time.Second,

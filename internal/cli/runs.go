@@ -16,6 +16,7 @@ import (
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/scheduler"
+	"sluice/pipeline/civil"
 	"sluice/pipeline/runstore"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
@@ -101,7 +102,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	if *from == "" {
 		return errors.New("-start: a date is required, e.g. -start 2026-10-30")
 	}
-	win, err := workflow.ParseWindow(*from, *to)
+	win, err := civil.ParseWindow(*from, *to)
 	if err != nil {
 		return fmt.Errorf("-start/-end: %w", err)
 	}

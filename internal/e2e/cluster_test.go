@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -310,7 +311,12 @@ func readStringColumn(ctx context.Context, b storage.Reader, key, column string)
 	return ids, nil
 }
 
-// partitionFiles reads the output's Parquet files by date.
+// buildToken is the part of a published file's name that names its build.
+var buildToken = regexp.MustCompile(`-[0-9a-f]{12}\.parquet$`)
+
+// partitionFiles reads the output's Parquet files, keyed by their name
+// without the build token (year=…/date=…/part-NNNNN), so that two builds
+// can be compared file by file.
 func (c *cluster) partitionFiles() map[string][]byte {
 	c.t.Helper()
 	ctx := context.Background()
@@ -323,7 +329,7 @@ func (c *cluster) partitionFiles() map[string][]byte {
 		}
 		defer r.Close()
 		data, err := io.ReadAll(r)
-		out[o.Key] = data
+		out[buildToken.ReplaceAllString(o.Key, "")] = data
 		return err
 	})
 	if err != nil {

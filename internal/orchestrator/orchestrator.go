@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"sluice/pipeline/civil"
 	"sluice/pipeline/runstore"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
@@ -37,7 +38,7 @@ func (o *Orchestrator) Workflow(name string) (*workflow.Workflow, error) {
 
 // Start begins a run of a workflow over a window, unless one is active for
 // the same window (then that run is returned with Created false).
-func (o *Orchestrator) Start(ctx context.Context, name string, win workflow.Window, opts runstore.StartOptions) (runstore.Started, error) {
+func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window, opts runstore.StartOptions) (runstore.Started, error) {
 	wf, err := o.Workflow(name)
 	if err != nil {
 		return runstore.Started{}, err

@@ -64,7 +64,7 @@ func (m *Metrics) observeMap(s transform.MapStats) {
 	}
 }
 
-func (m *Metrics) observeReduce(s transform.PartitionStats) {
+func (m *Metrics) observeReduce(s transform.BucketStats) {
 	m.RowsWritten.Add(float64(s.Rows))
 	m.Duplicates.Add(float64(s.Duplicates))
 }

@@ -1,7 +1,8 @@
 // Package worker holds the asynq handlers that run workflow steps: a crawl,
-// and the plan, map and reduce phases of a transform job. Handlers translate
-// task payloads into calls to pipeline/crawl and pipeline/transform and report
-// results through the orchestrator; the domain packages never see asynq.
+// and the plan, map, bucket, reduce and commit phases of a transform job.
+// Handlers translate task payloads into calls to pipeline/crawl and
+// pipeline/job, enqueue the work those calls make ready, and report results
+// through the orchestrator; the domain packages never see asynq.
 package worker
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"sluice/internal/orchestrator"
 	"sluice/pipeline/barrier"
+	"sluice/pipeline/fault"
 	"sluice/pipeline/runstore"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
@@ -30,10 +32,11 @@ import (
 type Worker struct {
 	orch    *orchestrator.Orchestrator
 	barrier *barrier.Barrier
-	stats   *statsStore
 	log     *slog.Logger
 	metrics *Metrics
+	mapOpts transform.MapOptions
 	reduce  transform.ReduceOptions
+	fleet   func(context.Context) (int, error)
 
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
@@ -50,17 +53,38 @@ type Config struct {
 	// TempDir is the local folder for files being written and rows spilled
 	// by reduce tasks; empty means os.TempDir().
 	TempDir string
-	// ReduceMemory is what one reduce task may hold in memory before it
-	// spills to TempDir (see ReduceMemory); zero means the transform's
-	// default.
-	ReduceMemory int64
+	// TaskMemory is what one map or reduce task may hold in rows before it
+	// sorts them into runs on TempDir (see TaskMemory); zero means the
+	// transform's defaults.
+	TaskMemory int64
+	// Fleet, when set, counts the transform tasks the live fleet runs at
+	// once, so that the plan cuts enough shards for it (see FleetSlots).
+	Fleet func(context.Context) (int, error)
 }
 
-// ReduceMemory divides a worker's memory limit among its concurrent tasks:
-// reduce data gets about a third of it (the rest is the Go heap's headroom,
-// Parquet buffers and map tasks), never less than 32 MiB a task.
-func ReduceMemory(limit int64, concurrency int) int64 {
-	return max(limit/3/int64(max(concurrency, 1)), 32<<20)
+// TaskMemory divides a worker's memory limit among its concurrent tasks:
+// rows get about a third of it (the rest is the Go heap's headroom and the
+// Parquet writer's buffers), never less than 16 MiB a task.
+func TaskMemory(limit int64, concurrency int) int64 {
+	return max(limit/3/int64(max(concurrency, 1)), 16<<20)
+}
+
+// FleetSlots counts the concurrency of the live asynq servers that serve
+// the transform queue: what the plan spreads map tasks over.
+func FleetSlots(in *asynq.Inspector) func(context.Context) (int, error) {
+	return func(context.Context) (int, error) {
+		servers, err := in.Servers()
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, s := range servers {
+			if _, ok := s.Queues[tasks.QueueTransform]; ok && s.Status == "active" {
+				n += s.Concurrency
+			}
+		}
+		return n, nil
+	}
 }
 
 // New returns a worker.
@@ -73,10 +97,11 @@ func New(cfg Config) *Worker {
 	return &Worker{
 		orch:    cfg.Orchestrator,
 		barrier: barrier.New(rdb, 7*24*time.Hour),
-		stats:   &statsStore{rdb: rdb, ttl: 7 * 24 * time.Hour},
 		log:     cfg.Log,
 		metrics: m,
-		reduce:  transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.ReduceMemory},
+		mapOpts: transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
+		reduce:  transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
+		fleet:   cfg.Fleet,
 		buckets: map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
@@ -92,7 +117,9 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.HandleFunc(tasks.TypeTransformPlan, w.handleTransformPlan)
 	mux.HandleFunc(tasks.TypeTransformMap, w.handleTransformMap)
+	mux.HandleFunc(tasks.TypeTransformBucket, w.handleTransformBucket)
 	mux.HandleFunc(tasks.TypeTransformReduce, w.handleTransformReduce)
+	mux.HandleFunc(tasks.TypeTransformCommit, w.handleTransformCommit)
 	return mux
 }
 
@@ -151,6 +178,9 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 		}
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if fault.IsPermanent(err) && !errors.Is(err, asynq.SkipRetry) {
+			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
 		if retried < maxRetry && !errors.Is(err, asynq.SkipRetry) {
 			w.log.Warn("task failed; will retry", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", err)
 			return err

@@ -18,6 +18,7 @@ import (
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/testenv"
+	"sluice/pipeline/civil"
 	"sluice/pipeline/runstore"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
@@ -95,7 +96,7 @@ func (h *harness) serve() {
 	h.t.Cleanup(srv.Shutdown)
 }
 
-var demoWindow = workflow.Window{Start: workflow.Date{Year: 2024, Month: 3, Day: 9}, End: workflow.Date{Year: 2024, Month: 3, Day: 11}}
+var demoWindow = civil.Window{Start: civil.Date{Year: 2024, Month: 3, Day: 9}, End: civil.Date{Year: 2024, Month: 3, Day: 11}}
 
 func (h *harness) runToEnd() runstore.Run {
 	h.t.Helper()
@@ -206,25 +207,25 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 	if len(maps) < 2 {
 		t.Fatalf("plan made %d map tasks; the test needs several", len(maps))
 	}
-	countReduces := func() int {
+	pendingOf := func(typ string) []*asynq.TaskInfo {
 		pending, err := h.inspector.ListPendingTasks(tasks.QueueTransform, asynq.PageSize(1000))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
+		var out []*asynq.TaskInfo
 		for _, ti := range pending {
-			if ti.Type == tasks.TypeTransformReduce {
-				n++
+			if ti.Type == typ {
+				out = append(out, ti)
 			}
 		}
-		return n
+		return out
 	}
 	for i, m := range maps {
 		if err := mux.ProcessTask(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		if i < len(maps)-1 && countReduces() != 0 {
-			t.Fatalf("reduces enqueued after %d of %d shards", i+1, len(maps))
+		if i < len(maps)-1 && len(pendingOf(tasks.TypeTransformBucket)) != 0 {
+			t.Fatalf("the bucket task was enqueued after %d of %d shards", i+1, len(maps))
 		}
 	}
 	// The last shard again (a duplicate delivery), and the first (a retry).
@@ -233,8 +234,19 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := countReduces(); n != len(demoWindow.Dates()) {
-		t.Fatalf("%d reduce tasks pending, want one per date (%d)", n, len(demoWindow.Dates()))
+	buckets := pendingOf(tasks.TypeTransformBucket)
+	if len(buckets) != 1 {
+		t.Fatalf("%d bucket tasks pending, want 1", len(buckets))
+	}
+	// The bucket task twice (a retry after it enqueued): one reduce per file.
+	bucket := asynq.NewTask(buckets[0].Type, buckets[0].Payload)
+	for range 2 {
+		if err := mux.ProcessTask(ctx, bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(pendingOf(tasks.TypeTransformReduce)); n != len(demoWindow.Dates()) {
+		t.Fatalf("%d reduce tasks pending, want one per date's one file (%d)", n, len(demoWindow.Dates()))
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"time"
 
+	"sluice/pipeline/civil"
 	"sluice/pipeline/transform"
 )
 
@@ -46,6 +47,15 @@ type Build struct {
 	RunID       string    `json:"run_id"`
 	BuiltAt     time.Time `json:"built_at"`
 	Objects     int       `json:"objects"`
+	// Rows and Files are what the build published; MappedRows the rows
+	// it read before deduplication (the shrink guard compares a rebuild's
+	// with it); Bytes the files' size and InputBytes the intermediate bytes
+	// they were reduced from (their ratio sizes the next build's files).
+	Rows       int64    `json:"rows"`
+	MappedRows int64    `json:"mapped_rows"`
+	Files      []string `json:"files,omitempty"`
+	Bytes      int64    `json:"bytes"`
+	InputBytes int64    `json:"input_bytes"`
 }
 
 // Reasons a partition is rebuilt.
@@ -69,7 +79,7 @@ type Decision struct {
 
 // Decide compares the candidate inputs of a window with the index and the
 // build records. spec identifies the job's configuration (see SpecHash).
-func Decide(window []transform.Date, candidates []transform.Object, known map[string]ObjectEntry, builds map[string]Build, spec string, force bool) Decision {
+func Decide(window []civil.Date, candidates []transform.Object, known map[string]ObjectEntry, builds map[string]Build, spec string, force bool) Decision {
 	d := Decision{Rebuild: map[string]string{}}
 	contrib := map[string][]transform.Object{}
 	var unknown []transform.Object

@@ -5,19 +5,20 @@ import (
 	"reflect"
 	"testing"
 
+	"sluice/pipeline/civil"
 	"sluice/pipeline/storage/filestore"
 	"sluice/pipeline/transform"
 )
 
-func day(s string) transform.Date {
-	d, err := transform.ParseDate(s)
+func day(s string) civil.Date {
+	d, err := civil.Parse(s)
 	if err != nil {
 		panic(err)
 	}
 	return d
 }
 
-var window = []transform.Date{day("2026-10-30"), day("2026-10-31"), day("2026-11-01")}
+var window = []civil.Date{day("2026-10-30"), day("2026-10-31"), day("2026-11-01")}
 
 // Folders are UTC received days: 1793318400000 is 2026-10-30.
 var (

@@ -23,6 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"sluice/pipeline/civil"
 	"sluice/pipeline/workflow"
 )
 
@@ -49,7 +50,7 @@ func New(rdb redis.UniversalClient) *Store {
 type Run struct {
 	ID       string
 	Workflow string
-	Window   workflow.Window
+	Window   civil.Window
 	State    workflow.StepState
 	Trigger  string // what started it: a trigger name, "on-demand", …
 	// Force rebuilds every partition of the window, even those whose inputs
@@ -147,7 +148,7 @@ return {1, ARGV[1]}
 // window is still active (then that run is returned), opts.Dedupe was
 // already used, or an active run's window overlaps win (ErrOverlap, with
 // that run).
-func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.Window, opts StartOptions) (Started, error) {
+func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win civil.Window, opts StartOptions) (Started, error) {
 	now := s.now().UTC()
 	id := newRunID(wf.Name, win, now)
 	tr := wf.Begin()
@@ -194,7 +195,7 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win workflow.W
 	return out, nil
 }
 
-func newRunID(wf string, win workflow.Window, now time.Time) string {
+func newRunID(wf string, win civil.Window, now time.Time) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s.%s.%s.%s", wf, strings.ReplaceAll(win.String(), "-", ""), now.Format("20060102T150405Z"), hex.EncodeToString(b[:]))
@@ -213,7 +214,7 @@ func decodeRun(id string, h map[string]string) (Run, error) {
 	if len(h) == 0 {
 		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
-	win, err := workflow.ParseWindow(h["window_start"], h["window_end"])
+	win, err := civil.ParseWindow(h["window_start"], h["window_end"])
 	if err != nil {
 		return Run{}, fmt.Errorf("run %s: %w", id, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/testenv"
+	"sluice/pipeline/civil"
 	"sluice/pipeline/workflow"
 )
 
@@ -32,7 +33,7 @@ func setup(t *testing.T) (*Store, *workflow.Workflow) {
 	return New(rdb), wf
 }
 
-var window = workflow.Window{Start: workflow.Date{Year: 2026, Month: 10, Day: 30}, End: workflow.Date{Year: 2026, Month: 11, Day: 1}}
+var window = civil.Window{Start: civil.Date{Year: 2026, Month: 10, Day: 30}, End: civil.Date{Year: 2026, Month: 11, Day: 1}}
 
 func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
 	s, wf := setup(t)
@@ -51,7 +52,7 @@ func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
 	if second.Created || second.Run.ID != first.Run.ID || len(second.Start) != 0 {
 		t.Fatalf("second start created %v run %s, want the first run %s", second.Created, second.Run.ID, first.Run.ID)
 	}
-	other, err := s.Start(ctx, wf, workflow.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, StartOptions{})
+	other, err := s.Start(ctx, wf, civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, StartOptions{})
 	if err != nil || !other.Created {
 		t.Fatalf("another window: created %v err %v", other.Created, err)
 	}
@@ -190,11 +191,11 @@ func TestOverlappingWindowsDoNotRunAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := workflow.Window{Start: window.End, End: window.End}
+	one := civil.Window{Start: window.End, End: window.End}
 	if _, err := s.Start(ctx, wf, one, StartOptions{}); !errors.Is(err, ErrOverlap) || !strings.Contains(err.Error(), first.Run.ID) {
 		t.Fatalf("overlapping start: %v, want ErrOverlap naming %s", err, first.Run.ID)
 	}
-	later := workflow.Window{Start: window.End.AddDays(1), End: window.End.AddDays(2)}
+	later := civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(2)}
 	if st, err := s.Start(ctx, wf, later, StartOptions{}); err != nil || !st.Created {
 		t.Fatalf("disjoint window: created %v err %v", st.Created, err)
 	}

@@ -31,8 +31,14 @@ type Reader interface {
 	ListDirs(ctx context.Context, prefix string) ([]string, error)
 	// Get opens an object for reading. A missing key gives ErrNotExist.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// GetRange opens length bytes of an object from offset (length < 0:
+	// to the end). A range past the end reads what there is. A missing key
+	// gives ErrNotExist.
+	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	// Stat describes one object. A missing key gives ErrNotExist.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Location is the URL the bucket was opened at (s3://b/p or file:///p).
+	Location() string
 }
 
 // Bucket is an object store rooted at a location.
@@ -43,8 +49,6 @@ type Bucket interface {
 	Put(ctx context.Context, key string, body io.Reader) error
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-	// Location is the URL the bucket was opened at (s3://b/p or file:///p).
-	Location() string
 }
 
 // ErrPreconditionFailed is returned (wrapped) by PutIfMatch when the object
@@ -61,4 +65,20 @@ type ConditionalPutter interface {
 	// Otherwise it writes nothing and returns ErrPreconditionFailed. It
 	// returns the ETag of the stored object.
 	PutIfMatch(ctx context.Context, key string, body io.Reader, etag string) (string, error)
+}
+
+// Copier is implemented by buckets that copy an object without moving its
+// bytes through the caller (S3's CopyObject). Copy uses it when it can.
+type Copier interface {
+	// Copy stores the object at src under dst too. A missing src gives
+	// ErrNotExist.
+	Copy(ctx context.Context, src, dst string) error
+}
+
+// BatchDeleter is implemented by buckets that delete many keys in one
+// request (S3's DeleteObjects). DeleteKeys uses it when it can.
+type BatchDeleter interface {
+	// DeleteBatch removes keys (at most 1000); missing keys are not an
+	// error.
+	DeleteBatch(ctx context.Context, keys []string) error
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"sluice/pipeline/intermediate"
 	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage/memstore"
 )
 
 // flatPair runs the flattener and the fastjson reference side by side on
@@ -27,11 +30,11 @@ func newFlatPair(t testing.TB) *flatPair {
 	t.Helper()
 	spec := testSpec()
 	w := window(t, "2026-10-01", "2026-10-31")
-	a, err := newMapper(spec, w)
+	a, err := newMapper(spec, w, intermediate.CodecNone, MapOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := newMapper(spec, w)
+	b, _ := newMapper(spec, w, intermediate.CodecNone, MapOptions{})
 	return &flatPair{got: a, want: b, ref: newRefReader(b)}
 }
 
@@ -192,7 +195,7 @@ func TestFlattenerMatchesFastjsonGenerated(t *testing.T) {
 
 func generatedLines(t testing.TB, eventsPerDay int) [][]byte {
 	t.Helper()
-	in := newMemBucket()
+	in := memstore.New()
 	cfg := segmentgen.DefaultConfig()
 	cfg.EventsPerDay = eventsPerDay
 	cfg.MalformedRate = 0.05
@@ -200,8 +203,9 @@ func generatedLines(t testing.TB, eventsPerDay int) [][]byte {
 		t.Fatal(err)
 	}
 	var lines [][]byte
-	for _, k := range in.sortedKeys("") {
-		zr, err := gzip.NewReader(bytes.NewReader(in.snapshot()[k]))
+	objs := in.Objects()
+	for _, k := range slices.Sorted(maps.Keys(objs)) {
+		zr, err := gzip.NewReader(bytes.NewReader(objs[k]))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,160 +8,77 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/s2"
 	"github.com/valyala/fastjson"
 
+	"sluice/pipeline/civil"
+	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 )
 
-// Quarantine reasons.
-const (
-	ReasonInvalidJSON      = "invalid_json"
-	ReasonNotObject        = "not_object"
-	ReasonMissingKey       = "missing_key"
-	ReasonEmptyKey         = "empty_key"
-	ReasonBadKey           = "bad_key" // key present but not a string
-	ReasonMissingTimestamp = "missing_timestamp"
-	ReasonBadTimestamp     = "bad_timestamp"
-	ReasonLineTooLong      = "line_too_long"
-	ReasonCorruptObject    = "corrupt_object" // not gzip, or the stream breaks off
-)
-
-// MaxLineBytes is the longest line MapShard parses; longer lines are
-// quarantined (with their first QuarantineRawBytes bytes).
-const MaxLineBytes = 32 << 20
-
-// QuarantineRawBytes caps the raw text kept for an over-long line.
-const QuarantineRawBytes = 64 << 10
-
-// MapStats summarises one mapped shard.
-type MapStats struct {
-	Shard             int              `json:"shard"`
-	Objects           int              `json:"objects"`
-	LinesRead         int64            `json:"lines_read"` // non-blank lines (plus one per corrupt object)
-	Rows              map[Date]int64   `json:"rows"`       // rows written per local date, before dedupe
-	OutsideWindow     int64            `json:"outside_window"`
-	Quarantined       map[string]int64 `json:"quarantined"` // by reason
-	BytesCompressed   int64            `json:"bytes_compressed"`
-	BytesUncompressed int64            `json:"bytes_uncompressed"`
-	// ObjectDates lists, per object key, the local dates of its valid
-	// events, inside the window or not. Bookmarks use it to know which
-	// partitions an object feeds (see pipeline/bookmark).
-	ObjectDates map[string][]Date `json:"object_dates,omitempty"`
+// MapOptions tune MapShard; the zero value is the default.
+type MapOptions struct {
+	// TempDir holds the rows waiting for upload (default: the system's
+	// temporary folder).
+	TempDir string
+	// BufferBytes is how many bytes of rows wait in memory before they are
+	// sorted into a run on local disk (default DefaultMapBuffer).
+	BufferBytes int64
 }
 
-// RowsTotal is the sum of Rows.
-func (s MapStats) RowsTotal() int64 {
-	var n int64
-	for _, v := range s.Rows {
-		n += v
-	}
-	return n
-}
+// DefaultMapBuffer is the default MapOptions.BufferBytes.
+const DefaultMapBuffer = 32 << 20
 
-// QuarantinedTotal is the sum of Quarantined.
-func (s MapStats) QuarantinedTotal() int64 {
-	var n int64
-	for _, v := range s.Quarantined {
-		n += v
-	}
-	return n
-}
-
-// Dates lists the dates that got rows, in order.
-func (s MapStats) Dates() []Date {
-	ds := slices.Collect(maps.Keys(s.Rows))
-	slices.SortFunc(ds, Date.Compare)
-	return ds
-}
-
-// Add accumulates o into s (Shard is left alone).
-func (s *MapStats) Add(o MapStats) {
-	s.Objects += o.Objects
-	s.LinesRead += o.LinesRead
-	s.OutsideWindow += o.OutsideWindow
-	s.BytesCompressed += o.BytesCompressed
-	s.BytesUncompressed += o.BytesUncompressed
-	if s.Rows == nil {
-		s.Rows = map[Date]int64{}
-	}
-	for d, n := range o.Rows {
-		s.Rows[d] += n
-	}
-	if s.Quarantined == nil {
-		s.Quarantined = map[string]int64{}
-	}
-	if len(o.ObjectDates) > 0 && s.ObjectDates == nil {
-		s.ObjectDates = map[string][]Date{}
-	}
-	for k, ds := range o.ObjectDates {
-		s.ObjectDates[k] = ds
-	}
-	for r, n := range o.Quarantined {
-		s.Quarantined[r] += n
-	}
-}
-
-// QuarantineRecord is one line of the quarantine (NDJSON).
-type QuarantineRecord struct {
-	Source string `json:"source"`
-	Key    string `json:"key"`
-	Line   int64  `json:"line"` // 1-based physical line in the decompressed object; 0 for the object itself
-	Reason string `json:"reason"`
-	Detail string `json:"detail,omitempty"`
-	Raw    string `json:"raw"`
-}
-
-// MapShard reads the shard's objects and writes, under scratchPrefix in
-// scratch, one rows and one ids object per local date that got rows, the
-// shard's quarantine, and last its manifest (see the format notes in
-// intermediate.go). Memory is bounded per object: rows stream through
-// S2 temporary files (compressed when scratch is remote, see localStore).
+// MapShard reads the shard's objects and writes into dir (a folder of
+// scratch, one per shard) the intermediates of every local date that got
+// rows, grouped by virtual bucket (see pipeline/intermediate), the shard's
+// quarantine, and last its manifest, which is the shard's commit marker.
+// Memory is bounded: one object is read at a time, and rows beyond
+// opts.BufferBytes go to sorted runs on local disk.
 //
 // It is idempotent: a retry first removes the old manifest, then overwrites
-// the same keys and deletes any other object left in the shard's folder, so
-// the same inputs always leave the same objects. Content problems in the
-// input are quarantined, never returned; errors are storage, context or
+// the same keys and deletes any other object left in the folder, so the
+// same inputs always leave the same objects. Content problems in the input
+// are quarantined, never returned; errors are storage, context or
 // local-disk failures, which are worth a retry.
-func MapShard(ctx context.Context, in storage.Reader, scratch storage.Bucket, scratchPrefix string, spec Spec, w Window, shard Shard) (MapStats, error) {
+func MapShard(ctx context.Context, in storage.Reader, scratch storage.Bucket, dir string, spec Spec, w civil.Window, shard Shard, opts MapOptions) (*ShardManifest, error) {
 	if err := spec.Validate(); err != nil {
-		return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
+		return nil, fmt.Errorf("map shard %d: %w", shard.Index, err)
 	}
 	if err := w.Validate(); err != nil {
-		return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
+		return nil, fmt.Errorf("map shard %d: %w", shard.Index, err)
 	}
-	prefix := normPrefix(scratchPrefix)
-	if err := scratch.Delete(ctx, manifestKey(prefix, shard.Index)); err != nil {
-		return MapStats{}, fmt.Errorf("map shard %d: delete old manifest: %w", shard.Index, err)
+	dir = normPrefix(dir)
+	if err := scratch.Delete(ctx, dir+manifestName); err != nil {
+		return nil, fmt.Errorf("map shard %d: delete old manifest: %w", shard.Index, err)
 	}
-	m, err := newMapper(spec, w)
+	m, err := newMapper(spec, w, intermediateCodec(scratch.Location()), opts)
 	if err != nil {
-		return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
+		return nil, fmt.Errorf("map shard %d: %w", shard.Index, err)
 	}
 	defer m.close()
-	m.compressTemp = !localStore(scratch.Location())
 	m.stats.Shard = shard.Index
 	for i, obj := range shard.Objects {
 		if err := m.readObject(ctx, in, i, obj); err != nil {
-			return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
+			return nil, fmt.Errorf("map shard %d: %w", shard.Index, err)
 		}
 	}
-	if err := m.publish(ctx, scratch, prefix, shard.Index, w); err != nil {
-		return MapStats{}, fmt.Errorf("map shard %d: %w", shard.Index, err)
+	man, err := m.publish(ctx, scratch, dir, shard.Index, w)
+	if err != nil {
+		return nil, fmt.Errorf("map shard %d: %w", shard.Index, err)
 	}
-	return m.stats, nil
+	return man, nil
 }
 
 // mapper is the per-shard state; it is used by one goroutine.
 type mapper struct {
 	spec              Spec
+	opts              MapOptions
+	codec             string
 	drop              []string
 	zone              *zoneCache
 	startDay, endDay  int64
@@ -176,11 +93,10 @@ type mapper struct {
 	rowCols           []uint32 // (column id, kind) pairs of the current row
 	rec               []byte   // encoded record
 	nbuf              [binary.MaxVarintLen64]byte
-	tmp               []byte
 	idBuf, tsBuf      []byte
-	buckets           []*dateBucket // by day - startDay
-	compressTemp      bool          // S2-compress the rows and ids (see localStore)
-	quarantine        *tempSink
+	out               *intermediate.Writer
+	kinds             [][]uint8 // by day - startDay: per column id, the kinds seen
+	quarantine        *os.File
 	quarantineGz      *gzip.Writer
 	stats             MapStats
 	in                *bufio.Reader
@@ -190,104 +106,52 @@ type mapper struct {
 	curSource, curKey string
 }
 
-type dateBucket struct {
-	date  Date
-	types []uint8 // per shard column id: kinds seen; 0 = not yet defined in this file
-	rows  int64
-	bytes int64 // uncompressed length of the rows stream, magic excluded
-	data  *tempSink
-	ids   *tempSink
+// intermediateCodec chooses how intermediates are stored from the scratch
+// bucket's location. In a local scratch (a folder, or memory) they are not
+// compressed: compression took 15 % of the map's CPU to save bytes that
+// only go to the page cache, and the whole job measured about 5 % faster
+// without it. In a remote store the bytes cross the network, so they are
+// S2-compressed.
+func intermediateCodec(location string) string {
+	if strings.HasPrefix(location, "file://") || strings.HasPrefix(location, "mem://") {
+		return intermediate.CodecNone
+	}
+	return intermediate.CodecS2
 }
 
-// tempSink is an S2 stream into a local temporary file.
-type tempSink struct {
-	f *os.File
-	w *s2.Writer
-}
-
-// newTempSink starts an S2 stream. Uncompressed, it still is an S2 stream
-// (of stored blocks, each with its checksum), so readers need not know.
-func newTempSink(magic string, compress bool) (*tempSink, error) {
-	f, err := os.CreateTemp("", "sluice-map-*")
+func newMapper(spec Spec, w civil.Window, codec string, opts MapOptions) (*mapper, error) {
+	loc, err := LoadZone(spec.TimeZone)
 	if err != nil {
-		return nil, fmt.Errorf("create temp file: %w", err)
+		return nil, fmt.Errorf("time_zone: %w", err)
 	}
-	opts := []s2.WriterOption{s2.WriterConcurrency(1)}
-	if !compress {
-		opts = append(opts, s2.WriterUncompressed())
-	}
-	t := &tempSink{f: f, w: s2.NewWriter(f, opts...)}
-	if magic != "" {
-		if _, err := t.w.Write([]byte(magic)); err != nil {
-			t.discard()
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
-// finish flushes the stream and rewinds the file for upload.
-func (t *tempSink) finish() error {
-	if t.w != nil {
-		if err := t.w.Close(); err != nil {
-			return fmt.Errorf("flush temp file: %w", err)
-		}
-		t.w = nil
-	}
-	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind temp file: %w", err)
-	}
-	return nil
-}
-
-func (t *tempSink) discard() {
-	if t == nil || t.f == nil {
-		return
-	}
-	t.f.Close()
-	os.Remove(t.f.Name())
-	t.f = nil
-}
-
-// localStore tells a scratch bucket on this machine (a folder, or memory)
-// from a remote object store by its location. Intermediates in a local
-// scratch are not compressed: S2 took 15 % of the map's CPU to save bytes
-// that only go to the page cache, and the whole job measured about 5 %
-// faster without it. In a remote store the bytes cross the network, so
-// they stay compressed.
-func localStore(location string) bool {
-	return strings.HasPrefix(location, "file://") || strings.HasPrefix(location, "mem://")
-}
-
-func newMapper(spec Spec, w Window) (*mapper, error) {
-	loc, err := time.LoadLocation(spec.TimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("load time zone: %w", err)
+	if opts.BufferBytes <= 0 {
+		opts.BufferBytes = DefaultMapBuffer
 	}
 	m := &mapper{
 		spec:     spec,
+		opts:     opts,
+		codec:    codec,
 		drop:     spec.Drop,
 		zone:     newZoneCache(loc),
-		startDay: w.Start.days(),
-		endDay:   w.End.days(),
+		startDay: w.Start.Days(),
+		endDay:   w.End.Days(),
 		colIDs:   map[string]uint32{},
 		in:       bufio.NewReaderSize(nil, 256<<10),
 		lines:    bufio.NewReaderSize(nil, 1<<20),
-		stats:    MapStats{Rows: map[Date]int64{}, Quarantined: map[string]int64{}},
+		out:      intermediate.NewWriter(opts.TempDir, codec, opts.BufferBytes),
+		stats:    MapStats{Rows: map[civil.Date]int64{}, Quarantined: map[string]int64{}},
 	}
-	m.buckets = make([]*dateBucket, m.endDay-m.startDay+1)
+	m.kinds = make([][]uint8, m.endDay-m.startDay+1)
 	m.flat = flattener{m: m, tsField: spec.TimestampField, drop: spec.Drop, idName: spec.DedupeKey}
 	return m, nil
 }
 
 func (m *mapper) close() {
-	for _, b := range m.buckets {
-		if b != nil {
-			b.data.discard()
-			b.ids.discard()
-		}
+	m.out.Close()
+	if m.quarantine != nil {
+		m.quarantine.Close()
+		os.Remove(m.quarantine.Name())
 	}
-	m.quarantine.discard()
 }
 
 // countingReader counts bytes and remembers the first non-EOF error of the
@@ -417,11 +281,7 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 		m.stats.OutsideWindow++
 		return nil
 	}
-	b, err := m.bucket(r.day)
-	if err != nil {
-		return err
-	}
-	return m.writeRow(b, objIdx, lineNo, r.us, r.off, r.id)
+	return m.writeRow(r.day, objIdx, lineNo, r.us, r.off, r.id)
 }
 
 // lineResult is what a line becomes: a quarantine record (reason set), an
@@ -499,78 +359,38 @@ func (m *mapper) noteObjectDates(key string) {
 		return
 	}
 	slices.Sort(m.objDays)
-	dates := make([]Date, len(m.objDays))
+	dates := make([]civil.Date, len(m.objDays))
 	for i, d := range m.objDays {
-		dates[i] = dateFromDays(d)
+		dates[i] = civil.FromDays(d)
 	}
 	if m.stats.ObjectDates == nil {
-		m.stats.ObjectDates = map[string][]Date{}
+		m.stats.ObjectDates = map[string][]civil.Date{}
 	}
 	m.stats.ObjectDates[key] = dates
 }
 
-func (m *mapper) bucket(day int64) (*dateBucket, error) {
-	i := day - m.startDay
-	if b := m.buckets[i]; b != nil {
-		return b, nil
-	}
-	data, err := newTempSink(rowsMagic, m.compressTemp)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := newTempSink(idsMagic, m.compressTemp)
-	if err != nil {
-		data.discard()
-		return nil, err
-	}
-	b := &dateBucket{date: dateFromDays(day), data: data, ids: ids}
-	m.buckets[i] = b
-	return b, nil
-}
-
-func (m *mapper) writeRow(b *dateBucket, objIdx int, lineNo, us, off int64, id []byte) error {
-	rec := m.rec[:0]
+// writeRow adds the current row (its fields are in m.fields) to the
+// intermediates of its local day.
+func (m *mapper) writeRow(day int64, objIdx int, lineNo, us, off int64, id []byte) error {
+	kinds := m.kinds[day-m.startDay]
 	for i := 0; i < len(m.rowCols); i += 2 {
 		col, kind := m.rowCols[i], m.rowCols[i+1]
-		if int(col) >= len(b.types) {
-			b.types = append(b.types, make([]uint8, int(col)+1-len(b.types))...)
+		if int(col) >= len(kinds) {
+			kinds = append(kinds, make([]uint8, int(col)+1-len(kinds))...)
 		}
-		if b.types[col] == 0 {
-			p := m.colPaths[col]
-			rec = append(rec, tagColumn)
-			rec = binary.AppendUvarint(rec, uint64(col))
-			rec = binary.AppendUvarint(rec, uint64(len(p)))
-			rec = append(rec, p...)
-		}
-		b.types[col] |= 1 << kind
+		kinds[col] |= 1 << kind
 	}
-	rec = append(rec, tagRow)
-	rec = binary.AppendUvarint(rec, uint64(objIdx))
-	rec = binary.AppendUvarint(rec, uint64(lineNo))
-	rec = binary.AppendVarint(rec, us)
-	rec = binary.AppendVarint(rec, off)
-	rec = binary.AppendUvarint(rec, uint64(len(id)))
-	rec = append(rec, id...)
+	m.kinds[day-m.startDay] = kinds
+	rec := intermediate.AppendRowHeader(m.rec[:0], id, uint64(objIdx), uint64(lineNo), us, off)
 	nlen := binary.PutUvarint(m.nbuf[:], uint64(m.nfields))
 	rec = binary.AppendUvarint(rec, uint64(nlen+len(m.fields)))
 	rec = append(rec, m.nbuf[:nlen]...)
 	rec = append(rec, m.fields...)
 	m.rec = rec
-	b.bytes += int64(len(rec))
-	if _, err := b.data.w.Write(rec); err != nil {
-		return fmt.Errorf("write temp rows: %w", err)
+	if err := m.out.Add(day, id, rec); err != nil {
+		return err
 	}
-	ids := m.tmp[:0]
-	ids = binary.AppendUvarint(ids, uint64(len(id)))
-	ids = append(ids, id...)
-	ids = binary.AppendUvarint(ids, uint64(objIdx))
-	ids = binary.AppendUvarint(ids, uint64(lineNo))
-	m.tmp = ids
-	if _, err := b.ids.w.Write(ids); err != nil {
-		return fmt.Errorf("write temp ids: %w", err)
-	}
-	b.rows++
-	m.stats.Rows[b.date]++
+	m.stats.Rows[civil.FromDays(day)]++
 	return nil
 }
 
@@ -622,11 +442,11 @@ func validNumber(b []byte) bool {
 func (m *mapper) quarantineLine(lineNo int64, reason, detail string, raw []byte) error {
 	m.stats.Quarantined[reason]++
 	if m.quarantine == nil {
-		f, err := os.CreateTemp("", "sluice-quarantine-*")
+		f, err := os.CreateTemp(m.opts.TempDir, "sluice-quarantine-*")
 		if err != nil {
 			return fmt.Errorf("create temp file: %w", err)
 		}
-		m.quarantine = &tempSink{f: f}
+		m.quarantine = f
 		m.quarantineGz, _ = gzip.NewWriterLevel(f, gzip.BestSpeed)
 	}
 	rec, err := json.Marshal(QuarantineRecord{
@@ -644,69 +464,72 @@ func (m *mapper) quarantineLine(lineNo int64, reason, detail string, raw []byte)
 
 // publish uploads the shard's outputs, removes leftovers of earlier
 // attempts, and writes the manifest last.
-func (m *mapper) publish(ctx context.Context, scratch storage.Bucket, prefix string, shard int, w Window) error {
+func (m *mapper) publish(ctx context.Context, scratch storage.Bucket, dir string, shard int, w civil.Window) (*ShardManifest, error) {
 	keep := map[string]bool{}
-	man := shardManifest{Version: 1, Shard: shard, Objects: m.stats.Objects, Window: w.String(), Stats: m.stats}
-	for _, b := range m.buckets {
-		if b == nil {
-			continue
+	man := &ShardManifest{Version: manifestVersion, Shard: shard, Codec: m.codec, Window: w, Paths: m.colPaths, Stats: m.stats}
+	put := func(name string, f *os.File) error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewind %s: %w", name, err)
 		}
-		for _, up := range []struct {
-			key  string
-			sink *tempSink
-		}{{rowsKey(prefix, shard, b.date), b.data}, {idsKey(prefix, shard, b.date), b.ids}} {
-			if err := up.sink.finish(); err != nil {
-				return err
-			}
-			if err := scratch.Put(ctx, up.key, up.sink.f); err != nil {
-				return fmt.Errorf("put %s: %w", up.key, err)
-			}
-			keep[up.key] = true
+		if err := scratch.Put(ctx, dir+name, f); err != nil {
+			return fmt.Errorf("put %s: %w", dir+name, err)
 		}
-		cols := make(map[string]uint8, len(b.types))
-		for id, mask := range b.types {
-			if mask != 0 {
-				cols[m.colPaths[id]] = mask
-			}
+		keep[dir+name] = true
+		return nil
+	}
+	for _, day := range m.out.Dates() {
+		date := civil.FromDays(day)
+		df := DateFiles{Date: date, Rows: m.out.Rows(day), RowsFile: rowsName(date), IDsFile: idsName(date), Kinds: m.kinds[day-m.startDay]}
+		rows, err := os.CreateTemp(m.opts.TempDir, "sluice-rows-*")
+		if err != nil {
+			return nil, fmt.Errorf("create temp file: %w", err)
 		}
-		man.Dates = append(man.Dates, manifestDate{Date: b.date, Rows: b.rows, Bytes: b.bytes, Columns: cols})
+		ids, err := os.CreateTemp(m.opts.TempDir, "sluice-ids-*")
+		if err != nil {
+			discard(rows)
+			return nil, fmt.Errorf("create temp file: %w", err)
+		}
+		bw, bi := bufio.NewWriterSize(rows, 256<<10), bufio.NewWriterSize(ids, 64<<10)
+		df.RowsIndex, df.IDsIndex, err = m.out.Finish(day, bw, bi)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = bi.Flush()
+		}
+		if err == nil {
+			err = put(df.RowsFile, rows)
+		}
+		if err == nil {
+			err = put(df.IDsFile, ids)
+		}
+		discard(rows)
+		discard(ids)
+		if err != nil {
+			return nil, err
+		}
+		df.Bytes = df.RowsIndex.Raw[len(df.RowsIndex.Raw)-1]
+		man.Dates = append(man.Dates, df)
 	}
 	if m.quarantine != nil {
 		if err := m.quarantineGz.Close(); err != nil {
-			return fmt.Errorf("flush quarantine: %w", err)
+			return nil, fmt.Errorf("flush quarantine: %w", err)
 		}
-		if err := m.quarantine.finish(); err != nil {
-			return err
+		if err := put(QuarantineFile, m.quarantine); err != nil {
+			return nil, err
 		}
-		key := quarantineKey(prefix, shard)
-		if err := scratch.Put(ctx, key, m.quarantine.f); err != nil {
-			return fmt.Errorf("put %s: %w", key, err)
-		}
-		keep[key] = true
+		man.Quarantine = QuarantineFile
 	}
-	dir := shardDir(prefix, shard)
-	var stale []string
-	err := scratch.List(ctx, dir, func(oi storage.ObjectInfo) error {
-		if !keep[oi.Key] {
-			stale = append(stale, oi.Key)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list %s: %w", dir, err)
+	if _, err := storage.DeleteStale(ctx, scratch, dir, func(k string) bool { return keep[k] }); err != nil {
+		return nil, err
 	}
-	for _, k := range stale {
-		if err := scratch.Delete(ctx, k); err != nil {
-			return fmt.Errorf("delete %s: %w", k, err)
-		}
+	if err := storage.WriteJSON(ctx, scratch, dir+manifestName, man); err != nil {
+		return nil, err
 	}
-	body, err := json.MarshalIndent(man, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
-	}
-	key := manifestKey(prefix, shard)
-	if err := scratch.Put(ctx, key, bytes.NewReader(body)); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return man, nil
+}
+
+func discard(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
 }

@@ -18,13 +18,11 @@ import (
 	"github.com/parquet-go/parquet-go/compress/snappy"
 )
 
-const defaultRowGroupRows = 500_000
-
 // fieldValue is one decoded field converted to its column's output type.
 type fieldValue struct {
 	null bool
-	b    []byte // typeString
-	i    int64  // typeInt, and micros for the time types
+	b    []byte // TypeString
+	i    int64  // TypeBigint, and micros for the time types
 	f    float64
 	t    bool
 }
@@ -51,14 +49,14 @@ func (pd *partitionData) decodeRow(r *rowRef, vals []fieldValue, buf []byte) ([]
 			continue
 		}
 		v := &vals[c]
-		typ := pd.cols[c].typ
+		typ := pd.cols[c].Type
 		*v = fieldValue{}
 		switch kind {
 		case kindNull:
 			v.null = true
 		case kindBool:
 			t := br.byte() != 0
-			if typ == typeString {
+			if typ == TypeString {
 				s := len(buf)
 				buf = strconv.AppendBool(buf, t)
 				v.b = buf[s:]
@@ -68,18 +66,18 @@ func (pd *partitionData) decodeRow(r *rowRef, vals []fieldValue, buf []byte) ([]
 		case kindInt:
 			n := br.varint()
 			switch typ {
-			case typeString:
+			case TypeString:
 				s := len(buf)
 				buf = strconv.AppendInt(buf, n, 10)
 				v.b = buf[s:]
-			case typeDouble:
+			case TypeDouble:
 				v.f = float64(n)
 			default:
 				v.i = n
 			}
 		case kindDouble:
 			f := math.Float64frombits(binary.LittleEndian.Uint64(br.bytes(8)))
-			if typ == typeString {
+			if typ == TypeString {
 				s := len(buf)
 				buf = strconv.AppendFloat(buf, f, 'g', -1, 64)
 				v.b = buf[s:]
@@ -104,17 +102,17 @@ func (pd *partitionData) decodeRow(r *rowRef, vals []fieldValue, buf []byte) ([]
 	return buf, nil
 }
 
-func parquetNode(t colType) parquet.Node {
+func parquetNode(t ColumnType) parquet.Node {
 	switch t {
-	case typeBool:
+	case TypeBool:
 		return parquet.Leaf(parquet.BooleanType)
-	case typeInt:
+	case TypeBigint:
 		return parquet.Int(64)
-	case typeDouble:
+	case TypeDouble:
 		return parquet.Leaf(parquet.DoubleType)
-	case typeLocalTime:
+	case TypeLocalTime:
 		return parquet.TimestampAdjusted(parquet.Microsecond, false)
-	case typeUTCTime:
+	case TypeUTCTime:
 		return parquet.TimestampAdjusted(parquet.Microsecond, true)
 	}
 	return parquet.String()
@@ -148,10 +146,10 @@ func parquetCodec(name string) compress.Codec {
 // parquetSchema builds the file schema: every column an optional leaf.
 // parquet-go orders a Group's fields by name, which is also our column
 // order; the check keeps the row building honest if that ever changes.
-func parquetSchema(cols []outCol) (*parquet.Schema, error) {
+func parquetSchema(cols []Column) (*parquet.Schema, error) {
 	g := parquet.Group{}
 	for _, c := range cols {
-		g[c.name] = parquet.Optional(parquetNode(c.typ))
+		g[c.Name] = parquet.Optional(parquetNode(c.Type))
 	}
 	schema := parquet.NewSchema("event", g)
 	paths := schema.Columns()
@@ -159,8 +157,8 @@ func parquetSchema(cols []outCol) (*parquet.Schema, error) {
 		return nil, fmt.Errorf("schema has %d columns, want %d", len(paths), len(cols))
 	}
 	for i, p := range paths {
-		if len(p) != 1 || p[0] != cols[i].name {
-			return nil, fmt.Errorf("schema column %d is %v, want %s", i, p, cols[i].name)
+		if len(p) != 1 || p[0] != cols[i].Name {
+			return nil, fmt.Errorf("schema column %d is %v, want %s", i, p, cols[i].Name)
 		}
 	}
 	return schema, nil
@@ -177,22 +175,25 @@ const parquetBatch = 1024
 
 // writeParquet writes the rows column by column: a batch of rows is decoded
 // straight into one value slice per column and each slice goes to its
-// column writer, which skips parquet-go's row-to-column shuffle. Row groups
-// are cut every rowGroupRows rows. Encoded pages wait for their row group in
-// files under tempDir, not in memory.
-func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGroupRows int64, tempDir string) error {
+// column writer, which skips parquet-go's row-to-column shuffle. Encoded
+// pages wait for their row group in files under opts.TempDir, not in
+// memory, and a row group ends at the first batch boundary after its pages
+// reach opts.RowGroupBytes.
+func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, opts ReduceOptions) error {
 	schema, err := parquetSchema(pd.cols)
 	if err != nil {
 		return err
 	}
-	if rowGroupRows <= 0 {
-		rowGroupRows = defaultRowGroupRows
+	groupBytes := opts.RowGroupBytes
+	if groupBytes <= 0 {
+		groupBytes = DefaultRowGroupBytes
 	}
-	pages := &pageBufferPool{dir: tempDir}
+	pages := &pageBufferPool{dir: opts.TempDir}
 	defer pages.close()
 	pw := parquet.NewWriter(w, schema,
 		parquet.Compression(parquetCodec(spec.Compression)),
-		parquet.MaxRowsPerRowGroup(rowGroupRows),
+		// Row groups are cut by size below, never by a row count.
+		parquet.MaxRowsPerRowGroup(math.MaxInt64),
 		parquet.KeyValueMetadata("sluice.time_zone", spec.TimeZone),
 		parquet.ColumnPageBuffers(pages),
 		parquet.WriteBufferSize(256<<10),
@@ -205,7 +206,6 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 	if err != nil {
 		return err
 	}
-	var inGroup int64
 	flush := func() error {
 		cws := pw.ColumnWriters()
 		for c := range b.cols {
@@ -214,8 +214,7 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 			}
 		}
 		b.reset()
-		if inGroup >= rowGroupRows {
-			inGroup = 0
+		if pages.held >= groupBytes {
 			return pw.Flush()
 		}
 		return nil
@@ -231,8 +230,7 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, rowGr
 		if err := pd.decodeParquet(r, b); err != nil {
 			return err
 		}
-		inGroup++
-		if b.rows == parquetBatch || inGroup >= rowGroupRows {
+		if b.rows == parquetBatch {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -264,7 +262,7 @@ type batchColumn struct {
 	vals   []parquet.Value // parquetBatch long
 	filled int             // rows [0, filled) are set
 	tail   uint64          // the last word of the column's non-null values
-	typ    colType
+	typ    ColumnType
 	null   parquet.Value
 }
 
@@ -287,15 +285,15 @@ func (pd *partitionData) newColumnBatch() (*columnBatch, error) {
 	for c, col := range pd.cols {
 		bc := &b.cols[c]
 		bc.vals = make([]parquet.Value, parquetBatch)
-		bc.typ = col.typ
+		bc.typ = col.Type
 		bc.null = parquet.Value{}.Level(0, 0, c)
 		var sample parquet.Value
-		switch col.typ {
-		case typeBool:
+		switch col.Type {
+		case TypeBool:
 			sample = parquet.BooleanValue(true)
-		case typeInt, typeLocalTime, typeUTCTime:
+		case TypeBigint, TypeLocalTime, TypeUTCTime:
 			sample = parquet.Int64Value(-42)
-		case typeDouble:
+		case TypeDouble:
 			sample = parquet.DoubleValue(0.5)
 		default:
 			sample = parquet.ByteArrayValue([]byte("sample"))
@@ -390,7 +388,7 @@ func (pd *partitionData) decodeParquet(r *rowRef, b *columnBatch) error {
 			continue
 		case kindBool:
 			t := br.byte() != 0
-			if typ == typeString {
+			if typ == TypeString {
 				s := len(buf)
 				buf = strconv.AppendBool(buf, t)
 				v = parquet.ByteArrayValue(buf[s:])
@@ -400,18 +398,18 @@ func (pd *partitionData) decodeParquet(r *rowRef, b *columnBatch) error {
 		case kindInt:
 			n := br.varint()
 			switch typ {
-			case typeString:
+			case TypeString:
 				s := len(buf)
 				buf = strconv.AppendInt(buf, n, 10)
 				v = parquet.ByteArrayValue(buf[s:])
-			case typeDouble:
+			case TypeDouble:
 				v = parquet.DoubleValue(float64(n))
 			default:
 				v = parquet.Int64Value(n)
 			}
 		case kindDouble:
 			f := math.Float64frombits(binary.LittleEndian.Uint64(br.bytes(8)))
-			if typ == typeString {
+			if typ == TypeString {
 				s := len(buf)
 				buf = strconv.AppendFloat(buf, f, 'g', -1, 64)
 				v = parquet.ByteArrayValue(buf[s:])
@@ -464,7 +462,7 @@ func writeCSV(w io.Writer, spec Spec, pd *partitionData, next rowIter) error {
 	ncol := len(pd.cols)
 	rec := make([]string, ncol)
 	for i, c := range pd.cols {
-		rec[i] = c.name
+		rec[i] = c.Name
 	}
 	if err := cw.Write(rec); err != nil {
 		return err
@@ -489,19 +487,19 @@ func writeCSV(w io.Writer, spec Spec, pd *partitionData, next rowIter) error {
 				continue
 			}
 			s := len(buf)
-			switch pd.cols[c].typ {
-			case typeString:
+			switch pd.cols[c].Type {
+			case TypeString:
 				rec[c] = unsafe.String(unsafe.SliceData(v.b), len(v.b))
 				continue
-			case typeBool:
+			case TypeBool:
 				buf = strconv.AppendBool(buf, v.t)
-			case typeInt:
+			case TypeBigint:
 				buf = strconv.AppendInt(buf, v.i, 10)
-			case typeDouble:
+			case TypeDouble:
 				buf = strconv.AppendFloat(buf, v.f, 'g', -1, 64)
-			case typeLocalTime:
+			case TypeLocalTime:
 				buf = time.UnixMicro(v.i).UTC().AppendFormat(buf, csvLocalLayout)
-			case typeUTCTime:
+			case TypeUTCTime:
 				buf = time.UnixMicro(v.i).UTC().AppendFormat(buf, csvUTCLayout)
 			}
 			b := buf[s:]

@@ -1,74 +1,92 @@
 package transform
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strings"
 	"unsafe"
 
-	"github.com/klauspost/compress/s2"
-
+	"sluice/pipeline/civil"
+	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 )
 
-// ReduceOptions tunes ReducePartition; the zero value is the default.
-type ReduceOptions struct {
-	// Columns, when set, is the exact list of output columns (output names,
-	// generated ones included), for example to keep CSV files of several
-	// runs aligned. Names unknown to the run are written as null strings.
-	// Parquet still orders them by name (parquet-go sorts a Group); CSV uses
-	// the given order. When empty, CSV gets every column of the run sorted
-	// by name, Parquet the columns seen for the date sorted by name.
-	Columns []string
-	// RowGroupRows caps the rows per Parquet row group (default 500 000).
-	RowGroupRows int64
-	// TempDir holds the file being written and any spilled rows (default
-	// os.TempDir()).
-	TempDir string
-	// MemoryBytes is what the date's rows may take in memory (default
-	// DefaultReduceMemory). A date that needs more is deduplicated in
-	// hash partitions and sorted in runs spilled to TempDir, then merged;
-	// the output is the same bytes either way.
-	MemoryBytes int64
+// ReduceInput is everything one reduce task needs: its date, its range of
+// virtual buckets, the columns of its file, and where every shard keeps the
+// rows of those buckets (and the ids of the same buckets on other dates,
+// which can hold an earlier copy of a key).
+type ReduceInput struct {
+	Date    civil.Date `json:"date"`
+	Bucket  int        `json:"bucket"`
+	Buckets int        `json:"buckets"`
+	// Lo and Hi bound the virtual buckets [Lo, Hi) of this reduce.
+	Lo      int          `json:"lo"`
+	Hi      int          `json:"hi"`
+	Codec   string       `json:"codec"`
+	Columns []Column     `json:"columns"`
+	Parts   []ReducePart `json:"parts"`
+	Others  []ReduceIDs  `json:"others,omitempty"`
 }
 
-// DefaultReduceMemory is the default ReduceOptions.MemoryBytes: with the
-// Parquet writer's page buffers on disk, it keeps a reduce well under a
-// 512 MiB worker whatever the size of the date.
-const DefaultReduceMemory = 192 << 20
+// ReducePart is one shard's rows of the reduce's date and buckets.
+type ReducePart struct {
+	Shard int    `json:"shard"`
+	Key   string `json:"key"` // the rows file in scratch
+	// ColMap maps the shard's column ids to indexes of Columns (-1: not
+	// written).
+	ColMap []int32 `json:"col_map"`
+	// Index covers the buckets [Lo, Hi] boundaries of the rows file.
+	Index intermediate.Index `json:"index"`
+}
+
+// ReduceIDs is one shard's ids, on another date, of the reduce's buckets.
+type ReduceIDs struct {
+	Shard int                `json:"shard"`
+	Key   string             `json:"key"`
+	Index intermediate.Index `json:"index"`
+}
+
+// ReduceOptions tunes ReduceBucket; the zero value is the default.
+type ReduceOptions struct {
+	// TempDir holds sorted runs when a bucket does not fit MemoryBytes
+	// (default os.TempDir()).
+	TempDir string
+	// MemoryBytes is what a chunk of the bucket's rows may take in memory
+	// (default DefaultReduceMemory). A bucket that needs more is reduced a
+	// chunk of virtual buckets at a time, each chunk sorted into a run on
+	// TempDir, and the runs merged: the same bytes either way.
+	MemoryBytes int64
+	// RowGroupBytes is the encoded size at which a Parquet row group ends
+	// (default DefaultRowGroupBytes).
+	RowGroupBytes int64
+}
+
+// DefaultReduceMemory is the default ReduceOptions.MemoryBytes.
+const DefaultReduceMemory = 64 << 20
+
+// DefaultRowGroupBytes is the default ReduceOptions.RowGroupBytes: row
+// groups of about 128 MiB, as Athena, Trino and Spark read best.
+const DefaultRowGroupBytes = 128 << 20
 
 // rowOverhead is the estimated in-memory cost of one row beyond its
 // intermediate bytes: its rowRef, its share of the dedupe map and of the
 // sort.
 const rowOverhead = 160
 
-// PartitionStats summarises one reduced partition.
-type PartitionStats struct {
-	Date       Date        `json:"date"`
-	Rows       int64       `json:"rows"`       // rows written
-	Duplicates int64       `json:"duplicates"` // copies collapsed (rows read - rows written)
-	Bytes      int64       `json:"bytes"`      // size of the published file
-	File       string      `json:"file"`       // key of the published file; "" when the date had no rows
-	Columns    []string    `json:"columns"`
-	Collisions []Collision `json:"collisions,omitempty"`
-	Removed    []string    `json:"removed,omitempty"` // stale files deleted from the partition
-	// SpillRuns is the number of sorted runs written to local disk when the
-	// date did not fit in ReduceOptions.MemoryBytes (0: reduced in memory).
-	SpillRuns int `json:"spill_runs,omitempty"`
-}
-
-// outCol is one output column.
-type outCol struct {
-	name string
-	typ  colType
+// BucketStats summarises one reduced bucket.
+type BucketStats struct {
+	Date       civil.Date `json:"date"`
+	Bucket     int        `json:"bucket"`
+	Rows       int64      `json:"rows"`       // rows written
+	Duplicates int64      `json:"duplicates"` // rows read - rows written
+	Bytes      int64      `json:"bytes"`      // size of the file
+	// Chunks is how many pieces the bucket was reduced in (1: in memory;
+	// more: sorted runs were spilled to local disk and merged).
+	Chunks int `json:"chunks"`
 }
 
 // rowRef points at one row of a loaded intermediate.
@@ -79,7 +97,7 @@ type rowRef struct {
 	off        int64 // local offset, seconds
 	id         string
 	fields     []byte // starts with the field count
-	file       int32
+	file       int32  // the part it came from: its ColMap decodes the fields
 }
 
 func ordLess(as, ao uint32, al uint64, bs, bo uint32, bl uint64) bool {
@@ -92,34 +110,6 @@ func ordLess(as, ao uint32, al uint64, bs, bo uint32, bl uint64) bool {
 	return al < bl
 }
 
-// partitionData is one date's rows, loaded from every shard.
-type partitionData struct {
-	cols    []outCol
-	tsCol   int // index of the local timestamp column, -1 if not output
-	utcCol  int
-	colMaps [][]int32 // per loaded file: shard column id -> output index (-1: not output)
-	rows    []rowRef
-	bufs    [][]byte // keep the loaded files alive (rows point into them)
-	// copyStrings is set when a row's bytes do not outlive the next row
-	// (rows merged from spilled runs).
-	copyStrings bool
-}
-
-func newPartitionData(cols []outCol) (*partitionData, map[string]int32) {
-	pd := &partitionData{cols: cols, tsCol: -1, utcCol: -1}
-	index := map[string]int32{}
-	for i, c := range cols {
-		index[c.name] = int32(i)
-		switch c.typ {
-		case typeLocalTime:
-			pd.tsCol = i
-		case typeUTCTime:
-			pd.utcCol = i
-		}
-	}
-	return pd, index
-}
-
 // rowCmp is the output order: (utc timestamp, key). Keys are unique after
 // deduplication, so the order is total and any sort gives the same file.
 func rowCmp(a, b *rowRef) int {
@@ -129,337 +119,240 @@ func rowCmp(a, b *rowRef) int {
 	return strings.Compare(a.id, b.id)
 }
 
-// ReducePartition builds the output partition of one date from the map
-// outputs of shards 0..shardCount-1 (all must be mapped), then publishes it:
-// the file is written to a _staging/ key, copied to
-// year=Y/month=M/date=D/part-00000.<ext>, and every other file in that
-// partition folder is deleted (dynamic partition overwrite). Rows are sorted
-// by (utc timestamp, key), so a rerun gives a byte-identical file.
-//
-// A date without rows publishes nothing and empties its partition folder.
-// Memory: the date's intermediate rows are held in memory when they fit in
-// opts.MemoryBytes, and otherwise spilled to opts.TempDir (see spill.go).
-func ReducePartition(ctx context.Context, scratch storage.Reader, scratchPrefix string, out storage.Bucket, spec Spec, date Date, shardCount int, opts ReduceOptions) (PartitionStats, error) {
-	st := PartitionStats{Date: date}
-	if err := spec.Validate(); err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
-	}
-	prefix := normPrefix(scratchPrefix)
-	mans, err := readManifests(ctx, scratch, prefix, shardCount)
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
-	}
-	cols, names, coll := outputColumns(spec, mans, date, opts.Columns)
-	st.Collisions = coll
+// partitionData is what decoding a file's rows needs: its columns and, per
+// part, the map from the part's column ids to them.
+type partitionData struct {
+	cols    []Column
+	tsCol   int // index of the local timestamp column, -1 if not output
+	utcCol  int
+	colMaps [][]int32 // per part: shard column id -> output index (-1: not output)
+	// copyStrings is set when a row's bytes do not outlive the next row
+	// (rows merged from spilled runs).
+	copyStrings bool
+}
 
-	var rowsIn, bytesIn int64
-	for _, m := range mans {
-		for _, md := range m.Dates {
-			if md.Date == date {
-				rowsIn += md.Rows
-				bytesIn += md.Bytes
-			}
+func newPartitionData(cols []Column, parts []ReducePart) *partitionData {
+	pd := &partitionData{cols: cols, tsCol: -1, utcCol: -1}
+	for i, c := range cols {
+		switch c.Type {
+		case TypeLocalTime:
+			pd.tsCol = i
+		case TypeUTCTime:
+			pd.utcCol = i
 		}
 	}
-	if rowsIn == 0 {
-		removed, err := clearPartition(ctx, out, date, "")
-		st.Removed = removed
-		if err != nil {
-			return st, fmt.Errorf("reduce %s: %w", date, err)
-		}
-		return st, nil
+	for _, p := range parts {
+		pd.colMaps = append(pd.colMaps, p.ColMap)
 	}
-	budget := opts.MemoryBytes
-	if budget <= 0 {
-		budget = DefaultReduceMemory
+	return pd
+}
+
+// ReduceBucket builds one output file from the map outputs: it reads the
+// rows of its virtual buckets from every shard, keeps one row per key (the
+// copy with the smallest (object key, line) of all dates of the run, see
+// dedupe), sorts them by (utc timestamp, key) and writes the file (Parquet
+// or CSV, as spec says) to w. A rerun gives the same bytes.
+func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in ReduceInput, w io.Writer, opts ReduceOptions) (BucketStats, error) {
+	st := BucketStats{Date: in.Date, Bucket: in.Bucket}
+	if err := spec.Validate(); err != nil {
+		return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 	}
-	var pd *partitionData
+	if opts.MemoryBytes <= 0 {
+		opts.MemoryBytes = DefaultReduceMemory
+	}
+	r := &reducer{ctx: ctx, scratch: scratch, in: in, read: intermediate.NewReader(in.Codec)}
+	defer r.close()
+	chunks := r.chunks(opts.MemoryBytes)
+	st.Chunks = len(chunks)
+	pd := newPartitionData(in.Columns, in.Parts)
 	var next rowIter
-	var kept int64
-	if bytesIn+rowsIn*rowOverhead <= budget {
-		pd, err = loadPartition(ctx, scratch, prefix, mans, date, cols, names)
+	var rowsIn int64
+	if len(chunks) == 1 {
+		rows, keep, err := r.load(chunks[0][0], chunks[0][1])
 		if err != nil {
-			return st, fmt.Errorf("reduce %s: %w", date, err)
+			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 		}
-		keep, err := dedupe(ctx, scratch, prefix, mans, date, pd.rows)
-		if err != nil {
-			return st, fmt.Errorf("reduce %s: %w", date, err)
-		}
-		kept = int64(len(keep))
+		rowsIn, st.Rows = int64(len(rows)), int64(len(keep))
 		next = func() (*rowRef, error) {
 			if len(keep) == 0 {
 				return nil, nil
 			}
-			r := &pd.rows[keep[0]]
+			row := &rows[keep[0]]
 			keep = keep[1:]
-			return r, nil
+			return row, nil
 		}
 	} else {
-		sp := &spill{ctx: ctx, scratch: scratch, prefix: prefix, mans: mans, date: date, budget: budget, dir: opts.TempDir}
-		defer sp.close()
-		pd, next, kept, err = sp.run(cols, names)
-		st.SpillRuns = sp.runs
-		if err != nil {
-			return st, fmt.Errorf("reduce %s: %w", date, err)
+		var runs []*os.File
+		for _, c := range chunks {
+			rows, keep, err := r.load(c[0], c[1])
+			if err != nil {
+				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+			}
+			rowsIn += int64(len(rows))
+			st.Rows += int64(len(keep))
+			f, err := r.tempFile(opts.TempDir)
+			if err == nil {
+				err = writeRun(f, rows, keep)
+			}
+			if err != nil {
+				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+			}
+			runs = append(runs, f)
+		}
+		pd.copyStrings = true
+		var err error
+		if next, err = mergeRuns(runs); err != nil {
+			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 		}
 	}
-	st.Rows = kept
-	st.Duplicates = rowsIn - kept
-	for _, c := range cols {
-		st.Columns = append(st.Columns, c.name)
-	}
-
-	f, err := os.CreateTemp(opts.TempDir, "sluice-reduce-*")
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: create temp file: %w", date, err)
-	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	var ext string
-	switch spec.Format {
-	case "csv":
-		ext = "csv"
-		if spec.Compression == "gzip" {
-			ext = "csv.gz"
-		}
-		err = writeCSV(f, spec, pd, next)
-	default:
-		ext = "parquet"
-		err = writeParquet(f, spec, pd, next, opts.RowGroupRows, opts.TempDir)
+	st.Duplicates = rowsIn - st.Rows
+	cw := &countingWriter{w: w}
+	var err error
+	if spec.Format == "csv" {
+		err = writeCSV(cw, spec, pd, next)
+	} else {
+		err = writeParquet(cw, spec, pd, next, opts)
 	}
 	if err != nil {
-		return st, fmt.Errorf("reduce %s: write %s: %w", date, ext, err)
+		return st, fmt.Errorf("reduce %s bucket %d: write %s: %w", in.Date, in.Bucket, spec.Format, err)
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
-	}
-	st.Bytes = size
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
-	}
-
-	final := date.PartitionPath() + "part-00000." + ext
-	staging := "_staging/" + final + "." + nonce()
-	if err := out.Put(ctx, staging, f); err != nil {
-		return st, fmt.Errorf("reduce %s: put %s: %w", date, staging, err)
-	}
-	published := false
-	defer func() {
-		// A failed publish must not leave a partition-sized object behind
-		// each retry; the deletion below covers the successful path.
-		if !published {
-			_ = out.Delete(context.WithoutCancel(ctx), staging)
-		}
-	}()
-	if err := copyObject(ctx, out, staging, final); err != nil {
-		return st, fmt.Errorf("reduce %s: publish: %w", date, err)
-	}
-	st.File = final
-	removed, err := clearPartition(ctx, out, date, final)
-	st.Removed = removed
-	if err != nil {
-		return st, fmt.Errorf("reduce %s: %w", date, err)
-	}
-	published = true
-	if err := out.Delete(ctx, staging); err != nil {
-		return st, fmt.Errorf("reduce %s: delete %s: %w", date, staging, err)
-	}
+	st.Bytes = cw.n
 	return st, nil
 }
 
-// outputColumns decides the columns of a date's file and the source path ->
-// name mapping, which is resolved over every path of the run.
-func outputColumns(spec Spec, mans []*shardManifest, date Date, explicit []string) ([]outCol, map[string]string, []Collision) {
-	allTypes := map[string]uint8{}
-	dateCols := map[string]bool{}
-	for _, m := range mans {
-		for _, md := range m.Dates {
-			for p, mask := range md.Columns {
-				allTypes[p] |= mask
-				if md.Date == date {
-					dateCols[p] = true
-				}
-			}
-		}
-	}
-	tsName := columnName(spec.TimestampField)
-	utcName := tsName + "_utc"
-	names, coll := resolveNames(slices.Collect(maps.Keys(allTypes)), []string{tsName, utcName})
-	typeOf := map[string]colType{tsName: typeLocalTime, utcName: typeUTCTime}
-	for p, n := range names {
-		typeOf[n] = widen(allTypes[p])
-	}
-	var cols []outCol
+// FileExt is the extension of the job's output files.
+func (s Spec) FileExt() string {
 	switch {
-	case len(explicit) > 0:
-		for _, n := range explicit {
-			cols = append(cols, outCol{name: n, typ: typeOf[n]}) // unknown -> typeString
-		}
-		if spec.Format != "csv" {
-			slices.SortFunc(cols, func(a, b outCol) int { return strings.Compare(a.name, b.name) })
-			cols = slices.CompactFunc(cols, func(a, b outCol) bool { return a.name == b.name })
-		}
-		return cols, names, coll
-	case spec.Format == "csv":
-		for _, n := range names {
-			cols = append(cols, outCol{name: n, typ: typeOf[n]})
-		}
-	default:
-		for p := range dateCols {
-			cols = append(cols, outCol{name: names[p], typ: typeOf[names[p]]})
-		}
+	case s.Format == "csv" && s.Compression == "gzip":
+		return "csv.gz"
+	case s.Format == "csv":
+		return "csv"
 	}
-	cols = append(cols, outCol{name: tsName, typ: typeLocalTime}, outCol{name: utcName, typ: typeUTCTime})
-	slices.SortFunc(cols, func(a, b outCol) int { return strings.Compare(a.name, b.name) })
-	return cols, names, coll
+	return "parquet"
 }
 
-// readS2 loads a whole S2 stream through zr (reset to it, so that its
-// buffers are reused) and checks its magic. The stream is read into
-// reuse's memory when it is large enough.
-func readS2(ctx context.Context, b storage.Reader, zr *s2.Reader, key, magic string, sizeHint int64, reuse []byte) ([]byte, error) {
-	rc, err := b.Get(ctx, key)
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// reducer is the state of one ReduceBucket.
+type reducer struct {
+	ctx     context.Context
+	scratch storage.Reader
+	in      ReduceInput
+	read    *intermediate.Reader
+	idsBuf  []byte
+	temps   []*os.File
+}
+
+func (r *reducer) close() {
+	for _, f := range r.temps {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+func (r *reducer) tempFile(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "sluice-run-*")
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, fmt.Errorf("create run file: %w", err)
 	}
-	defer rc.Close()
-	zr.Reset(rc)
-	defer zr.Reset(nil)
-	buf := bytes.NewBuffer(reuse[:0])
-	buf.Grow(int(min(sizeHint, 1<<31)) + len(magic) + bytes.MinRead)
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	data := buf.Bytes()
-	if !bytes.HasPrefix(data, []byte(magic)) {
-		return nil, fmt.Errorf("read %s: bad magic", key)
-	}
-	return data[len(magic):], nil
+	r.temps = append(r.temps, f)
+	return f, nil
 }
 
-// mapColumn records, for an intermediate's column definition (its id and
-// source path), which output column it feeds (-1: none in this partition).
-func mapColumn(colMap []int32, id uint64, path []byte, names map[string]string, index map[string]int32) []int32 {
-	for uint64(len(colMap)) <= id {
-		colMap = append(colMap, -1)
-	}
-	if n, ok := names[string(path)]; ok {
-		if i, ok := index[n]; ok {
-			colMap[id] = i
+// chunks cuts the virtual buckets [Lo, Hi) into consecutive ranges (offsets
+// from Lo) whose rows fit budget in memory; a single bucket is never cut.
+func (r *reducer) chunks(budget int64) [][2]int {
+	n := r.in.Hi - r.in.Lo
+	var out [][2]int
+	start, size := 0, int64(0)
+	for v := 0; v < n; v++ {
+		var need int64
+		for _, p := range r.in.Parts {
+			_, _, raw, rows := p.Index.Span(v, v+1)
+			need += raw + rows*rowOverhead
 		}
+		if size > 0 && size+need > budget {
+			out = append(out, [2]int{start, v})
+			start, size = v, 0
+		}
+		size += need
 	}
-	return colMap
+	return append(out, [2]int{start, n})
 }
 
-func loadPartition(ctx context.Context, scratch storage.Reader, prefix string, mans []*shardManifest, date Date, cols []outCol, names map[string]string) (*partitionData, error) {
-	pd, index := newPartitionData(cols)
-	var rows int64
-	for _, m := range mans {
-		for _, md := range m.Dates {
-			if md.Date == date {
-				rows += md.Rows
-			}
-		}
+// load reads the rows of buckets [a, b) (offsets from Lo) of every part and
+// returns them with the indexes of the rows kept, in output order.
+func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
+	var total int64
+	for _, p := range r.in.Parts {
+		_, _, _, rows := p.Index.Span(a, b)
+		total += rows
 	}
-	pd.rows = make([]rowRef, 0, rows)
-	zr := s2.NewReader(nil)
-	for shard, m := range mans {
-		var size int64 = -1
-		for _, md := range m.Dates {
-			if md.Date == date {
-				size = md.Bytes
-			}
-		}
-		if size < 0 {
-			continue
-		}
-		key := rowsKey(prefix, shard, date)
-		data, err := readS2(ctx, scratch, zr, key, rowsMagic, size, nil)
+	rows := make([]rowRef, 0, total)
+	for file, p := range r.in.Parts {
+		sp := intermediate.SpanOf(p.Key, p.Index, a, b)
+		data, err := r.read.Load(r.ctx, r.scratch, sp, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		pd.bufs = append(pd.bufs, data)
-		file := int32(len(pd.colMaps))
-		var colMap []int32
-		r := byteReader{b: data}
-		for len(r.b) > 0 && r.err == nil {
-			switch r.byte() {
-			case tagColumn:
-				id := r.uvarint()
-				p := r.bytes(r.uvarint())
-				if r.err != nil || id > uint64(len(colMap))+1<<20 {
-					return nil, fmt.Errorf("read %s: %w", key, errCorrupt)
-				}
-				colMap = mapColumn(colMap, id, p, names, index)
-			case tagRow:
-				var rr rowRef
-				rr.shard = uint32(shard)
-				rr.obj = uint32(r.uvarint())
-				rr.line = r.uvarint()
-				rr.us = r.varint()
-				rr.off = r.varint()
-				idb := r.bytes(r.uvarint())
-				rr.id = unsafe.String(unsafe.SliceData(idb), len(idb))
-				rr.fields = r.bytes(r.uvarint()) // checked when decoded
-				rr.file = file
-				pd.rows = append(pd.rows, rr)
-			default:
-				r.err = errCorrupt
+		for len(data) > 0 {
+			row, rest, err := intermediate.ParseRow(data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("read %s: %w", p.Key, err)
 			}
+			rows = append(rows, rowRef{
+				shard: uint32(p.Shard), obj: uint32(row.Obj), line: row.Line, us: row.US, off: row.Off,
+				id: unsafe.String(unsafe.SliceData(row.Key), len(row.Key)), fields: row.Fields, file: int32(file),
+			})
+			data = rest
 		}
-		if r.err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, r.err)
-		}
-		pd.colMaps = append(pd.colMaps, colMap)
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if err := r.ctx.Err(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return pd, nil
+	keep, err := r.dedupe(rows, a, b)
+	return rows, keep, err
 }
 
 // dedupe keeps, for every key, the copy with the smallest (shard, object,
-// line), i.e. the smallest (object key, line). Copies of the key that
-// landed on other dates of the run count too: when one of them is smaller,
-// the key is dropped here and kept there. It returns the kept rows sorted
-// by (utc timestamp, key).
-func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*shardManifest, date Date, rows []rowRef) ([]int32, error) {
+// line), i.e. the smallest (object key, line), since shards are contiguous
+// runs of objects in key order. Copies of the key that landed on other dates
+// of the run count too: when one of them is smaller, the key is dropped
+// here and kept there. It returns the kept rows sorted by (utc timestamp,
+// key).
+func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 	best := make(map[string]int32, len(rows))
 	for i := range rows {
-		r := &rows[i]
-		j, ok := best[r.id]
-		if !ok || ordLess(r.shard, r.obj, r.line, rows[j].shard, rows[j].obj, rows[j].line) {
-			best[r.id] = int32(i)
+		row := &rows[i]
+		j, ok := best[row.id]
+		if !ok || ordLess(row.shard, row.obj, row.line, rows[j].shard, rows[j].obj, rows[j].line) {
+			best[row.id] = int32(i)
 		}
 	}
-	var ids []byte
-	zr := s2.NewReader(nil)
-	for shard, m := range mans {
-		for _, md := range m.Dates {
-			if md.Date == date {
-				continue
-			}
-			key := idsKey(prefix, shard, md.Date)
-			data, err := readS2(ctx, scratch, zr, key, idsMagic, md.Rows*48, ids)
+	for _, o := range r.in.Others {
+		data, err := r.read.Load(r.ctx, r.scratch, intermediate.SpanOf(o.Key, o.Index, a, b), r.idsBuf)
+		if err != nil {
+			return nil, err
+		}
+		r.idsBuf = data // the next ids span reuses the memory
+		for len(data) > 0 {
+			id, rest, err := intermediate.ParseID(data)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("read %s: %w", o.Key, err)
 			}
-			ids = data // the next ids object reuses the memory
-			r := byteReader{b: data}
-			for len(r.b) > 0 && r.err == nil {
-				id := r.bytes(r.uvarint())
-				obj := uint32(r.uvarint())
-				line := r.uvarint()
-				j, ok := best[string(id)]
-				if ok && ordLess(uint32(shard), obj, line, rows[j].shard, rows[j].obj, rows[j].line) {
-					delete(best, string(id))
-				}
-			}
-			if r.err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, r.err)
+			data = rest
+			j, ok := best[string(id.Key)]
+			if ok && ordLess(uint32(o.Shard), uint32(id.Obj), id.Line, rows[j].shard, rows[j].obj, rows[j].line) {
+				delete(best, string(id.Key))
 			}
 		}
 	}
@@ -474,67 +367,15 @@ func dedupe(ctx context.Context, scratch storage.Reader, prefix string, mans []*
 	for _, i := range best {
 		keys = append(keys, sortKey{rows[i].us, i})
 	}
-	slices.SortFunc(keys, func(a, b sortKey) int {
-		if a.us != b.us {
-			return cmp.Compare(a.us, b.us)
+	slices.SortFunc(keys, func(x, y sortKey) int {
+		if x.us != y.us {
+			return cmp.Compare(x.us, y.us)
 		}
-		return strings.Compare(rows[a.i].id, rows[b.i].id)
+		return strings.Compare(rows[x.i].id, rows[y.i].id)
 	})
 	keep := make([]int32, len(keys))
 	for j, k := range keys {
 		keep[j] = k.i
 	}
 	return keep, nil
-}
-
-// clearPartition deletes every object in the date's partition folder except
-// keep and returns the deleted keys.
-func clearPartition(ctx context.Context, out storage.Bucket, date Date, keep string) ([]string, error) {
-	dir := date.PartitionPath()
-	var stale []string
-	err := out.List(ctx, dir, func(oi storage.ObjectInfo) error {
-		if oi.Key != keep {
-			stale = append(stale, oi.Key)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	for _, k := range stale {
-		if err := out.Delete(ctx, k); err != nil {
-			return nil, fmt.Errorf("delete %s: %w", k, err)
-		}
-	}
-	return stale, nil
-}
-
-// Copier is an optional Bucket capability: a server-side copy. Publishing
-// uses it when the output bucket has it, and Get+Put otherwise.
-type Copier interface {
-	Copy(ctx context.Context, src, dst string) error
-}
-
-func copyObject(ctx context.Context, b storage.Bucket, src, dst string) error {
-	if c, ok := b.(Copier); ok {
-		if err := c.Copy(ctx, src, dst); err != nil {
-			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
-		}
-		return nil
-	}
-	rc, err := b.Get(ctx, src)
-	if err != nil {
-		return fmt.Errorf("get %s: %w", src, err)
-	}
-	defer rc.Close()
-	if err := b.Put(ctx, dst, rc); err != nil {
-		return fmt.Errorf("put %s: %w", dst, err)
-	}
-	return nil
-}
-
-func nonce() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

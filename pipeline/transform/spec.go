@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // DST rules must not depend on the host's zoneinfo
+
+	"sluice/pipeline/civil"
 )
 
 // Source is one Segment source: a name (ios, android) and the key prefix of
@@ -24,7 +26,13 @@ type Spec struct {
 	DedupeKey      string   `yaml:"dedupe_key"`      // top-level field, one row per value
 	Format         string   `yaml:"format"`          // "parquet" or "csv"
 	Compression    string   `yaml:"compression"`     // parquet: snappy|zstd|gzip|none; csv: gzip|none
-	ShardBytes     int64    `yaml:"shard_bytes"`     // target compressed input bytes per map shard
+	// ShardBytes is the most compressed input one map task reads; the
+	// planner cuts smaller shards when that spreads the work better over
+	// the fleet (see pipeline/job).
+	ShardBytes int64 `yaml:"shard_bytes"`
+	// TargetFileBytes is the size output files aim at: each date is split
+	// into as many files (and reduce tasks) as its estimated output needs.
+	TargetFileBytes int64 `yaml:"target_file_bytes"`
 }
 
 // DefaultSpec is the Glue "mobile-user-daily" job.
@@ -34,13 +42,14 @@ func DefaultSpec() Spec {
 			{Name: "ios", Path: "segment-logs/ios/"},
 			{Name: "android", Path: "segment-logs/android/"},
 		},
-		Drop:           []string{"integrations", "_metadata"},
-		TimestampField: "timestamp",
-		TimeZone:       "America/Los_Angeles",
-		DedupeKey:      "messageId",
-		Format:         "parquet",
-		Compression:    "snappy",
-		ShardBytes:     128 << 20,
+		Drop:            []string{"integrations", "_metadata"},
+		TimestampField:  "timestamp",
+		TimeZone:        "America/Los_Angeles",
+		DedupeKey:       "messageId",
+		Format:          "parquet",
+		Compression:     "snappy",
+		ShardBytes:      64 << 20,
+		TargetFileBytes: 256 << 20,
 	}
 }
 
@@ -74,7 +83,7 @@ func (s Spec) Validate() error {
 	if s.TimeZone == "" {
 		return errors.New("time_zone: empty")
 	}
-	if _, err := time.LoadLocation(s.TimeZone); err != nil {
+	if _, err := LoadZone(s.TimeZone); err != nil {
 		return fmt.Errorf("time_zone: %w", err)
 	}
 	switch s.Format {
@@ -96,103 +105,26 @@ func (s Spec) Validate() error {
 	if s.ShardBytes <= 0 {
 		return fmt.Errorf("shard_bytes: %d must be positive", s.ShardBytes)
 	}
+	if s.TargetFileBytes <= 0 {
+		return fmt.Errorf("target_file_bytes: %d must be positive", s.TargetFileBytes)
+	}
 	return nil
 }
 
-// Date is a civil date (no time, no zone). The zero Date is not valid.
-type Date struct {
-	Year  int
-	Month time.Month
-	Day   int
-}
-
-// ParseDate reads YYYY-MM-DD.
-func ParseDate(s string) (Date, error) {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return Date{}, fmt.Errorf("parse date %q: %w", s, err)
-	}
-	return DateOf(t), nil
-}
-
-// DateOf is the date of t in t's location.
-func DateOf(t time.Time) Date {
-	y, m, d := t.Date()
-	return Date{y, m, d}
-}
-
-func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
-
-// UTCMidnight is the instant the date starts in UTC.
-func (d Date) UTCMidnight() time.Time { return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC) }
-
-// AddDays is d moved by n days.
-func (d Date) AddDays(n int) Date { return DateOf(d.UTCMidnight().AddDate(0, 0, n)) }
-
-// Compare is -1, 0 or +1 as d is before, equal to or after o.
-func (d Date) Compare(o Date) int { return d.UTCMidnight().Compare(o.UTCMidnight()) }
-
-// IsZero reports whether d is the zero Date.
-func (d Date) IsZero() bool { return d == Date{} }
-
-// MarshalText writes YYYY-MM-DD, so Dates can be JSON map keys.
-func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText reads YYYY-MM-DD.
-func (d *Date) UnmarshalText(b []byte) error {
-	v, err := ParseDate(string(b))
-	if err != nil {
-		return err
-	}
-	*d = v
-	return nil
-}
-
-// days is the number of days since 1970-01-01.
-func (d Date) days() int64 { return floorDiv(d.UTCMidnight().Unix(), 86400) }
-
-func dateFromDays(n int64) Date { return DateOf(time.Unix(n*86400, 0).UTC()) }
-
-// PartitionPath is the Hive folder of the date, ending in "/":
-// year=2026/month=3/date=2026-03-08/ (year and month without padding).
-func (d Date) PartitionPath() string {
+// PartitionPath is the Hive folder of a date's partition, ending in "/":
+// year=2026/month=3/date=2026-03-08/ (year and month without padding, as
+// Spark writes them).
+func PartitionPath(d civil.Date) string {
 	return fmt.Sprintf("year=%d/month=%d/date=%s/", d.Year, int(d.Month), d)
 }
 
-// Window is an inclusive range of local dates.
-type Window struct {
-	Start, End Date
-}
-
-// Validate checks that both ends are set and in order.
-func (w Window) Validate() error {
-	if w.Start.IsZero() || w.End.IsZero() {
-		return errors.New("window: start and end are required")
+// LoadZone loads an IANA time zone by name. time.LoadLocation takes a path
+// below the zoneinfo root, so a name like "Pacific" (a folder there) fails
+// with "is a directory"; the error here says what is expected instead.
+func LoadZone(name string) (*time.Location, error) {
+	loc, err := time.LoadLocation(name)
+	if err != nil || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return nil, fmt.Errorf("%q is not an IANA time zone name (such as America/Los_Angeles or UTC)", name)
 	}
-	if w.End.Compare(w.Start) < 0 {
-		return fmt.Errorf("window: end %s before start %s", w.End, w.Start)
-	}
-	return nil
-}
-
-// Dates lists every date of the window in order.
-func (w Window) Dates() []Date {
-	var out []Date
-	for d := w.Start; d.Compare(w.End) <= 0; d = d.AddDays(1) {
-		out = append(out, d)
-	}
-	return out
-}
-
-// Contains reports whether d is inside the window.
-func (w Window) Contains(d Date) bool { return d.Compare(w.Start) >= 0 && d.Compare(w.End) <= 0 }
-
-func (w Window) String() string { return w.Start.String() + "_" + w.End.String() }
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
+	return loc, nil
 }

@@ -155,3 +155,11 @@ func (z *zoneCache) offset(sec int64) int64 {
 	}
 	return z.off
 }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}

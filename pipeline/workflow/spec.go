@@ -11,6 +11,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"sluice/pipeline/civil"
 )
 
 // Trigger types, as Glue names them.
@@ -369,9 +371,9 @@ func (s *ScheduleSpec) Next(t time.Time) time.Time {
 
 // WindowFor returns the dates a run fired at t covers, counted in the
 // schedule's time zone.
-func (s *ScheduleSpec) WindowFor(t time.Time) Window {
-	end := DateOf(t.In(s.location)).AddDays(-*s.WindowEndOffsetDays)
-	return Window{Start: end.AddDays(-(s.WindowDays - 1)), End: end}
+func (s *ScheduleSpec) WindowFor(t time.Time) civil.Window {
+	end := civil.DateOf(t.In(s.location)).AddDays(-*s.WindowEndOffsetDays)
+	return civil.Window{Start: end.AddDays(-(s.WindowDays - 1)), End: end}
 }
 
 // checkReachable reports crawlers and jobs no trigger starts: they would sit

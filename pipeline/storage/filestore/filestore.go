@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,7 +28,10 @@ type Bucket struct {
 	root string // absolute, cleaned
 }
 
-var _ storage.Bucket = (*Bucket)(nil)
+var (
+	_ storage.Bucket = (*Bucket)(nil)
+	_ storage.Copier = (*Bucket)(nil)
+)
 
 // New returns a Bucket rooted at dir. The folder need not exist yet: Put
 // creates folders as needed, and reads of a missing folder find nothing.
@@ -90,6 +94,32 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
 	}
 	return f, nil
+}
+
+// GetRange opens length bytes of the object at key from offset.
+func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	rc, err := b.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	f := rc.(*os.File)
+	if length < 0 {
+		length = math.MaxInt64 - offset
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, offset, length), f}, nil
+}
+
+// Copy stores a copy of the object at src under dst.
+func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
+	rc, err := b.Get(ctx, src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer rc.Close()
+	return b.Put(ctx, dst, rc)
 }
 
 // Stat describes the object at key.

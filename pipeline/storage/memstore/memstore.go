@@ -112,6 +112,33 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(o.data)), nil
 }
 
+// GetRange opens length bytes of an object from offset.
+func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.objs[key]
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	data := o.data[min(offset, int64(len(o.data))):]
+	if length >= 0 && length < int64(len(data)) {
+		data = data[:length]
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// Copy stores the object at src under dst too.
+func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
+	rc, err := b.Get(ctx, src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return b.Put(ctx, dst, rc)
+}
+
 // Stat describes an object.
 func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,7 +68,11 @@ type Bucket struct {
 	partChecksum types.ChecksumAlgorithm
 }
 
-var _ storage.Bucket = (*Bucket)(nil)
+var (
+	_ storage.Bucket       = (*Bucket)(nil)
+	_ storage.Copier       = (*Bucket)(nil)
+	_ storage.BatchDeleter = (*Bucket)(nil)
+)
 
 // New returns a Bucket for the S3 bucket, with every key stored below prefix
 // (which may be empty). It does not contact the server.
@@ -163,6 +168,32 @@ func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
+// GetRange opens length bytes of the object at key from offset, with an
+// HTTP Range request.
+func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if length == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	rng := fmt.Sprintf("bytes=%d-", offset)
+	if length > 0 {
+		rng += strconv.FormatInt(offset+length-1, 10)
+	}
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: b.key(key), Range: aws.String(rng)})
+	if isNotFound(err) {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidRange" {
+		// The range starts at or past the end: nothing to read, as a
+		// folder or memory read of the same range gives.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", key, rng, err)
+	}
+	return out.Body, nil
+}
+
 // Stat describes the object at key.
 func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
 	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: b.key(key)})
@@ -204,6 +235,31 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.key(key)})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteBatch removes up to 1000 keys in one DeleteObjects request.
+func (b *Bucket) DeleteBatch(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i, k := range keys {
+		objs[i] = types.ObjectIdentifier{Key: b.key(k)}
+	}
+	out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: &b.bucket,
+		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("delete %d objects: %w", len(keys), err)
+	}
+	for _, e := range out.Errors {
+		if aws.ToString(e.Code) == "NoSuchKey" {
+			continue
+		}
+		return fmt.Errorf("delete %s: %s: %s", strings.TrimPrefix(aws.ToString(e.Key), b.prefix), aws.ToString(e.Code), aws.ToString(e.Message))
 	}
 	return nil
 }

@@ -41,6 +41,9 @@ func AcceptanceTest(t *testing.T, b storage.Bucket) {
 	t.Run("NoPartialReads", func(t *testing.T) { testNoPartialReads(t, b) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, b) })
+	t.Run("Range", func(t *testing.T) { testRange(t, b) })
+	t.Run("Copy", func(t *testing.T) { testCopy(t, b) })
+	t.Run("DeleteKeys", func(t *testing.T) { testDeleteKeys(t, b) })
 	if cp, ok := b.(storage.ConditionalPutter); ok {
 		t.Run("Conditional", func(t *testing.T) { ConditionalTest(t, b, cp) })
 	}
@@ -338,6 +341,70 @@ func testCanceled(t *testing.T, b storage.Bucket) {
 	}
 	if _, err := b.Get(ctx, "anything"); err == nil {
 		t.Error("Get with a canceled context succeeded")
+	}
+}
+
+func testRange(t *testing.T, b storage.Bucket) {
+	ctx := t.Context()
+	put(t, b, "range/k", "0123456789")
+	for _, c := range []struct {
+		off, n int64
+		want   string
+	}{{0, 10, "0123456789"}, {2, 3, "234"}, {7, -1, "789"}, {0, -1, "0123456789"}, {8, 10, "89"}, {10, 5, ""}, {4, 0, ""}} {
+		rc, err := b.GetRange(ctx, "range/k", c.off, c.n)
+		if err != nil {
+			t.Errorf("GetRange(%d, %d): %v", c.off, c.n, err)
+			continue
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != c.want {
+			t.Errorf("GetRange(%d, %d) = %q, %v; want %q", c.off, c.n, got, err, c.want)
+		}
+	}
+	if _, err := b.GetRange(ctx, "range/missing", 0, 1); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("GetRange of a missing key = %v, want ErrNotExist", err)
+	}
+}
+
+func testCopy(t *testing.T, b storage.Bucket) {
+	ctx := t.Context()
+	put(t, b, "copy/src", "copied bytes")
+	if err := storage.Copy(ctx, b, "copy/src", "copy/deeper/dst=1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, b, "copy/deeper/dst=1"); got != "copied bytes" {
+		t.Errorf("copy holds %q", got)
+	}
+	if got := get(t, b, "copy/src"); got != "copied bytes" {
+		t.Errorf("source holds %q after the copy", got)
+	}
+	if err := storage.Copy(ctx, b, "copy/missing", "copy/dst2"); !errors.Is(err, storage.ErrNotExist) {
+		t.Errorf("Copy of a missing key = %v, want ErrNotExist", err)
+	}
+}
+
+func testDeleteKeys(t *testing.T, b storage.Bucket) {
+	ctx := t.Context()
+	var keys []string
+	for i := range 25 {
+		k := fmt.Sprintf("deletekeys/%02d/obj", i)
+		put(t, b, k, "x")
+		keys = append(keys, k)
+	}
+	put(t, b, "deletekeys/keep", "x")
+	if err := storage.DeleteKeys(ctx, b, append(keys, "deletekeys/never-there")); err != nil {
+		t.Fatal(err)
+	}
+	if got := listKeys(t, b, "deletekeys/"); len(got) != 1 || got[0] != "deletekeys/keep" {
+		t.Errorf("after DeleteKeys: %q, want only deletekeys/keep", got)
+	}
+	removed, err := storage.DeleteStale(ctx, b, "deletekeys/", func(k string) bool { return false })
+	if err != nil || len(removed) != 1 {
+		t.Errorf("DeleteStale = %q, %v", removed, err)
+	}
+	if got := listKeys(t, b, "deletekeys/"); len(got) != 0 {
+		t.Errorf("after DeleteStale: %q", got)
 	}
 }
 

@@ -1,50 +1,27 @@
-package transform
+package job
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
-)
 
-func TestSpecValidate(t *testing.T) {
-	if err := DefaultSpec().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string]func(*Spec){
-		"sources":         func(s *Spec) { s.Sources = nil },
-		"time_zone":       func(s *Spec) { s.TimeZone = "Mars/Olympus" },
-		"format":          func(s *Spec) { s.Format = "orc" },
-		"compression":     func(s *Spec) { s.Compression = "lz4" },
-		"shard_bytes":     func(s *Spec) { s.ShardBytes = 0 },
-		"dedupe_key":      func(s *Spec) { s.DedupeKey = "" },
-		"timestamp_field": func(s *Spec) { s.TimestampField = "" },
-	}
-	for field, mutate := range cases {
-		s := DefaultSpec()
-		mutate(&s)
-		err := s.Validate()
-		if err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("%s: error %v does not name the field", field, err)
-		}
-	}
-	s := DefaultSpec()
-	s.Format, s.Compression = "csv", "snappy"
-	if err := s.Validate(); err == nil {
-		t.Error("csv with snappy accepted")
-	}
-}
+	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/memstore"
+	"sluice/pipeline/transform"
+)
 
 // TestDSTAndOffsets places events around both 2026 DST changes and with
 // non-UTC offsets, and checks date and wall clock.
 func TestDSTAndOffsets(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		ts, date, wall string
 	}{
@@ -66,7 +43,7 @@ func TestDSTAndOffsets(t *testing.T) {
 		{"2026-03-09T07:00:00Z", "2026-03-09", "2026-03-09 00:00:00"},
 		{"2026-03-08T19:30:00+09:00", "2026-03-08", "2026-03-08 03:30:00"},
 	}
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	in, out := memstore.New(), memstore.New()
 	var fall, spring []string
 	for i, c := range cases {
 		line := ev("m"+string(rune('a'+i)), c.ts)
@@ -79,9 +56,8 @@ func TestDSTAndOffsets(t *testing.T) {
 	put(t, in, dayFolder("ios", "2026-11-01")+"a.gz", gz(fall...))
 	put(t, in, dayFolder("ios", "2026-03-08")+"a.gz", gz(spring...))
 	spec := testSpec()
-	runJob(t, in, scratch, out, spec, window(t, "2026-10-31", "2026-11-02"), ReduceOptions{})
-	scratch2 := newMemBucket()
-	runJob(t, in, scratch2, out, spec, window(t, "2026-03-07", "2026-03-09"), ReduceOptions{})
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-31", "2026-11-02")))
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-03-07", "2026-03-09")))
 
 	for i, c := range cases {
 		id := "m" + string(rune('a'+i))
@@ -122,7 +98,8 @@ func TestDSTAndOffsets(t *testing.T) {
 }
 
 func TestLateEventsAndLookback(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
 	// received three days after it happened: still read
 	put(t, in, dayFolder("ios", "2026-11-03")+"late.gz", gz(ev("late", "2026-10-30T12:00:00Z")))
 	// received the UTC day before the window: read (Pacific evening)
@@ -130,22 +107,19 @@ func TestLateEventsAndLookback(t *testing.T) {
 	// received two days before the window: not listed at all
 	put(t, in, dayFolder("android", "2026-10-28")+"old.gz", gz(ev("old", "2026-10-28T12:00:00Z")))
 	put(t, in, dayFolder("android", "2026-10-30")+"notes.txt", []byte("not a log"))
-	res := runJob(t, in, scratch, out, testSpec(), window(t, "2026-10-30", "2026-10-30"), ReduceOptions{})
+	res := runJob(t, newStep(in, memstore.New(), out, testSpec(), window(t, "2026-10-30", "2026-10-30")))
 	ids := readPartition(t, out, "2026-10-30").byID(t)
 	if _, ok := ids["late"]; !ok || len(ids) != 2 {
 		t.Errorf("ids %v", ids)
 	}
-	var objs int
-	for _, sh := range res.shards {
-		objs += len(sh.Objects)
-	}
-	if objs != 2 {
-		t.Errorf("planned %d objects, want 2", objs)
+	if res.summary.InputObjects != 2 {
+		t.Errorf("read %d objects, want 2", res.summary.InputObjects)
 	}
 }
 
 func TestDuplicatesCollapse(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
 	ts := "2026-10-30T18:00:00Z"
 	put(t, in, dayFolder("ios", "2026-10-30")+"a.gz", gz(
 		ev("d1", ts, `"copy":"ios-a-1"`),
@@ -160,7 +134,7 @@ func TestDuplicatesCollapse(t *testing.T) {
 	put(t, in, dayFolder("ios", "2026-10-30")+"y.gz", gz(ev("d2", "2026-10-30T18:00:00Z", `"copy":"ios-y"`)))
 	spec := testSpec()
 	spec.ShardBytes = 1 // one object per shard: copies meet only in the reduce
-	res := runJob(t, in, scratch, out, spec, window(t, "2026-10-30", "2026-10-31"), ReduceOptions{})
+	res := runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-30", "2026-10-31")))
 	d30 := readPartition(t, out, "2026-10-30").byID(t)
 	d31 := readPartition(t, out, "2026-10-31").byID(t)
 	if len(d30) != 2 || d30["d1"]["copy"].String() != "android-c" {
@@ -172,19 +146,15 @@ func TestDuplicatesCollapse(t *testing.T) {
 	if len(d31) != 1 || d31["d2"]["copy"].String() != "android-x" {
 		t.Errorf("2026-10-31: %v", d31)
 	}
-	var dups int64
-	for _, p := range res.parts {
-		dups += p.Duplicates
-	}
-	if dups != 4 {
-		t.Errorf("duplicates %d, want 4", dups)
+	if res.summary.Duplicates != 4 {
+		t.Errorf("duplicates %d, want 4", res.summary.Duplicates)
 	}
 }
 
-func readQuarantine(t *testing.T, out *memBucket) []QuarantineRecord {
+func readQuarantine(t *testing.T, out *memstore.Bucket) []transform.QuarantineRecord {
 	t.Helper()
-	var recs []QuarantineRecord
-	for k, v := range out.snapshot() {
+	var recs []transform.QuarantineRecord
+	for k, v := range out.Objects() {
 		if !strings.HasPrefix(k, "_errors/") {
 			continue
 		}
@@ -194,7 +164,7 @@ func readQuarantine(t *testing.T, out *memBucket) []QuarantineRecord {
 		}
 		sc := bufio.NewScanner(zr)
 		for sc.Scan() {
-			var r QuarantineRecord
+			var r transform.QuarantineRecord
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +175,8 @@ func readQuarantine(t *testing.T, out *memBucket) []QuarantineRecord {
 }
 
 func TestQuarantine(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
 	ts := "2026-10-30T18:00:00Z"
 	key := dayFolder("ios", "2026-10-30") + "bad.gz"
 	lines := []string{
@@ -231,38 +202,41 @@ func TestQuarantine(t *testing.T) {
 	}
 	truncated := gz(ev("t1", ts), ev("t2", ts), junk.String())
 	put(t, in, dayFolder("android", "2026-10-30")+"truncated.gz", truncated[:len(truncated)-30])
-	res := runJob(t, in, scratch, out, testSpec(), window(t, "2026-10-30", "2026-10-30"), ReduceOptions{})
+	s := newStep(in, memstore.New(), out, testSpec(), window(t, "2026-10-30", "2026-10-30"))
+	res := runJob(t, s)
 
 	want := map[string]int64{
-		ReasonInvalidJSON: 2, ReasonNotObject: 1, ReasonMissingKey: 1, ReasonEmptyKey: 1, ReasonBadKey: 1,
-		ReasonMissingTimestamp: 1, ReasonBadTimestamp: 2, ReasonCorruptObject: 2,
+		transform.ReasonInvalidJSON: 2, transform.ReasonNotObject: 1, transform.ReasonMissingKey: 1, transform.ReasonEmptyKey: 1, transform.ReasonBadKey: 1,
+		transform.ReasonMissingTimestamp: 1, transform.ReasonBadTimestamp: 2, transform.ReasonCorruptObject: 2,
 	}
-	var total MapStats
-	for _, m := range res.maps {
-		total.Add(m)
-	}
+	sum := res.summary
+	var total int64
 	for r, n := range want {
-		if total.Quarantined[r] != n {
-			t.Errorf("%s: %d, want %d (all: %v)", r, total.Quarantined[r], n, total.Quarantined)
+		total += n
+		if sum.Quarantined[r] != n {
+			t.Errorf("%s: %d, want %d (all: %v)", r, sum.Quarantined[r], n, sum.Quarantined)
 		}
 	}
-	if total.OutsideWindow != 1 {
-		t.Errorf("outside window %d", total.OutsideWindow)
+	if sum.OutsideWindow != 1 {
+		t.Errorf("outside window %d", sum.OutsideWindow)
+	}
+	if sum.QuarantineDir != s.QuarantineDir() {
+		t.Errorf("quarantine folder %q, want %q", sum.QuarantineDir, s.QuarantineDir())
 	}
 	recs := readQuarantine(t, out)
-	if int64(len(recs)) != total.QuarantinedTotal() || res.quarantine != int64(len(recs)) {
-		t.Errorf("%d quarantine records, stats say %d", len(recs), total.QuarantinedTotal())
+	if int64(len(recs)) != total {
+		t.Errorf("%d quarantine records, want %d", len(recs), total)
 	}
-	byLine := map[int64]QuarantineRecord{}
+	byLine := map[int64]transform.QuarantineRecord{}
 	for _, r := range recs {
 		if r.Key == key {
 			byLine[r.Line] = r
 		}
 	}
-	if r := byLine[8]; r.Reason != ReasonBadTimestamp || r.Raw != lines[7] || r.Source != "ios" {
+	if r := byLine[8]; r.Reason != transform.ReasonBadTimestamp || r.Raw != lines[7] || r.Source != "ios" {
 		t.Errorf("line 8: %+v", r)
 	}
-	if r := byLine[11]; r.Reason != ReasonInvalidJSON {
+	if r := byLine[11]; r.Reason != transform.ReasonInvalidJSON {
 		t.Errorf("line 11: %+v", r)
 	}
 	ids := readPartition(t, out, "2026-10-30").byID(t)
@@ -277,7 +251,8 @@ func TestQuarantine(t *testing.T) {
 }
 
 func TestTypeDrift(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
 	ts := "2026-10-30T18:00:00Z"
 	put(t, in, dayFolder("ios", "2026-10-30")+"a.gz", gz(
 		ev("a", ts, `"properties":{"price":10,"flag":true,"code":7,"tags":["x","y"],"always_null":null}`),
@@ -286,7 +261,7 @@ func TestTypeDrift(t *testing.T) {
 	// the widest type is decided over the whole run, across dates
 	put(t, in, dayFolder("ios", "2026-10-31")+"b.gz", gz(ev("c", "2026-10-31T18:00:00Z", `"properties":{"count":3}`)))
 	put(t, in, dayFolder("ios", "2026-11-01")+"c.gz", gz(ev("d", "2026-11-01T18:00:00Z", `"properties":{"count":3.25}`)))
-	runJob(t, in, scratch, out, testSpec(), window(t, "2026-10-30", "2026-11-01"), ReduceOptions{})
+	runJob(t, newStep(in, memstore.New(), out, testSpec(), window(t, "2026-10-30", "2026-11-01")))
 	tb := readPartition(t, out, "2026-10-30")
 	wantTypes := map[string]string{
 		"properties_price":       "DOUBLE",
@@ -325,39 +300,46 @@ func TestTypeDrift(t *testing.T) {
 }
 
 func TestEmptyObjects(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
 	put(t, in, dayFolder("ios", "2026-10-30")+"empty.gz", nil)
 	put(t, in, dayFolder("ios", "2026-10-30")+"emptygz.gz", gz())
 	put(t, in, dayFolder("ios", "2026-10-30")+"blank.gz", gz("", "  ", ""))
-	// a stale file from an earlier run in a partition that is now empty
-	put(t, out, mustDate(t, "2026-10-30").PartitionPath()+"part-00000.parquet", []byte("stale"))
-	res := runJob(t, in, scratch, out, testSpec(), window(t, "2026-10-30", "2026-10-30"), ReduceOptions{})
-	if len(res.maps) != 1 || res.maps[0].LinesRead != 0 || res.maps[0].Objects != 3 {
-		t.Errorf("maps %+v", res.maps)
+	// a stale file in a partition that is now empty (and was never built
+	// by Sluice, so the shrink guard has nothing to protect)
+	put(t, out, transform.PartitionPath(mustDate(t, "2026-10-30"))+"part-00000.parquet", []byte("stale"))
+	res := runJob(t, newStep(in, memstore.New(), out, testSpec(), window(t, "2026-10-30", "2026-10-30")))
+	if s := res.summary; s.LinesRead != 0 || s.InputObjects != 3 {
+		t.Errorf("summary %+v", s)
 	}
-	if len(out.snapshot()) != 0 {
-		t.Errorf("output not empty: %v", out.sortedKeys(""))
+	if files := partitionFiles(t, out, "2026-10-30"); len(files) != 0 {
+		t.Errorf("partition not emptied: %v", files)
 	}
-	if len(res.parts[0].Removed) != 1 {
-		t.Errorf("removed %v", res.parts[0].Removed)
+	if res.summary.Removed != 1 {
+		t.Errorf("removed %d files, want 1", res.summary.Removed)
 	}
 }
 
 func TestCSV(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
+	t.Parallel()
+	in := memstore.New()
 	put(t, in, dayFolder("ios", "2026-10-30")+"a.gz", gz(
 		ev("q1", "2026-10-30T18:00:00Z", `"note":"comma, \"quote\" and\nnewline"`),
 		ev("q2", "2026-10-31T18:00:00Z", `"only_on_31":5`),
 	))
 	for _, comp := range []string{"none", "gzip"} {
+		out := memstore.New()
 		spec := testSpec()
 		spec.Format, spec.Compression = "csv", comp
-		runJob(t, in, scratch, out, spec, window(t, "2026-10-30", "2026-10-31"), ReduceOptions{})
-		ext := map[string]string{"none": "csv", "gzip": "csv.gz"}[comp]
+		runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-30", "2026-10-31")))
+		ext := map[string]string{"none": ".csv", "gzip": ".csv.gz"}[comp]
 		var headers [][]string
 		for _, d := range []string{"2026-10-30", "2026-10-31"} {
-			data := out.snapshot()[mustDate(t, d).PartitionPath()+"part-00000."+ext]
-			var r io.Reader = bytes.NewReader(data)
+			files := partitionFiles(t, out, d)
+			if len(files) != 1 || !strings.HasSuffix(files[0], ext) {
+				t.Fatalf("%s %s: files %v", comp, d, files)
+			}
+			var r io.Reader = bytes.NewReader(out.Objects()[files[0]])
 			if comp == "gzip" {
 				zr, err := gzip.NewReader(r)
 				if err != nil {
@@ -390,18 +372,10 @@ func TestCSV(t *testing.T) {
 			t.Errorf("%s: headers differ or miss columns: %v vs %v", comp, headers[0], headers[1])
 		}
 	}
-	// an explicit column list is the exact CSV layout
-	spec := testSpec()
-	spec.Format, spec.Compression = "csv", "none"
-	runJob(t, in, newMemBucket(), out, spec, window(t, "2026-10-30", "2026-10-30"), ReduceOptions{Columns: []string{"message_id", "timestamp", "nope"}})
-	data := out.snapshot()[mustDate(t, "2026-10-30").PartitionPath()+"part-00000.csv"]
-	if want := "message_id,timestamp,nope\nq1,2026-10-30 11:00:00.000000,\n"; string(data) != want {
-		t.Errorf("explicit columns: %q", data)
-	}
 }
 
 // testData writes a small input with duplicates and two sources.
-func testData(t testing.TB, in *memBucket) {
+func testData(t testing.TB, in storage.Bucket) {
 	for i, src := range []string{"ios", "android"} {
 		for day := 29; day <= 31; day++ {
 			var lines []string
@@ -415,82 +389,70 @@ func testData(t testing.TB, in *memBucket) {
 	}
 }
 
+// byBucket keys a partition's files by date and file number, without the
+// build token, so that two builds can be compared file by file.
+func byBucket(objs map[string][]byte) map[string][]byte {
+	re := regexp.MustCompile(`^(year=.*/part-\d{5})-[0-9a-f]{12}(\..*)$`)
+	out := map[string][]byte{}
+	for k, v := range objs {
+		if m := re.FindStringSubmatch(k); m != nil {
+			out[m[1]+m[2]] = v
+		}
+	}
+	return out
+}
+
 func TestRerunIsByteIdentical(t *testing.T) {
-	in := newMemBucket()
+	t.Parallel()
+	in := memstore.New()
 	testData(t, in)
 	w := window(t, "2026-10-29", "2026-10-31")
 	spec := testSpec()
-	out1 := newMemBucket()
-	scratch := newMemBucket()
-	res := runJob(t, in, scratch, out1, spec, w, ReduceOptions{})
-	if len(out1.snapshot()) != 3 {
-		t.Fatalf("outputs %v", out1.sortedKeys(""))
+	out1, scratch := memstore.New(), memstore.New()
+	s := newStep(in, scratch, out1, spec, w)
+	res := runJob(t, s)
+	if n := len(byBucket(out1.Objects())); n != 3 {
+		t.Fatalf("%d output files", n)
 	}
-	// map retry leaves the same scratch objects
-	before := scratch.snapshot()
-	for _, sh := range res.shards {
-		if _, err := MapShard(context.Background(), in, scratch, scratchPrefix, spec, w, sh); err != nil {
+	// A retried map leaves the same scratch objects.
+	before := scratch.Objects()
+	for i := range res.shards {
+		if _, err := s.Map(t.Context(), i, res.shards); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after := scratch.snapshot()
+	after := scratch.Objects()
 	if len(before) != len(after) {
 		t.Errorf("scratch objects %d -> %d", len(before), len(after))
 	}
 	for k, v := range before {
-		if k != manifestKey(normPrefix(scratchPrefix), 0) && !bytes.Equal(v, after[k]) {
+		if !bytes.Equal(v, after[k]) {
 			t.Errorf("%s changed on retry", k)
 		}
 	}
-	// a whole rerun with other shard sizes gives the same bytes
-	out2 := newMemBucket()
+	// A whole rerun by another run, with other shard sizes, writes the
+	// same bytes.
+	out2 := memstore.New()
 	spec.ShardBytes = 1
-	runJob(t, in, newMemBucket(), out2, spec, w, ReduceOptions{})
-	a, b := out1.snapshot(), out2.snapshot()
+	s2 := newStep(in, memstore.New(), out2, spec, w)
+	s2.RunID = "run-other"
+	runJob(t, s2)
+	a, b := byBucket(out1.Objects()), byBucket(out2.Objects())
+	if len(a) != len(b) {
+		t.Errorf("%d and %d files", len(a), len(b))
+	}
 	for k, v := range a {
 		if !bytes.Equal(v, b[k]) {
 			t.Errorf("%s differs between runs", k)
 		}
 	}
-	if err := Cleanup(context.Background(), scratch, scratchPrefix); err != nil {
+	if err := s.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(scratch.snapshot()); n != 0 {
-		t.Errorf("%d objects left after cleanup", n)
+	if n := len(scratch.Objects()); n != 0 {
+		t.Errorf("%d objects left in scratch after cleanup", n)
 	}
-}
-
-func TestRebuildOnePartition(t *testing.T) {
-	in, scratch, out := newMemBucket(), newMemBucket(), newMemBucket()
-	testData(t, in)
-	w := window(t, "2026-10-29", "2026-10-31")
-	spec := testSpec()
-	res := runJob(t, in, scratch, out, spec, w, ReduceOptions{})
-	d := mustDate(t, "2026-10-30")
-	put(t, out, d.PartitionPath()+"part-00001.parquet", []byte("left over from an old run"))
-	before := out.snapshot()
-	out.resetLog()
-	dates, err := ListMapDates(context.Background(), scratch, scratchPrefix)
-	if err != nil || len(dates) != 3 {
-		t.Fatalf("dates %v %v", dates, err)
-	}
-	ps, err := ReducePartition(context.Background(), scratch, scratchPrefix, out, spec, d, len(res.shards), ReduceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range out.written {
-		if !strings.HasPrefix(k, d.PartitionPath()) && !strings.HasPrefix(k, "_staging/") {
-			t.Errorf("rebuild touched %s", k)
-		}
-	}
-	after := out.snapshot()
-	if !bytes.Equal(before[ps.File], after[ps.File]) {
-		t.Error("rebuilt file differs")
-	}
-	if _, ok := after[d.PartitionPath()+"part-00001.parquet"]; ok {
-		t.Error("stale file kept")
-	}
-	for k := range after {
+	for k := range out1.Objects() {
 		if strings.HasPrefix(k, "_staging/") {
 			t.Errorf("staging left: %s", k)
 		}

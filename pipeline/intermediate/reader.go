@@ -1,0 +1,89 @@
+package intermediate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/s2"
+
+	"sluice/pipeline/storage"
+)
+
+// Span is a byte range of one intermediate file: some contiguous virtual
+// buckets, Raw bytes of records once decoded.
+type Span struct {
+	Key    string `json:"key"`
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	Raw    int64  `json:"raw"`
+	Rows   int64  `json:"rows"`
+}
+
+// SpanOf is the span of buckets [lo, hi) of ix (counted from ix's first
+// bucket) in the file at key.
+func SpanOf(key string, ix Index, lo, hi int) Span {
+	off, n, raw, rows := ix.Span(lo, hi)
+	return Span{Key: key, Offset: off, Length: n, Raw: raw, Rows: rows}
+}
+
+// Reader loads spans. It keeps one S2 decoder for all of them.
+type Reader struct {
+	codec string
+	zr    *s2.Reader
+}
+
+// NewReader reads files written with codec.
+func NewReader(codec string) *Reader {
+	r := &Reader{codec: codec}
+	if codec == CodecS2 {
+		r.zr = s2.NewReader(nil)
+	}
+	return r
+}
+
+// Load reads the records of a span into memory (into buf when it is large
+// enough) and returns them.
+func (r *Reader) Load(ctx context.Context, b storage.Reader, sp Span, buf []byte) ([]byte, error) {
+	if sp.Length == 0 {
+		return buf[:0], nil
+	}
+	rc, err := b.GetRange(ctx, sp.Key, sp.Offset, sp.Length)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", sp.Key, err)
+	}
+	defer rc.Close()
+	var src io.Reader = rc
+	if r.codec == CodecS2 {
+		r.zr.Reset(rc)
+		defer r.zr.Reset(nil)
+		src = r.zr
+	}
+	out := bytes.NewBuffer(buf[:0])
+	out.Grow(int(sp.Raw) + bytes.MinRead)
+	if _, err := out.ReadFrom(src); err != nil {
+		return nil, fmt.Errorf("read %s: %w", sp.Key, err)
+	}
+	if int64(out.Len()) != sp.Raw {
+		return nil, fmt.Errorf("read %s at %d: %d bytes of records, want %d: %w", sp.Key, sp.Offset, out.Len(), sp.Raw, ErrCorrupt)
+	}
+	return out.Bytes(), nil
+}
+
+// Stream opens a span for sequential reading, for spans too large to load.
+func Stream(ctx context.Context, b storage.Reader, codec string, sp Span) (*bufio.Reader, io.Closer, error) {
+	if sp.Length == 0 {
+		return bufio.NewReader(bytes.NewReader(nil)), io.NopCloser(nil), nil
+	}
+	rc, err := b.GetRange(ctx, sp.Key, sp.Offset, sp.Length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", sp.Key, err)
+	}
+	var src io.Reader = rc
+	if codec == CodecS2 {
+		src = s2.NewReader(rc)
+	}
+	return bufio.NewReaderSize(src, 256<<10), rc, nil
+}

@@ -1,0 +1,178 @@
+package job
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+
+	"sluice/pipeline/bookmark"
+	"sluice/pipeline/civil"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
+)
+
+// Step is one job step of one run, with what its phases need.
+type Step struct {
+	RunID string
+	Name  string // the step's name in the workflow
+	Spec  transform.Spec
+	// SpecID identifies the job's configuration for the bookmarks (see
+	// bookmark.SpecHash): a new one rebuilds every partition.
+	SpecID string
+	Window civil.Window
+	// Force rebuilds every partition of the window, bookmarks
+	// notwithstanding.
+	Force bool
+	// AllowShrink lets the run replace partitions with far fewer rows than
+	// they were built from (see the shrink guard in Bucket); without it
+	// such a run fails before it changes any published file.
+	AllowShrink bool
+
+	In      storage.Reader
+	Out     storage.Bucket
+	Scratch storage.Bucket
+	// Bookmarks are the job's object index and build records (in Out).
+	Bookmarks *bookmark.Store
+	Barrier   Barrier
+	// Progress, when set, receives a line about the step's progress for
+	// people to read; it is advisory.
+	Progress func(ctx context.Context, line string)
+	Log      *slog.Logger
+
+	MapOptions    transform.MapOptions
+	ReduceOptions transform.ReduceOptions
+	PlanOptions   PlanOptions
+}
+
+// Barrier is where the tasks of a phase meet: each reports its arrival
+// once it has finished, and exactly one arrival learns that it completed
+// the phase, however often tasks are retried or delivered. Phase names are
+// relative to the step ("map", "reduce/2026-10-31", "commit").
+type Barrier interface {
+	Arrive(ctx context.Context, phase, member string, total int) (Arrival, error)
+}
+
+// Arrival is what one task learns when it arrives.
+type Arrival struct {
+	Arrived  int  // distinct members arrived so far, this one included
+	Complete bool // every member has arrived
+	// First is true for exactly one arrival: the one that completed the
+	// phase. Later arrivals (duplicates, retries) see Complete but not
+	// First, and enqueue the follow-ons again, which is harmless.
+	First bool
+}
+
+// Next is the work a phase made ready, for the caller to enqueue, or the
+// step's end.
+type Next struct {
+	Maps    int  // map tasks 0 .. Maps-1
+	Bucket  bool // the bucket task, over Shards map shards
+	Shards  int
+	Reduces []ReduceTask // reduce tasks
+	Commits []civil.Date // commit tasks, out of CommitTotal
+	// CommitTotal is the number of dates the step commits (for the commit
+	// tasks' barrier).
+	CommitTotal int
+	// Done, when set, means the step succeeded with this summary: record
+	// it, then call Cleanup.
+	Done *Summary
+
+	// What the phase did, for metrics: a map's statistics, a reduced
+	// file's, a committed partition.
+	Mapped    *transform.MapStats
+	Reduced   *transform.BucketStats
+	Committed *Commit
+}
+
+// ReduceTask names one reduce task: file Bucket of Buckets of a date.
+type ReduceTask struct {
+	Date    civil.Date
+	Bucket  int
+	Buckets int
+}
+
+func (s *Step) progress(ctx context.Context, format string, args ...any) {
+	if s.Progress != nil {
+		s.Progress(ctx, fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *Step) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log.With("run", s.RunID, "step", s.Name)
+}
+
+// The step's layout. In scratch, below prefix():
+//
+//	plan.json                       the plan, written last (plan done)
+//	plan/shard-NNNNN.json           the objects of each shard
+//	map/shard-NNNNN/                a mapped shard (transform.MapShard)
+//	buckets.json                    the split of each date, written last
+//	reduce/date=D/bucket-NNNNN.json one reduce task's input
+//	reduce/date=D/bucket-NNNNN.done.json  its result
+//	commit/date=D.json              a committed partition
+//
+// In the output, below _staging/<run>/<step>/, the reduced files wait for
+// their partition's commit.
+
+func (s *Step) prefix() string        { return s.RunID + "/" + s.Name + "/" }
+func (s *Step) planKey() string       { return s.prefix() + "plan.json" }
+func (s *Step) shardKey(i int) string { return fmt.Sprintf("%splan/shard-%05d.json", s.prefix(), i) }
+func (s *Step) shardDir(i int) string { return fmt.Sprintf("%smap/shard-%05d/", s.prefix(), i) }
+func (s *Step) bucketsKey() string    { return s.prefix() + "buckets.json" }
+func (s *Step) commitKey(d civil.Date) string {
+	return s.prefix() + "commit/date=" + d.String() + ".json"
+}
+
+func (s *Step) reduceKey(d civil.Date, b int) string {
+	return fmt.Sprintf("%sreduce/date=%s/bucket-%05d.json", s.prefix(), d, b)
+}
+
+func (s *Step) reduceDoneKey(d civil.Date, b int) string {
+	return fmt.Sprintf("%sreduce/date=%s/bucket-%05d.done.json", s.prefix(), d, b)
+}
+
+func (s *Step) stagingPrefix() string { return "_staging/" + s.RunID + "/" + s.Name + "/" }
+
+func (s *Step) stagedKey(d civil.Date, b int) string {
+	return fmt.Sprintf("%sdate=%s/part-%05d.%s", s.stagingPrefix(), d, b, s.Spec.FileExt())
+}
+
+// fileKey is the published name of file b of date d. The build token (a
+// hash of the run and step) makes this build's files distinct from every
+// other build's, so a commit can tell its files from the old ones, and a
+// reader listing the folder mid-commit sees whole builds, never a file of
+// one build under the name of another's.
+func (s *Step) fileKey(d civil.Date, b int) string {
+	return fmt.Sprintf("%spart-%05d-%s.%s", transform.PartitionPath(d), b, s.buildToken(), s.Spec.FileExt())
+}
+
+func (s *Step) buildToken() string {
+	h := sha256.Sum256([]byte(s.RunID + "/" + s.Name))
+	return hex.EncodeToString(h[:6])
+}
+
+// QuarantineDir is the output folder of one run's quarantine:
+// _errors/window=<start>_<end>/run=<run>/ (ignored by Athena and Hive
+// readers, as it starts with "_"). Each run keeps its own folder: a run
+// that reads only part of the window's input (bookmarks) must not erase
+// what an earlier run quarantined from the rest.
+func (s *Step) QuarantineDir() string {
+	return "_errors/window=" + s.Window.Start.String() + "_" + s.Window.End.String() + "/run=" + s.RunID + "/"
+}
+
+// Cleanup deletes the step's scratch objects and staged files, which are
+// only needed until the step has succeeded (or will not be retried).
+func (s *Step) Cleanup(ctx context.Context) error {
+	if err := storage.DeletePrefix(ctx, s.Scratch, s.prefix()); err != nil {
+		return fmt.Errorf("clean scratch of %s: %w", s.prefix(), err)
+	}
+	if err := storage.DeletePrefix(ctx, s.Out, s.stagingPrefix()); err != nil {
+		return fmt.Errorf("clean staging of %s: %w", s.prefix(), err)
+	}
+	return nil
+}

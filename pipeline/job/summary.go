@@ -1,0 +1,71 @@
+package job
+
+import (
+	"fmt"
+	"slices"
+
+	"sluice/pipeline/transform"
+)
+
+// Summary is what a job step records in its run: what it read, what it
+// wrote, and the reconciliation of every input line.
+type Summary struct {
+	Shards     int   `json:"shards"`
+	ShardBytes int64 `json:"shard_bytes,omitempty"` // the size the input was cut at
+	Slots      int   `json:"slots,omitempty"`       // transform slots of the live fleet when planned
+	// InputObjects and InputBytesCompressed are what the map read;
+	// InputBytes is the same uncompressed.
+	InputObjects         int              `json:"input_objects"`
+	InputBytesCompressed int64            `json:"input_bytes_compressed"`
+	InputBytes           int64            `json:"input_bytes"`
+	LinesRead            int64            `json:"lines_read"`
+	RowsWritten          int64            `json:"rows_written"`
+	Duplicates           int64            `json:"duplicates"`
+	OutsideWindow        int64            `json:"outside_window"`
+	Quarantined          map[string]int64 `json:"quarantined"`
+	// QuarantineDir is the output folder of this run's quarantined lines
+	// (with their source object, line number and reason), when any were.
+	QuarantineDir string `json:"quarantine_dir,omitempty"`
+	// Partitions are the rows of each rebuilt partition, Files its files.
+	Partitions  map[string]int64 `json:"partitions"`
+	Files       map[string]int   `json:"files"`
+	OutputBytes int64            `json:"output_bytes"`
+	// Rebuilt says why each partition was rebuilt; Skipped lists those
+	// whose input was unchanged, and SkippedRows the rows read for them
+	// (objects that also feed a rebuilt partition) and not written.
+	Rebuilt     map[string]string `json:"rebuilt,omitempty"`
+	Skipped     []string          `json:"skipped,omitempty"`
+	SkippedRows int64             `json:"skipped_rows,omitempty"`
+	// SpilledPartitions had a file whose rows did not fit the reduce's
+	// memory budget and were sorted on local disk (same output, slower).
+	SpilledPartitions []string `json:"spilled_partitions,omitempty"`
+	// Removed are the files of earlier builds the commits deleted.
+	Removed int `json:"removed_files,omitempty"`
+	// Collisions are source fields renamed because another field already
+	// maps to their column name.
+	Collisions     []transform.Collision `json:"collisions,omitempty"`
+	Reconciliation string                `json:"reconciliation"`
+	Balanced       bool                  `json:"balanced"`
+}
+
+// reconcile checks the books: every line read is a row written, a
+// duplicate, outside the window, quarantined, or a row of a partition that
+// was not rebuilt.
+func (s *Summary) reconcile() {
+	var quarantined int64
+	for _, n := range s.Quarantined {
+		quarantined += n
+	}
+	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + quarantined + s.SkippedRows
+	s.Balanced = accounted == s.LinesRead
+	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d + quarantined %d + rows of unchanged partitions %d (%d)",
+		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, quarantined, s.SkippedRows, accounted)
+}
+
+func (s *Summary) addCollisions(cs []transform.Collision) {
+	for _, c := range cs {
+		if !slices.Contains(s.Collisions, c) {
+			s.Collisions = append(s.Collisions, c)
+		}
+	}
+}

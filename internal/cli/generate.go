@@ -16,7 +16,7 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("generate")
 	common.Register(fs)
 	def := segmentgen.DefaultConfig()
-	out := fs.String("out", config.Env("SLUICE_RAW", "file://./sluice-data/raw"), "where to write segment-logs/… (s3://bucket/prefix or file:///path)")
+	out := fs.String("out", config.Env("SLUICE_RAW", "./sluice-data/raw"), "where to write segment-logs/… (s3://bucket/prefix or file:///path)")
 	seed := fs.Int64("seed", def.Seed, "random seed; the same seed writes the same bytes")
 	startDate := fs.String("start", def.Start.Format(time.DateOnly), "first Pacific event date")
 	days := fs.Int("days", def.Days, "number of event days")

@@ -96,6 +96,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	to := fs.String("end", "", "last date of the window, YYYY-MM-DD (default: -start)")
 	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
 	force := fs.Bool("force", false, "rebuild every partition of the window, even those whose input is unchanged since their last build")
+	allowShrink := fs.Bool("allow-shrink", false, "let the run replace published partitions with far fewer rows than they were built from, or empty them (refused otherwise: it is what a wrong input location looks like)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand", Force: *force})
+	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand", Force: *force, AllowShrink: *allowShrink})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/crawl"
+	"sluice/pipeline/fault"
 	"sluice/pipeline/gluesync"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
@@ -49,9 +50,9 @@ func (w *Worker) handleCrawlRun(ctx context.Context, t *asynq.Task) error {
 	}
 	store := catalog.New(catBucket)
 	res, err := crawl.Crawl(ctx, src, target, store, opts, w.log.With("run", p.RunID, "step", p.Step))
-	if errors.Is(err, crawl.ErrSchemaChange) {
+	if errors.Is(err, crawl.ErrSchemaChange) || errors.Is(err, crawl.ErrNoData) {
 		// The data will not change by retrying: fail the step now.
-		return fmt.Errorf("crawl %s: %w: %w", target.Location, err, asynq.SkipRetry)
+		return fault.Permanent(fmt.Errorf("crawl %s: %w", target.Location, err))
 	}
 	if err != nil {
 		return fmt.Errorf("crawl %s: %w", target.Location, err)

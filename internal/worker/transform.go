@@ -34,7 +34,7 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 		return nil, false, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
 	}
 	s := &job.Step{
-		RunID: ref.RunID, Name: step.Name, Spec: spec, Window: run.Window, Force: run.Force,
+		RunID: ref.RunID, Name: step.Name, Spec: spec, Window: run.Window, Force: run.Force, AllowShrink: run.AllowShrink,
 		Barrier:       redisBarrier{b: w.barrier, ref: ref},
 		Progress:      func(ctx context.Context, line string) { _ = w.orch.Runs.SetProgress(ctx, ref.RunID, ref.Step, line) },
 		Log:           w.log,

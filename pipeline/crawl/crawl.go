@@ -217,18 +217,24 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 		res.skip(o.Key, "unexpected folder depth")
 	}
 	lay.partitions = dataFilesOnly(lay.partitions, &res)
-	if len(lay.partitions) == 0 {
-		return res, fmt.Errorf("crawl %s.%s: %q: %w", db, name, prefix, ErrNoData)
-	}
 
 	old, err := store.GetTable(ctx, db, name)
 	exists := err == nil
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
 	}
+	if len(lay.partitions) == 0 && !exists {
+		return res, fmt.Errorf("crawl %s.%s: %q: %w", db, name, prefix, ErrNoData)
+	}
 	oldParts, err := store.ListPartitions(ctx, db, name)
 	if err != nil {
 		return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	}
+	if len(lay.partitions) == 0 {
+		// A table whose data is all gone (a job emptied its partitions on
+		// purpose): keep the table and its schema, mark every partition
+		// missing, as a folder that disappears is.
+		return res, markAllMissing(ctx, store, db, name, old, oldParts, &res, log)
 	}
 	known := make(map[string]catalog.Partition, len(oldParts))
 	for _, p := range oldParts {
@@ -325,6 +331,25 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 		"partitions_missing", res.PartitionsGone, "folders_sampled", res.FoldersSampled, "conflicts", len(cs.list),
 		"objects", listed, "sampled", res.FilesSampled, "skipped", len(res.allSkipped))
 	return res, nil
+}
+
+func markAllMissing(ctx context.Context, store *catalog.Store, db, name string, old catalog.Table, parts []catalog.Partition, res *Result, log *slog.Logger) error {
+	var write []catalog.Partition
+	for _, p := range parts {
+		if !p.Missing {
+			p.Missing = true
+			write = append(write, p)
+		}
+	}
+	if _, err := store.AddPartitions(ctx, db, name, write); err != nil {
+		return fmt.Errorf("crawl %s.%s: %w", db, name, err)
+	}
+	res.TableVersion, res.PartitionsGone = old.Version, len(write)
+	if len(write) > 0 {
+		res.Tables = []string{db + "." + name}
+	}
+	log.Info("crawled an empty target: every partition is missing", "version", old.Version, "partitions_missing", len(write))
+	return nil
 }
 
 // dataFilesOnly drops files whose name says they are not data (README.txt,

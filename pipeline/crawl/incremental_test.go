@@ -141,6 +141,43 @@ func TestIncrementalCrawlReadsOnlyNewFolder(t *testing.T) {
 	if res5.FoldersSampled != len(sum.Folders) || len(src.reset()) < len(first) {
 		t.Errorf("full recrawl sampled %d folders", res5.FoldersSampled)
 	}
+
+	// Every object gone (a table emptied on purpose): the crawl succeeds,
+	// keeps the table and marks every partition missing.
+	for _, k := range listAll(t, raw) {
+		if err := raw.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res6, err := Crawl(ctx, src, target, store, Options{}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := store.ListPartitions(ctx, "segmentlogs", "ios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if !p.Missing {
+			t.Errorf("partition %v not missing after its folder was emptied", p.Values)
+		}
+	}
+	if res6.PartitionsGone != len(sum.Folders) || res6.TableVersion != res5.TableVersion {
+		t.Errorf("emptied target: %+v", res6)
+	}
+	// An empty target of a table never crawled is an error.
+	if _, err := Crawl(ctx, src, Target{Database: "segmentlogs", TableName: "new", Path: "segment-logs/ios/"}, store, Options{}, quiet()); !errors.Is(err, ErrNoData) {
+		t.Errorf("first crawl of an empty target: %v, want ErrNoData", err)
+	}
+}
+
+func listAll(t *testing.T, b storage.Reader) []string {
+	t.Helper()
+	keys, err := storage.ListKeys(context.Background(), b, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // TestSchemaChangePolicy: a new column on a later day under each policy.

@@ -55,8 +55,11 @@ type Run struct {
 	Trigger  string // what started it: a trigger name, "on-demand", …
 	// Force rebuilds every partition of the window, even those whose inputs
 	// are unchanged since they were last built.
-	Force   bool
-	Created time.Time
+	Force bool
+	// AllowShrink lets the run replace published partitions with far
+	// fewer rows than they were built from (the job refuses otherwise).
+	AllowShrink bool
+	Created     time.Time
 	Updated time.Time
 	Ended   time.Time // zero while running
 	Steps   map[string]StepRecord
@@ -101,8 +104,9 @@ type StartOptions struct {
 	// Dedupe, when set, is a key that makes the start happen once however
 	// many schedulers try it (see DedupeKey).
 	Dedupe string
-	// Force: see Run.Force.
-	Force bool
+	// Force and AllowShrink: see Run.
+	Force       bool
+	AllowShrink bool
 }
 
 // Started is the outcome of Start.
@@ -154,7 +158,7 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win civil.Wind
 	tr := wf.Begin()
 	fields := []any{
 		"workflow", wf.Name, "window_start", win.Start.String(), "window_end", win.End.String(),
-		"state", string(tr.Run), "trigger", opts.Trigger, "force", strconv.FormatBool(opts.Force),
+		"state", string(tr.Run), "trigger", opts.Trigger, "force", strconv.FormatBool(opts.Force), "allow_shrink", strconv.FormatBool(opts.AllowShrink),
 		"created", now.Format(time.RFC3339Nano), "updated", now.Format(time.RFC3339Nano),
 	}
 	for name, st := range tr.States {
@@ -220,6 +224,7 @@ func decodeRun(id string, h map[string]string) (Run, error) {
 	}
 	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], Steps: map[string]StepRecord{}}
 	r.Force, _ = strconv.ParseBool(h["force"])
+	r.AllowShrink, _ = strconv.ParseBool(h["allow_shrink"])
 	r.Created, _ = time.Parse(time.RFC3339Nano, h["created"])
 	r.Updated, _ = time.Parse(time.RFC3339Nano, h["updated"])
 	if e := h["ended"]; e != "" {

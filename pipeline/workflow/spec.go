@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/storage"
 )
 
 // Trigger types, as Glue names them.
@@ -187,6 +188,8 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 	}
 	if w.Catalog == "" {
 		bad("catalog", "is required (s3://bucket/prefix or file:///path)")
+	} else if _, err := storage.ParseLocation(w.Catalog); err != nil {
+		bad("catalog", "%v", err)
 	}
 	if len(w.Steps) == 0 {
 		bad("steps", "at least one step is required")
@@ -229,6 +232,8 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 		case s.Crawler != nil:
 			if s.Crawler.Location == "" {
 				bad(field+".crawler.location", "is required")
+			} else if _, err := storage.ParseLocation(s.Crawler.Location); err != nil {
+				bad(field+".crawler.location", "%v", err)
 			}
 			if s.Crawler.Database == "" {
 				bad(field+".crawler.database", "is required")
@@ -250,9 +255,11 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 				bad(field+".crawler", "sample_files and sample_records must not be negative")
 			}
 		case s.Job != nil:
-			for name, v := range map[string]string{"input": s.Job.Input, "output": s.Job.Output, "scratch": s.Job.Scratch} {
-				if v == "" {
-					bad(field+".job."+name, "is required")
+			for _, f := range []struct{ name, v string }{{"input", s.Job.Input}, {"output", s.Job.Output}, {"scratch", s.Job.Scratch}} {
+				if f.v == "" {
+					bad(field+".job."+f.name, "is required")
+				} else if _, err := storage.ParseLocation(f.v); err != nil {
+					bad(field+".job."+f.name, "%v", err)
 				}
 			}
 			if validateJob != nil {

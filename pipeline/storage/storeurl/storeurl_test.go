@@ -38,7 +38,8 @@ func TestOpenFile(t *testing.T) {
 }
 
 func TestOpenBad(t *testing.T) {
-	for _, loc := range []string{"", "gs://bucket/x", "s3:///nobucket", "file://host/path", "file://relative", "s3://b/p?x=1", "s3://b/%zz"} {
+	for _, loc := range []string{"", "gs://bucket/x", "s3:///nobucket", "file://host/path", "file://relative", "s3://bkt/p?x=1", "s3://bkt/%zz",
+		"s3:/raw", "s3:raw", "file:/abs/path", "s3://Bad_Bucket/x", "s3://b/x", "https://example.com/x"} {
 		_, err := storeurl.Open(t.Context(), loc, s3store.Options{})
 		if err == nil {
 			t.Errorf("Open(%q) succeeded", loc)

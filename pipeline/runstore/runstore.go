@@ -60,9 +60,9 @@ type Run struct {
 	// fewer rows than they were built from (the job refuses otherwise).
 	AllowShrink bool
 	Created     time.Time
-	Updated time.Time
-	Ended   time.Time // zero while running
-	Steps   map[string]StepRecord
+	Updated     time.Time
+	Ended       time.Time // zero while running
+	Steps       map[string]StepRecord
 }
 
 // StepRecord is one step's part of a run.

@@ -3,9 +3,11 @@ package transform
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,6 +216,39 @@ func TestSpillMatchesInMemory(t *testing.T) {
 				if !bytes.Equal(v, b[k]) {
 					t.Errorf("%s budget %d: %s differs from the in-memory reduce", format, budget, k)
 				}
+			}
+		}
+	}
+}
+
+// TestGeneratedColumnsStable runs the job on a small and a larger sample of
+// different seeds: every partition of both must have the same columns with
+// the same types, so the demo's table looks like a benchmark run's.
+func TestGeneratedColumnsStable(t *testing.T) {
+	var want table
+	for _, run := range []struct {
+		seed         int64
+		eventsPerDay int
+	}{{1, 2000}, {7, 40}} {
+		in := newMemBucket()
+		cfg := segmentgen.DefaultConfig()
+		cfg.Seed, cfg.EventsPerDay = run.seed, run.eventsPerDay
+		if _, err := segmentgen.Generate(context.Background(), in, cfg); err != nil {
+			t.Fatal(err)
+		}
+		start := DateOf(cfg.Start)
+		w := Window{Start: start, End: start.AddDays(cfg.Days - 1)}
+		out := newMemBucket()
+		runJob(t, in, newMemBucket(), out, DefaultSpec(), w, ReduceOptions{})
+		for _, d := range w.Dates() {
+			got := readPartition(t, out, d.String())
+			if want.cols == nil {
+				want = got
+				t.Logf("%d columns: %v", len(got.cols), got.cols)
+				continue
+			}
+			if !slices.Equal(got.cols, want.cols) || !maps.Equal(got.types, want.types) {
+				t.Errorf("seed %d, %d events a day, %s: columns\n%v\n%v\nwant\n%v\n%v", run.seed, run.eventsPerDay, d, got.cols, got.types, want.cols, want.types)
 			}
 		}
 	}

@@ -49,12 +49,12 @@ var trackNames = [numEventTypes]string{
 type product struct {
 	id       string
 	category string
-	// head is `"brand":…,"category":…`, mid `"currency":"USD","image_url":…,"name":…`,
-	// price `"price":…,"product_id":…` and tail `"sku":…,"url":…,"variant":…`:
-	// the optional coupon, position and quantity go between them in key order.
-	head, mid, price, tail string
-	item                   string // `{"brand":…,"product_id":…` for an Order Completed products entry
-	cents                  int64
+	// head is `"brand":…,"category":…`, mid `"currency":"USD","name":…,
+	// "price":…,"product_id":…` and tail `"sku":…,"url":…,"variant":…`: the
+	// optional coupon and quantity go between them in key order.
+	head, mid, tail string
+	item            string // `{"brand":…,"product_id":…` for an Order Completed products entry
+	cents           int64
 }
 
 var (
@@ -78,11 +78,14 @@ var (
 		{"Home", ""}, {"Home", ""}, {"Search", "search"}, {"Category", "category"}, {"Product Detail", "product"},
 		{"Product Detail", "product"}, {"Cart", ""}, {"Checkout", ""}, {"Order History", ""}, {"Account", ""},
 	}
-	campaigns = []struct{ content, medium, name, source, term string }{
-		{"hero_banner", "email", "spring_sale", "newsletter", "rain jackets"},
-		{"carousel_2", "social", "new_arrivals", "instagram", "sneakers"},
-		{"text_ad", "cpc", "brand_search", "google", "sluice shop"},
-		{"push_1", "push", "cart_reminder", "braze", "cart"},
+	// The links carry utm_source, utm_medium and utm_campaign, the three
+	// parameters every campaign tool sets; utm_content and utm_term are
+	// left out, as most app links leave them out.
+	campaigns = []struct{ medium, name, source string }{
+		{"email", "spring_sale", "newsletter"},
+		{"social", "new_arrivals", "instagram"},
+		{"cpc", "brand_search", "google"},
+		{"push", "cart_reminder", "braze"},
 	}
 )
 
@@ -110,16 +113,16 @@ func newProducts(seed int64) []product {
 		b = append(b, `,"category":`...)
 		b = appendStr(b, c.name)
 		p.head = string(b)
-		b = append(b[:0], `"currency":"USD","image_url":`...)
-		b = appendStr(b, "https://cdn.example.com/img/"+p.id+"/main.jpg")
-		b = append(b, `,"name":`...)
-		b = appendStr(b, name)
-		p.mid = string(b)
 		b = append(b[:0], `"price":`...)
 		b = appendCents(b, p.cents)
 		b = append(b, `,"product_id":`...)
 		b = appendStr(b, p.id)
-		p.price = string(b)
+		price := string(b)
+		b = append(b[:0], `"currency":"USD","name":`...)
+		b = appendStr(b, name)
+		b = append(b, ',')
+		b = append(b, price...)
+		p.mid = string(b)
 		b = append(b[:0], `"sku":`...)
 		b = appendStr(b, c.code+"-"+strconv.Itoa(10000+i*37%90000))
 		b = append(b, `,"url":`...)
@@ -127,14 +130,13 @@ func newProducts(seed int64) []product {
 		b = append(b, `,"variant":`...)
 		b = appendStr(b, pick(&r, variants))
 		p.tail = string(b)
-		// An order line is the product without currency (the order has it)
-		// and without the image.
+		// An order line is the product without currency: the order has it.
 		b = append(b[:0], '{')
 		b = append(b, p.head...)
 		b = append(b, `,"name":`...)
 		b = appendStr(b, name)
 		b = append(b, ',')
-		b = append(b, p.price...)
+		b = append(b, price...)
 		p.item = string(b)
 	}
 	return ps
@@ -170,10 +172,11 @@ func newOrder(subtotal int64, coupon bool) order {
 }
 
 func (o order) revenue() int64 { return o.subtotal - o.discount }
-func (o order) total() int64   { return o.revenue() + o.shipping + o.tax }
 
+// allFractional says whether the amounts Order Completed writes, and the
+// subtotal (for a one-line order, the product's price), all have cents.
 func (o order) allFractional() bool {
-	for _, c := range []int64{o.subtotal, o.discount, o.shipping, o.tax, o.revenue(), o.total()} {
+	for _, c := range []int64{o.subtotal, o.discount, o.shipping, o.tax, o.revenue()} {
 		if c%100 == 0 {
 			return false
 		}
@@ -298,16 +301,12 @@ func (rd *renderer) appendDeepLink(b []byte, r *rng) []byte {
 
 func (rd *renderer) appendCampaign(b []byte) []byte {
 	c := &campaigns[rd.campaign-1]
-	b = append(b, `,"campaign":{"content":`...)
-	b = appendStr(b, c.content)
-	b = append(b, `,"medium":`...)
+	b = append(b, `,"campaign":{"medium":`...)
 	b = appendStr(b, c.medium)
 	b = append(b, `,"name":`...)
 	b = appendStr(b, c.name)
 	b = append(b, `,"source":`...)
 	b = appendStr(b, c.source)
-	b = append(b, `,"term":`...)
-	b = appendStr(b, c.term)
 	return append(b, '}')
 }
 
@@ -341,8 +340,7 @@ func (rd *renderer) appendSearch(b []byte, r *rng, full bool) []byte {
 }
 
 // appendProduct writes Product Viewed or Product Added: the product's own
-// fields, its position when it was picked from a list, and for an add the
-// quantity and sometimes a coupon.
+// fields, and for an add the quantity and sometimes a coupon.
 func (rd *renderer) appendProduct(b []byte, r *rng, added, full bool) []byte {
 	p := &rd.g.products[r.intn(len(rd.g.products))]
 	if full {
@@ -355,12 +353,6 @@ func (rd *renderer) appendProduct(b []byte, r *rng, added, full bool) []byte {
 	}
 	b = append(b, ',')
 	b = append(b, p.mid...)
-	if full || r.chance(0.6) {
-		b = append(b, `,"position":`...)
-		b = strconv.AppendInt(b, r.between(1, 24), 10)
-	}
-	b = append(b, ',')
-	b = append(b, p.price...)
 	if added {
 		b = append(b, `,"quantity":`...)
 		b = strconv.AppendInt(b, r.between(1, 3), 10)
@@ -370,8 +362,8 @@ func (rd *renderer) appendProduct(b []byte, r *rng, added, full bool) []byte {
 }
 
 // appendOrder writes Order Completed with amounts that add up: revenue is
-// subtotal less discount, total adds shipping and tax. Whole amounts come
-// out without a fraction, like the prices.
+// the products' prices times their quantities less the discount, and tax is
+// on revenue. Whole amounts come out without a fraction, like the prices.
 func (rd *renderer) appendOrder(b []byte, r *rng, d *device, full bool) []byte {
 	var lines [3]struct {
 		p   *product
@@ -391,16 +383,12 @@ func (rd *renderer) appendOrder(b []byte, r *rng, d *device, full bool) []byte {
 		subtotal = lines[0].p.cents
 	}
 	o := newOrder(subtotal, coupon)
-	b = append(b, `"affiliation":`...)
-	b = appendStr(b, d.affiliation)
-	b = append(b, `,"checkout_id":"`...)
-	b = appendHex(b, r.next(), 16)
-	b = append(b, '"')
 	if coupon {
-		b = append(b, `,"coupon":`...)
+		b = append(b, `"coupon":`...)
 		b = appendStr(b, pick(r, coupons))
+		b = append(b, ',')
 	}
-	b = append(b, `,"currency":"USD","discount":`...)
+	b = append(b, `"currency":"USD","discount":`...)
 	b = appendCents(b, o.discount)
 	b = append(b, `,"order_id":"`...)
 	b = appendHex(b, r.next(), 10)
@@ -422,10 +410,6 @@ func (rd *renderer) appendOrder(b []byte, r *rng, d *device, full bool) []byte {
 	b = appendCents(b, o.shipping)
 	b = append(b, `,"shipping_address":`...)
 	b = append(b, d.person.shipTo...)
-	b = append(b, `,"subtotal":`...)
-	b = appendCents(b, o.subtotal)
 	b = append(b, `,"tax":`...)
-	b = appendCents(b, o.tax)
-	b = append(b, `,"total":`...)
-	return appendCents(b, o.total())
+	return appendCents(b, o.tax)
 }

@@ -8,8 +8,9 @@ import "strconv"
 type person struct {
 	first string
 	// traitsHead is `{"address":{…},…,"lastName":…,"logins":` and
-	// traitsTail `,"name":…,"phone":…,"plan":…}`: logins is the one trait
-	// that changes from identify to identify.
+	// traitsTail `,"plan":…}`: logins is the one trait that changes from
+	// identify to identify. The app sends firstName and lastName but no
+	// full name, and no phone number.
 	traitsHead, traitsTail string
 	shipTo                 string // the same address as a properties.shipping_address object
 }
@@ -34,8 +35,8 @@ var (
 	plans        = []string{"free", "free", "plus", "pro"}
 )
 
-// place is a city in the country of a device's time zone, so addresses,
-// phone numbers and zones agree.
+// place is a city in the country of a device's time zone, so addresses and
+// zones agree.
 type place struct {
 	city, state, postal, country string
 	streets                      []string
@@ -69,21 +70,6 @@ var (
 	}
 )
 
-// phone draws a number in the country's own format, in the ranges kept for
-// fiction where there are any (555-01xx, 07946 0xxx).
-func phone(r *rng, country string) string {
-	n := strconv.Itoa
-	switch country {
-	case "JP":
-		return "+81 3-5" + n(r.intn(900)+100) + "-01" + n(r.intn(90)+10)
-	case "GB":
-		return "+44 20 7946 0" + n(r.intn(900)+100)
-	case "IN":
-		return "+91 98" + n(r.intn(900)+100) + " 01" + n(r.intn(900)+100)
-	}
-	return "+1 " + n(r.intn(790)+200) + "-555-01" + n(r.intn(90)+10)
-}
-
 func newPerson(r *rng, z zone) person {
 	fn, ln := pick(r, firstNames), pick(r, lastNames)
 	pl := pick(r, placesBy[z.name])
@@ -93,7 +79,6 @@ func newPerson(r *rng, z zone) person {
 		const letters = "ABDEFGHJLNPQRSTUWXYZ" // the ones inward codes use
 		postal = pl.postal + strconv.Itoa(r.intn(10)) + string(letters[r.intn(20)]) + string(letters[r.intn(20)])
 	}
-	tel := phone(r, pl.country)
 	email := fn.ascii + "." + ln.ascii + strconv.Itoa(r.intn(100)) + "@" + pick(r, emailDomains)
 	// Accounts created in the two years up to March 2024, the default dates.
 	created := int64(1646092800000) + r.between(0, 730*dayMs)
@@ -126,11 +111,7 @@ func newPerson(r *rng, z zone) person {
 	b = appendStr(b, ln.display)
 	b = append(b, `,"logins":`...)
 	p := person{first: fn.display, traitsHead: string(b)}
-	b = append(b[:0], `,"name":`...)
-	b = appendStr(b, fn.display+" "+ln.display)
-	b = append(b, `,"phone":`...)
-	b = appendStr(b, tel)
-	b = append(b, `,"plan":`...)
+	b = append(b[:0], `,"plan":`...)
 	b = appendStr(b, pick(r, plans))
 	b = append(b, '}')
 	p.traitsTail = string(b)

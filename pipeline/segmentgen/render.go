@@ -21,7 +21,6 @@ type device struct {
 	appBuild       string
 	prevVersion    string // what Application Updated updated from
 	prevBuild      string
-	affiliation    string // the store an order was placed in
 	zone           zone
 	skewMs         int64 // device clock error
 	person         person
@@ -94,7 +93,6 @@ func newDevice(r *rng, platform string, zones []zone, first bool) device {
 		manufacturer, model, name, width, height, density = m.manufacturer, m.model, m.codename, m.w, m.h, m.density
 		osVersion = pick(r, androidVersions)
 		userAgent = "Dalvik/2.1.0 (Linux; U; Android " + osVersion + "; " + m.model + " Build/" + m.build + ")"
-		d.affiliation = "Sluice Shop Android"
 	} else {
 		m := pick(r, iosModels)
 		manufacturer, model, width, height = "Apple", m.model, m.w, m.h
@@ -112,7 +110,6 @@ func newDevice(r *rng, platform string, zones []zone, first bool) device {
 		if m.kind == "iPad" {
 			userAgent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 		}
-		d.affiliation = "Sluice Shop iOS"
 	}
 
 	var b []byte

@@ -8,7 +8,7 @@
 // address, application lifecycle events, deep links with their campaign,
 // product searches, views and adds, and orders with their products and
 // shipping address; each carries the context the SDKs add (app, device
-// with its name and push token, app instance, network, OS, screen, user
+// with its name and push token, network, OS, screen, user
 // agent, locale, time zone). Every type has a fixed set of fields and
 // every source and day has each type at least once (given a day of at
 // least as many events as types), so the flattened

@@ -7,23 +7,22 @@ import (
 )
 
 // device is one installed app. The context fields that do not change from
-// event to event are rendered once, in three pieces around the two that
-// do (context.campaign and context.instanceId), keys in sorted order.
+// event to event are rendered once, in two pieces around the one that does
+// (context.campaign), keys in sorted order.
 type device struct {
 	android bool
-	// head is `{"anonymousId":…,"channel":"mobile","context":{"app":{…}`,
-	// hw `,"device":{…}` and tail `,"ip":…,"userAgent":…},`: the rest of
-	// the context, closed.
-	head, hw, tail string
-	instanceSeed   uint64 // context.instanceId changes with every app launch
-	userID         string // "" for users who never logged in
-	appVersion     string
-	appBuild       string
-	prevVersion    string // what Application Updated updated from
-	prevBuild      string
-	zone           zone
-	skewMs         int64 // device clock error
-	person         person
+	// head is `{"anonymousId":…,"channel":"mobile","context":{"app":{…}`
+	// and tail `,"device":{…},"ip":…,"userAgent":…},`: the rest of the
+	// context, closed.
+	head, tail  string
+	userID      string // "" for users who never logged in
+	appVersion  string
+	appBuild    string
+	prevVersion string // what Application Updated updated from
+	prevBuild   string
+	zone        zone
+	skewMs      int64 // device clock error
+	person      person
 }
 
 var (
@@ -65,8 +64,13 @@ const tokenChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 func newDevice(r *rng, platform string, zones []zone, first bool) device {
 	d := device{android: platform == "Android"}
 	upper := !d.android
-	id, advertisingID, anonymousID := uuid(r, upper), uuid(r, upper), uuid(r, upper)
-	d.instanceSeed = r.next()
+	advertisingID, anonymousID := uuid(r, upper), uuid(r, upper)
+	// iOS sends identifierForVendor, a UUID; Android sends ANDROID_ID,
+	// 64 bits in hex.
+	id := uuid(r, upper)
+	if d.android {
+		id = string(appendHex(nil, r.next(), 16))
+	}
 	if first || r.chance(0.7) {
 		d.userID = "user_" + strconv.FormatUint(r.next()%1_000_000, 10)
 	}
@@ -157,9 +161,7 @@ func newDevice(r *rng, platform string, zones []zone, first bool) device {
 	} else {
 		b = append(b, `,"type":"ios"}`...)
 	}
-	d.hw = string(b)
-
-	b = append(b[:0], `,"ip":`...)
+	b = append(b, `,"ip":`...)
 	b = appendStr(b, ip)
 	if d.android {
 		b = append(b, `,"library":{"name":"analytics-android","version":"4.11.3"},"locale":`...)
@@ -167,7 +169,7 @@ func newDevice(r *rng, platform string, zones []zone, first bool) device {
 		b = append(b, `,"library":{"name":"analytics-ios","version":"4.1.8"},"locale":`...)
 	}
 	b = appendStr(b, locale)
-	b = append(b, `,"network":{"bluetooth":false,"carrier":`...)
+	b = append(b, `,"network":{"carrier":`...)
 	b = appendStr(b, carrier)
 	b = append(b, `,"cellular":`...)
 	b = strconv.AppendBool(b, !wifi)
@@ -193,13 +195,7 @@ func newDevice(r *rng, platform string, zones []zone, first bool) device {
 	b = strconv.AppendInt(b, int64(width), 10)
 	b = append(b, `},"timezone":`...)
 	b = appendStr(b, d.zone.name)
-	b = append(b, `,"traits":{"anonymousId":`...)
-	b = appendStr(b, anonymousID)
-	if d.userID != "" {
-		b = append(b, `,"userId":`...)
-		b = appendStr(b, d.userID)
-	}
-	b = append(b, `},"userAgent":`...)
+	b = append(b, `,"userAgent":`...)
 	b = appendStr(b, userAgent)
 	b = append(b, `},`...)
 	d.tail = string(b)
@@ -291,8 +287,6 @@ type renderer struct {
 	campaign       int // 1 + index into campaigns, 0 for none
 }
 
-const instanceMs = 4 * 3600 * 1000 // how long an app launch lasts, roughly
-
 func (rd *renderer) appendLine(b []byte, ev event, recv int64) []byte {
 	start := len(b)
 	g := rd.g
@@ -310,11 +304,6 @@ func (rd *renderer) appendLine(b []byte, ev event, recv int64) []byte {
 	if rd.campaign > 0 {
 		b = rd.appendCampaign(b)
 	}
-	b = append(b, d.hw...)
-	b = append(b, `,"instanceId":"`...)
-	ir := newRNG(d.instanceSeed, uint64(ev.ts/instanceMs))
-	b = appendUUID(b, &ir, !d.android)
-	b = append(b, '"')
 	b = append(b, d.tail...)
 	b = rd.appendProps(b, &r, d, ev.etype, ev.full)
 	b = append(b, `"integrations":{},`...)

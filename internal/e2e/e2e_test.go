@@ -109,11 +109,13 @@ func TestWorkflowEndToEnd(t *testing.T) {
 	}
 	iosCtx, _ := ios.Column("context")
 	androidCtx, _ := android.Column("context")
-	if _, ok := androidCtx.Type.Field("userAgent"); !ok {
-		t.Errorf("android context lacks userAgent: %s", androidCtx.Type)
+	iosScreen, _ := iosCtx.Type.Field("screen")
+	androidScreen, _ := androidCtx.Type.Field("screen")
+	if _, ok := androidScreen.Type.Field("density"); !ok {
+		t.Errorf("android context lacks screen.density: %s", androidCtx.Type)
 	}
-	if _, ok := iosCtx.Type.Field("userAgent"); ok {
-		t.Errorf("ios context has userAgent: %s", iosCtx.Type)
+	if _, ok := iosScreen.Type.Field("density"); ok {
+		t.Errorf("ios context has screen.density: %s", iosCtx.Type)
 	}
 	mobile, err := store.GetTable(ctx, "segmentlogs", "mobile")
 	if err != nil {

@@ -96,6 +96,8 @@ type event struct {
 	src    int16
 	kind   uint8
 	tsFmt  uint8
+	etype  uint8 // evScreen, evIdentify, ...
+	full   bool  // every optional field, see plan
 	late   bool
 }
 
@@ -128,13 +130,15 @@ func Generate(ctx context.Context, b storage.Bucket, cfg Config) (Summary, error
 }
 
 type generator struct {
-	cfg     Config
-	pacific *time.Location
-	zones   []zone
-	devices [][]device // per source
-	events  []event
-	files   map[fileKey][]line
-	sum     Summary
+	cfg         Config
+	pacific     *time.Location
+	zones       []zone
+	devices     [][]device // per source
+	products    []product
+	fullProduct int // index of the product the covering events use
+	events      []event
+	files       map[fileKey][]line
+	sum         Summary
 }
 
 type zone struct {
@@ -143,7 +147,8 @@ type zone struct {
 }
 
 func newGenerator(cfg Config) (*generator, error) {
-	g := &generator{cfg: cfg, files: map[fileKey][]line{}}
+	g := &generator{cfg: cfg, files: map[fileKey][]line{}, products: newProducts(cfg.Seed)}
+	g.fullProduct = fullOrderProduct(g.products)
 	var err error
 	if g.pacific, err = time.LoadLocation("America/Los_Angeles"); err != nil {
 		return nil, fmt.Errorf("load pacific zone: %w", err)
@@ -163,7 +168,7 @@ func newGenerator(cfg Config) (*generator, error) {
 		devs := make([]device, n)
 		for i := range devs {
 			r := newRNG(uint64(cfg.Seed), hashString(s.ID), uint64(i), 0xde51ce)
-			devs[i] = newDevice(&r, s.Platform, g.zones)
+			devs[i] = newDevice(&r, s.Platform, g.zones, i == 0)
 		}
 		g.devices = append(g.devices, devs)
 	}
@@ -187,8 +192,15 @@ func (g *generator) plan() {
 			start := time.Date(y, m, d+day, 0, 0, 0, 0, g.pacific).UnixMilli()
 			end := time.Date(y, m, d+day+1, 0, 0, 0, 0, g.pacific).UnixMilli() // 23h or 25h on DST days
 			r := newRNG(uint64(cfg.Seed), hashString(s.ID), uint64(day), 0x91a4)
-			for range cfg.EventsPerDay {
-				ev := event{seed: r.next(), src: int16(si), device: int32(r.intn(len(g.devices[si])))}
+			for i := range cfg.EventsPerDay {
+				ev := event{seed: r.next(), src: int16(si), device: int32(r.intn(len(g.devices[si]))), etype: pickEventType(&r)}
+				if i < int(numEventTypes) {
+					// The day's first events are one of each type with every
+					// optional field, on the device that has every optional
+					// context field: each partition then has every column
+					// with the same type, even in a run of a few events a day.
+					ev.etype, ev.full, ev.device = uint8(i), true, 0
+				}
 				// 4% of events within ten minutes of either midnight, so
 				// Pacific-versus-UTC date mistakes show.
 				const edge = 10 * 60 * 1000
@@ -238,7 +250,7 @@ func (g *generator) plan() {
 					// Cycle through the kinds so every kind appears even
 					// when there are only a few malformed lines.
 					malformedKind = malformedKind%3 + 1
-					bev := event{seed: badSeed, ts: ev.ts, recv: badRecv, device: ev.device, src: ev.src, kind: malformedKind}
+					bev := event{seed: badSeed, ts: ev.ts, recv: badRecv, device: ev.device, src: ev.src, kind: malformedKind, etype: ev.etype}
 					bidx := int32(len(g.events))
 					g.events = append(g.events, bev)
 					g.addLine(si, bidx, badRecv, &seq, -1)

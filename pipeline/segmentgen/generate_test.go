@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -78,6 +79,7 @@ func TestSummaryMatchesOutput(t *testing.T) {
 	idDate := map[string]string{}
 	var lines, valid, malformed, offsets, millis, nearMidnight, wrongFolder int64
 	badKinds := map[string]int{}
+	kinds := map[string]map[string]bool{} // source -> event names, "screen" and "identify"
 	err = b.List(ctx, "segment-logs/", func(o storage.ObjectInfo) error {
 		parts := strings.Split(o.Key, "/")
 		if len(parts) != 4 || !strings.HasSuffix(o.Key, ".gz") {
@@ -93,12 +95,17 @@ func TestSummaryMatchesOutput(t *testing.T) {
 		for sc.Scan() {
 			lines++
 			files[o.Key]++
+			if !utf8.Valid(sc.Bytes()) {
+				t.Errorf("%s: line %d is not UTF-8", o.Key, files[o.Key])
+			}
 			var ev struct {
 				MessageID  *string `json:"messageId"`
 				Timestamp  string  `json:"timestamp"`
 				ReceivedAt string  `json:"receivedAt"`
+				Type       string  `json:"type"`
+				Event      string  `json:"event"`
 				Context    struct {
-					UserAgent *string            `json:"userAgent"`
+					UserAgent string             `json:"userAgent"`
 					Screen    map[string]float64 `json:"screen"`
 				} `json:"context"`
 			}
@@ -128,9 +135,18 @@ func TestSummaryMatchesOutput(t *testing.T) {
 				wrongFolder++
 			}
 			android := parts[1] == "android"
-			if (ev.Context.UserAgent != nil) != android {
-				t.Errorf("%s: userAgent presence wrong", o.Key)
+			// Android sends the JVM's agent, iOS the web view's.
+			if wantUA := map[bool]string{true: "Dalvik/", false: "Mozilla/5.0 ("}[android]; !strings.HasPrefix(ev.Context.UserAgent, wantUA) {
+				t.Errorf("%s: userAgent %q, want %s…", o.Key, ev.Context.UserAgent, wantUA)
 			}
+			kind := ev.Type
+			if ev.Type == "track" {
+				kind = ev.Event
+			}
+			if kinds[parts[1]] == nil {
+				kinds[parts[1]] = map[string]bool{}
+			}
+			kinds[parts[1]][kind] = true
 			if _, ok := ev.Context.Screen["density"]; ok != android {
 				t.Errorf("%s: screen.density presence wrong", o.Key)
 			}
@@ -205,6 +221,12 @@ func TestSummaryMatchesOutput(t *testing.T) {
 	if sum.Duplicates == 0 || sum.Late == 0 || offsets == 0 || millis == 0 || millis == valid || nearMidnight == 0 {
 		t.Errorf("missing variety: dups=%d late=%d offsets=%d millis=%d/%d nearMidnight=%d",
 			sum.Duplicates, sum.Late, offsets, millis, valid, nearMidnight)
+	}
+	// Every event type, from each source.
+	for _, src := range []string{"ios", "android"} {
+		if len(kinds[src]) != int(numEventTypes) {
+			t.Errorf("%s: %d event types, want %d: %v", src, len(kinds[src]), numEventTypes, kinds[src])
+		}
 	}
 	// The DST day (2024-03-10) is in range and has events.
 	if sum.ExpectedFor("2024-03-10") == 0 {

@@ -3,123 +3,251 @@ package segmentgen
 import (
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
-// device is one installed app: the context fields that do not change from
-// event to event, pre-rendered as strings.
+// device is one installed app. The context fields that do not change from
+// event to event are rendered once, in two pieces around the one that does
+// (context.campaign), keys in sorted order.
 type device struct {
-	android       bool
-	id            string
-	advertisingID string
-	anonymousID   string
-	userID        string // "" for users who never logged in
-	manufacturer  string
-	model         string
-	osVersion     string
-	appVersion    string
-	appBuild      string
-	locale        string
-	zone          zone
-	carrier       string
-	wifi          bool
-	width, height int
-	density       string
-	adTracking    bool
-	ip            string
-	userAgent     string
-	skewMs        int64 // device clock error
+	android bool
+	// head is `{"anonymousId":…,"channel":"mobile","context":{"app":{…}`
+	// and tail `,"device":{…},"ip":…,"userAgent":…},`: the rest of the
+	// context, closed.
+	head, tail  string
+	userID      string // "" for users who never logged in
+	appVersion  string
+	appBuild    string
+	prevVersion string // what Application Updated updated from
+	prevBuild   string
+	zone        zone
+	skewMs      int64 // device clock error
+	person      person
 }
 
 var (
 	iosModels = []struct {
-		model string
-		w, h  int
+		model, kind string
+		w, h        int
 	}{
-		{"iPhone14,2", 390, 844}, {"iPhone14,5", 390, 844}, {"iPhone15,2", 393, 852},
-		{"iPhone15,3", 430, 932}, {"iPhone16,1", 393, 852}, {"iPhone12,8", 375, 667}, {"iPad13,18", 820, 1180},
+		{"iPhone14,2", "iPhone", 390, 844}, {"iPhone14,5", "iPhone", 390, 844}, {"iPhone15,2", "iPhone", 393, 852},
+		{"iPhone15,3", "iPhone", 430, 932}, {"iPhone16,1", "iPhone", 393, 852}, {"iPhone12,8", "iPhone", 375, 667},
+		{"iPad13,18", "iPad", 820, 1180},
 	}
 	androidModels = []struct {
-		manufacturer, model, build string
-		w, h                       int
-		density                    string
+		manufacturer, model, codename, build string
+		w, h                                 int
+		density                              string
 	}{
-		{"Google", "Pixel 7", "TQ3A.230805.001", 1080, 2400, "2.625"},
-		{"Google", "Pixel 8 Pro", "UD1A.230803.041", 1344, 2992, "3.0"},
-		{"samsung", "SM-S911B", "UP1A.231005.007", 1080, 2340, "2.8125"},
-		{"samsung", "SM-A546B", "TP1A.220624.014", 1080, 2340, "2.625"},
-		{"OnePlus", "CPH2449", "TP1A.220905.001", 1240, 2772, "3.5"},
-		{"motorola", "moto g power (2022)", "S3RQS32.20-42-10-6", 720, 1600, "1.75"},
+		{"Google", "Pixel 7", "panther", "TQ3A.230805.001", 1080, 2400, "2.625"},
+		{"Google", "Pixel 8 Pro", "husky", "UD1A.230803.041", 1344, 2992, "3.0"},
+		{"samsung", "SM-S911B", "dm1q", "UP1A.231005.007", 1080, 2340, "2.8125"},
+		{"samsung", "SM-A546B", "a54x", "TP1A.220624.014", 1080, 2340, "2.625"},
+		{"OnePlus", "CPH2449", "OP594DL1", "TP1A.220905.001", 1240, 2772, "3.5"},
+		{"motorola", "moto g power (2022)", "tonga", "S3RQS32.20-42-10-6", 720, 1600, "1.75"},
 	}
 	iosVersions     = []string{"16.7.5", "17.2.1", "17.3", "17.3.1", "17.4"}
 	androidVersions = []string{"12", "13", "14"}
-	appVersions     = []struct{ version, build string }{{"3.4.1", "412"}, {"3.5.0", "420"}, {"3.5.1", "423"}}
-	locales         = []string{"en-US", "en-US", "en-US", "es-US", "en-GB", "ja-JP", "hi-IN"}
-	carriers        = []string{"T-Mobile", "Verizon", "AT&T", "", "NTT DOCOMO"}
-	screens         = []string{"Home", "Search", "Product Detail", "Cart", "Checkout", "Settings", "Order History"}
-	categories      = []string{"Shoes", "Outerwear", "Accessories", "Bags"}
-	buttons         = []string{"Add to Cart", "Buy Now", "Share", "Favorite", "Sign In"}
-	plans           = []string{"free", "plus", "pro"}
-	badTimestamps   = []string{"2024-02-30T25:61:00Z", "not-a-timestamp", "", "1710000000", "2024/03/09 10:00:00"}
+	appVersions     = []struct{ version, build, prevVersion, prevBuild string }{
+		{"3.4.1", "412", "3.4.0", "409"}, {"3.5.0", "420", "3.4.1", "412"}, {"3.5.1", "423", "3.5.0", "420"},
+	}
+	locales       = []string{"en-US", "en-US", "en-US", "es-US", "en-GB", "ja-JP", "hi-IN"}
+	carriers      = []string{"T-Mobile", "Verizon", "AT&T", "", "NTT DOCOMO"}
+	badTimestamps = []string{"2024-02-30T25:61:00Z", "not-a-timestamp", "", "1710000000", "2024/03/09 10:00:00"}
 )
 
-func newDevice(r *rng, platform string, zones []zone) device {
+const tokenChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// newDevice draws one installed app. first is the first device of a
+// source: it has every optional field (a user id, an advertising id, a
+// push token), so the events plan puts on it carry every column.
+func newDevice(r *rng, platform string, zones []zone, first bool) device {
 	d := device{android: platform == "Android"}
-	d.id = uuid(r, !d.android)
-	d.advertisingID = uuid(r, !d.android)
-	d.anonymousID = uuid(r, !d.android)
-	if r.chance(0.7) {
+	upper := !d.android
+	advertisingID, anonymousID := uuid(r, upper), uuid(r, upper)
+	// iOS sends identifierForVendor, a UUID; Android sends ANDROID_ID,
+	// 64 bits in hex.
+	id := uuid(r, upper)
+	if d.android {
+		id = string(appendHex(nil, r.next(), 16))
+	}
+	if first || r.chance(0.7) {
 		d.userID = "user_" + strconv.FormatUint(r.next()%1_000_000, 10)
 	}
 	av := pick(r, appVersions)
-	d.appVersion, d.appBuild = av.version, av.build
-	d.locale = pick(r, locales)
+	d.appVersion, d.appBuild, d.prevVersion, d.prevBuild = av.version, av.build, av.prevVersion, av.prevBuild
+	locale := pick(r, locales)
 	d.zone = pick(r, zones)
-	d.carrier = pick(r, carriers)
-	d.wifi = r.chance(0.6)
-	d.adTracking = r.chance(0.3)
-	d.ip = strconv.Itoa(r.intn(200)+11) + "." + strconv.Itoa(r.intn(256)) + "." + strconv.Itoa(r.intn(256)) + "." + strconv.Itoa(r.intn(254)+1)
+	carrier := pick(r, carriers)
+	wifi := r.chance(0.6)
+	// Most users decline ad tracking (iOS's ATT prompt, Android's opt-out),
+	// and then the SDKs send no advertising id.
+	adTracking := first || r.chance(0.3)
+	push := first || r.chance(1.0/3)
+	ip := strconv.Itoa(r.intn(200)+11) + "." + strconv.Itoa(r.intn(256)) + "." + strconv.Itoa(r.intn(256)) + "." + strconv.Itoa(r.intn(254)+1)
 	if r.chance(0.1) {
 		d.skewMs = r.between(-120_000, 120_000)
 	}
+	d.person = newPerson(r, d.zone)
+
+	var manufacturer, model, name, osVersion, userAgent, density string
+	var width, height int
 	if d.android {
 		m := pick(r, androidModels)
-		d.manufacturer, d.model, d.width, d.height, d.density = m.manufacturer, m.model, m.w, m.h, m.density
-		d.osVersion = pick(r, androidVersions)
-		d.userAgent = "Dalvik/2.1.0 (Linux; U; Android " + d.osVersion + "; " + m.model + " Build/" + m.build + ")"
+		manufacturer, model, name, width, height, density = m.manufacturer, m.model, m.codename, m.w, m.h, m.density
+		osVersion = pick(r, androidVersions)
+		userAgent = "Dalvik/2.1.0 (Linux; U; Android " + osVersion + "; " + m.model + " Build/" + m.build + ")"
 	} else {
 		m := pick(r, iosModels)
-		d.manufacturer, d.model, d.width, d.height = "Apple", m.model, m.w, m.h
-		d.osVersion = pick(r, iosVersions)
+		manufacturer, model, width, height = "Apple", m.model, m.w, m.h
+		osVersion = pick(r, iosVersions)
+		// UIDevice.name is the owner's name for the device ("Jane’s iPhone",
+		// with a typographic apostrophe) where the app may read it, and the
+		// bare model otherwise.
+		name = m.kind
+		if r.chance(0.4) {
+			name = d.person.first + "’s " + m.kind
+		}
+		// WKWebView's user agent; an iPad asks for desktop pages and
+		// presents itself as a Mac.
+		userAgent = "Mozilla/5.0 (iPhone; CPU iPhone OS " + underscores(osVersion) + " like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+		if m.kind == "iPad" {
+			userAgent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+		}
 	}
+
+	var b []byte
+	b = append(b, `{"anonymousId":`...)
+	b = appendStr(b, anonymousID)
+	b = append(b, `,"channel":"mobile","context":{"app":{"build":`...)
+	b = appendStr(b, d.appBuild)
+	b = append(b, `,"name":"Sluice Shop","namespace":"com.example.sluiceshop","version":`...)
+	b = appendStr(b, d.appVersion)
+	b = append(b, '}')
+	d.head = string(b)
+
+	b = append(b[:0], `,"device":{"adTrackingEnabled":`...)
+	b = strconv.AppendBool(b, adTracking)
+	if adTracking {
+		b = append(b, `,"advertisingId":`...)
+		b = appendStr(b, advertisingID)
+	}
+	b = append(b, `,"id":`...)
+	b = appendStr(b, id)
+	b = append(b, `,"manufacturer":`...)
+	b = appendStr(b, manufacturer)
+	b = append(b, `,"model":`...)
+	b = appendStr(b, model)
+	b = append(b, `,"name":`...)
+	b = appendStr(b, name)
+	if push {
+		// APNs tokens are 32 bytes in hex; FCM registration tokens are an
+		// instance id, ":APA91b" and a long base64url tail.
+		b = append(b, `,"token":"`...)
+		if d.android {
+			b = appendToken(b, r, 11)
+			b = append(b, ":APA91b"...)
+			b = appendToken(b, r, 134)
+		} else {
+			b = appendHex(b, r.next(), 16)
+			b = appendHex(b, r.next(), 16)
+			b = appendHex(b, r.next(), 16)
+			b = appendHex(b, r.next(), 16)
+		}
+		b = append(b, '"')
+	}
+	if d.android {
+		b = append(b, `,"type":"android"}`...)
+	} else {
+		b = append(b, `,"type":"ios"}`...)
+	}
+	b = append(b, `,"ip":`...)
+	b = appendStr(b, ip)
+	if d.android {
+		b = append(b, `,"library":{"name":"analytics-android","version":"4.11.3"},"locale":`...)
+	} else {
+		b = append(b, `,"library":{"name":"analytics-ios","version":"4.1.8"},"locale":`...)
+	}
+	b = appendStr(b, locale)
+	b = append(b, `,"network":{"carrier":`...)
+	b = appendStr(b, carrier)
+	b = append(b, `,"cellular":`...)
+	b = strconv.AppendBool(b, !wifi)
+	b = append(b, `,"wifi":`...)
+	b = strconv.AppendBool(b, wifi)
+	b = append(b, `},"os":{"name":`...)
+	if d.android {
+		b = append(b, `"Android"`...)
+	} else {
+		b = append(b, `"iOS"`...)
+	}
+	b = append(b, `,"version":`...)
+	b = appendStr(b, osVersion)
+	b = append(b, `},"screen":{`...)
+	if d.android {
+		b = append(b, `"density":`...)
+		b = append(b, density...)
+		b = append(b, ',')
+	}
+	b = append(b, `"height":`...)
+	b = strconv.AppendInt(b, int64(height), 10)
+	b = append(b, `,"width":`...)
+	b = strconv.AppendInt(b, int64(width), 10)
+	b = append(b, `},"timezone":`...)
+	b = appendStr(b, d.zone.name)
+	b = append(b, `,"userAgent":`...)
+	b = appendStr(b, userAgent)
+	b = append(b, `},`...)
+	d.tail = string(b)
 	return d
 }
 
+// underscores writes an OS version as user agents do: 17.3.1 -> 17_3_1.
+func underscores(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func appendToken(b []byte, r *rng, n int) []byte {
+	for i := 0; i < n; i += 10 {
+		v := r.next()
+		for j := i; j < min(n, i+10); j++ {
+			b = append(b, tokenChars[v&63])
+			v >>= 6
+		}
+	}
+	return b
+}
+
 // uuid draws a version-4 UUID; iOS (NSUUID) prints upper case, Java lower.
-func uuid(r *rng, upper bool) string {
-	a, b := r.next(), r.next()
+func uuid(r *rng, upper bool) string { return string(appendUUID(nil, r, upper)) }
+
+func appendUUID(b []byte, r *rng, upper bool) []byte {
+	a, c := r.next(), r.next()
 	a = a&^(0xf<<12) | 0x4<<12 // version 4
-	b = b&^(0x3<<62) | 0x2<<62 // variant 10
-	var buf [36]byte
+	c = c&^(0x3<<62) | 0x2<<62 // variant 10
 	const lower, upperHex = "0123456789abcdef", "0123456789ABCDEF"
 	digits := lower
 	if upper {
 		digits = upperHex
 	}
-	x := [16]byte{}
-	for i := range 8 {
-		x[i] = byte(a >> (56 - 8*i))
-		x[8+i] = byte(b >> (56 - 8*i))
-	}
-	j := 0
-	for i, v := range x {
+	for i := range 16 {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			buf[j] = '-'
-			j++
+			b = append(b, '-')
 		}
-		buf[j], buf[j+1] = digits[v>>4], digits[v&0xf]
-		j += 2
+		w := a
+		if i >= 8 {
+			w = c
+		}
+		v := byte(w >> (56 - 8*(i%8)))
+		b = append(b, digits[v>>4], digits[v&0xf])
 	}
-	return string(buf[:])
+	return b
 }
 
 func appendHex(b []byte, v uint64, n int) []byte {
@@ -130,10 +258,33 @@ func appendHex(b []byte, v uint64, n int) []byte {
 	return b
 }
 
+// appendCents writes an amount as JavaScript and Java print a double:
+// 19.99, 19.9, and 20 with no fraction at all.
+func appendCents(b []byte, cents int64) []byte {
+	b = strconv.AppendInt(b, cents/100, 10)
+	if f := cents % 100; f != 0 {
+		b = append(b, '.', byte('0'+f/10))
+		if f%10 != 0 {
+			b = append(b, byte('0'+f%10))
+		}
+	}
+	return b
+}
+
+// appendISO writes unix ms as an ISO 8601 UTC time with milliseconds, the
+// format the SDKs use for every date.
+func appendISO(b []byte, ms int64) []byte {
+	return time.UnixMilli(ms).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+}
+
 // renderer appends one event as a JSON line. It writes JSON by hand into a
 // reused buffer: encoding/json with maps would dominate the generator's time.
+// One renderer serves one file at a time.
 type renderer struct {
 	g *generator
+	// per event, drawn by begin
+	fromBackground bool
+	campaign       int // 1 + index into campaigns, 0 for none
 }
 
 func (rd *renderer) appendLine(b []byte, ev event, recv int64) []byte {
@@ -141,110 +292,32 @@ func (rd *renderer) appendLine(b []byte, ev event, recv int64) []byte {
 	g := rd.g
 	d := &g.devices[ev.src][ev.device]
 	r := newRNG(ev.seed)
+	rd.begin(&r, ev.etype, ev.full)
 
-	typ := "track"
-	switch u := r.float(); {
-	case u < 0.45:
-		typ = "screen"
-	case u >= 0.9:
-		typ = "identify"
-	}
 	// timestamp = receivedAt - (sentAt - originalTimestamp), as Segment
 	// computes it, so device clock skew cancels out.
 	latency := min(r.between(40, 2000), recv-ev.ts)
 	sentAt := recv - latency + d.skewMs
 	original := ev.ts - latency + d.skewMs
-	messageID := uuid(&r, !d.android)
 
-	b = append(b, `{"anonymousId":`...)
-	b = appendStr(b, d.anonymousID)
-	b = append(b, `,"channel":"mobile","context":{"app":{"build":`...)
-	b = appendStr(b, d.appBuild)
-	b = append(b, `,"name":"Sluice Shop","namespace":"com.example.sluiceshop","version":`...)
-	b = appendStr(b, d.appVersion)
-	b = append(b, `},"device":{"adTrackingEnabled":`...)
-	b = strconv.AppendBool(b, d.adTracking)
-	b = append(b, `,"advertisingId":`...)
-	b = appendStr(b, d.advertisingID)
-	b = append(b, `,"id":`...)
-	b = appendStr(b, d.id)
-	b = append(b, `,"manufacturer":`...)
-	b = appendStr(b, d.manufacturer)
-	b = append(b, `,"model":`...)
-	b = appendStr(b, d.model)
-	if d.android {
-		b = append(b, `,"type":"android"},"ip":`...)
-	} else {
-		b = append(b, `,"type":"ios"},"ip":`...)
+	b = append(b, d.head...)
+	if rd.campaign > 0 {
+		b = rd.appendCampaign(b)
 	}
-	b = appendStr(b, d.ip)
-	if d.android {
-		b = append(b, `,"library":{"name":"analytics-android","version":"4.11.3"},"locale":`...)
-	} else {
-		b = append(b, `,"library":{"name":"analytics-ios","version":"4.1.8"},"locale":`...)
-	}
-	b = appendStr(b, d.locale)
-	b = append(b, `,"network":{"bluetooth":false,"carrier":`...)
-	b = appendStr(b, d.carrier)
-	b = append(b, `,"cellular":`...)
-	b = strconv.AppendBool(b, !d.wifi)
-	b = append(b, `,"wifi":`...)
-	b = strconv.AppendBool(b, d.wifi)
-	b = append(b, `},"os":{"name":`...)
-	if d.android {
-		b = append(b, `"Android"`...)
-	} else {
-		b = append(b, `"iOS"`...)
-	}
-	b = append(b, `,"version":`...)
-	b = appendStr(b, d.osVersion)
-	b = append(b, `},"screen":{`...)
-	if d.android {
-		b = append(b, `"density":`...)
-		b = append(b, d.density...)
-		b = append(b, ',')
-	}
-	b = append(b, `"height":`...)
-	b = strconv.AppendInt(b, int64(d.height), 10)
-	b = append(b, `,"width":`...)
-	b = strconv.AppendInt(b, int64(d.width), 10)
-	b = append(b, `},"timezone":`...)
-	b = appendStr(b, d.zone.name)
-	b = append(b, `,"traits":{"anonymousId":`...)
-	b = appendStr(b, d.anonymousID)
-	if d.userID != "" {
-		b = append(b, `,"userId":`...)
-		b = appendStr(b, d.userID)
-	}
-	b = append(b, '}')
-	if d.android {
-		b = append(b, `,"userAgent":`...)
-		b = appendStr(b, d.userAgent)
-	}
-	b = append(b, `},`...)
-	switch typ {
-	case "track":
-		b = rd.appendTrack(b, &r)
-	case "screen":
-		name := pick(&r, screens)
-		b = append(b, `"name":`...)
-		b = appendStr(b, name)
-		b = append(b, `,"properties":{"name":`...)
-		b = appendStr(b, name)
-		b = append(b, `},`...)
-	}
+	b = append(b, d.tail...)
+	b = rd.appendProps(b, &r, d, ev.etype, ev.full)
 	b = append(b, `"integrations":{},`...)
 	if ev.kind != kindNoMessageID {
-		b = append(b, `"messageId":`...)
-		b = appendStr(b, messageID)
-		b = append(b, ',')
+		b = append(b, `"messageId":"`...)
+		b = appendUUID(b, &r, !d.android)
+		b = append(b, `",`...)
 	}
 	b = append(b, `"originalTimestamp":"`...)
 	b = time.UnixMilli(original).In(d.zone.loc).AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 	b = append(b, `","receivedAt":"`...)
-	b = time.UnixMilli(recv).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendISO(b, recv)
 	b = append(b, `","sentAt":"`...)
-	b = time.UnixMilli(sentAt).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendISO(b, sentAt)
 	b = append(b, `","timestamp":`...)
 	if ev.kind == kindBadTimestamp {
 		b = appendStr(b, pick(&r, badTimestamps))
@@ -265,81 +338,33 @@ func (rd *renderer) appendLine(b []byte, ev event, recv int64) []byte {
 		}
 		b = append(b, '"')
 	}
-	if typ == "identify" {
-		b = append(b, `,"traits":{"logins":`...)
+	switch ev.etype {
+	case evIdentify:
+		b = append(b, `,"traits":`...)
+		b = append(b, d.person.traitsHead...)
 		b = strconv.AppendInt(b, r.between(1, 300), 10)
-		b = append(b, `,"plan":`...)
-		b = appendStr(b, pick(&r, plans))
-		b = append(b, '}')
+		b = append(b, d.person.traitsTail...)
+		b = append(b, `,"type":"identify"`...)
+	case evScreen:
+		b = append(b, `,"type":"screen"`...)
+	default:
+		b = append(b, `,"type":"track"`...)
 	}
-	b = append(b, `,"type":"`...)
-	b = append(b, typ...)
-	b = append(b, '"')
 	if d.userID != "" {
 		b = append(b, `,"userId":`...)
 		b = appendStr(b, d.userID)
 	}
 	b = append(b, `,"version":2,"_metadata":{"bundled":["Segment.io"],"unbundled":[]}}`...)
 	if ev.kind == kindNotJSON {
-		// A line cut short, as a truncated upload leaves it.
-		b = b[:start+(len(b)-start)*2/3]
+		// A line cut short, as a truncated upload leaves it; cut on a
+		// character boundary so even the broken line is valid UTF-8.
+		cut := start + (len(b)-start)*2/3
+		for !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		b = b[:cut]
 	}
 	return append(b, '\n')
-}
-
-func (rd *renderer) appendTrack(b []byte, r *rng) []byte {
-	productID := func() string { return "prod_" + strconv.Itoa(r.intn(500)+1) }
-	// Whole prices are written without a fraction, as JavaScript and
-	// Java's JSON writers do: the crawler has to widen int to double.
-	price := func(b []byte) []byte {
-		cents := r.between(199, 19999)
-		if r.chance(0.2) {
-			cents -= cents % 100
-		}
-		return strconv.AppendFloat(b, float64(cents)/100, 'f', -1, 64)
-	}
-	switch u := r.intn(10); {
-	case u < 2:
-		b = append(b, `"event":"Application Opened","properties":{"build":"`...)
-		b = append(b, `423","from_background":`...)
-		b = strconv.AppendBool(b, r.chance(0.7))
-		b = append(b, `,"version":"3.5.1"},`...)
-	case u < 6:
-		b = append(b, `"event":"Product Viewed","properties":{"category":`...)
-		b = appendStr(b, pick(r, categories))
-		b = append(b, `,"currency":"USD","price":`...)
-		b = price(b)
-		b = append(b, `,"product_id":`...)
-		b = appendStr(b, productID())
-		b = append(b, `},`...)
-	case u < 8:
-		b = append(b, `"event":"Button Tapped","properties":{"button_name":`...)
-		b = appendStr(b, pick(r, buttons))
-		b = append(b, `,"screen_name":`...)
-		b = appendStr(b, pick(r, screens))
-		b = append(b, `},`...)
-	default:
-		b = append(b, `"event":"Order Completed","properties":{"currency":"USD","order_id":"`...)
-		b = appendHex(b, r.next(), 10)
-		b = append(b, `","products":[`...)
-		n := r.intn(3) + 1
-		for i := range n {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"price":`...)
-			b = price(b)
-			b = append(b, `,"product_id":`...)
-			b = appendStr(b, productID())
-			b = append(b, `,"quantity":`...)
-			b = strconv.AppendInt(b, r.between(1, 3), 10)
-			b = append(b, '}')
-		}
-		b = append(b, `],"revenue":`...)
-		b = price(b)
-		b = append(b, `},`...)
-	}
-	return b
 }
 
 // appendStr writes a JSON string. Generated values are plain text, but the

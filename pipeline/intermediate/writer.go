@@ -2,6 +2,7 @@ package intermediate
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +25,11 @@ type Writer struct {
 	codec  string
 	budget int64
 
-	arena   []byte
+	// blocks hold the buffered records; records never span blocks, and
+	// blocks are kept for reuse after a spill. used counts their bytes.
+	blocks  [][]byte
+	free    [][]byte // emptied blocks, reused before new ones are made
+	used    int64
 	entries int // buffered, over all groups
 	groups  map[int64]*group
 	temps   []*os.File
@@ -39,10 +44,16 @@ type group struct {
 }
 
 type entry struct {
-	vb  uint16
-	off uint32 // in the arena
+	off uint32 // in its block
 	n   uint32
+	blk uint16
+	vb  uint16
 }
+
+// blockSize is the unit the record buffer grows by: appending into fixed
+// blocks copies each record once, where one growing slice would copy it
+// again at every growth.
+const blockSize = 1 << 20
 
 const entryBytes = 12
 
@@ -66,24 +77,71 @@ func NewWriter(dir, codec string, budget int64) *Writer {
 // date (any number the caller uses consistently, e.g. days since the epoch),
 // placed by its dedupe key.
 func (w *Writer) Add(date int64, key, rec []byte) error {
+	b, err := w.reserve(len(rec))
+	if err != nil {
+		return err
+	}
+	return w.added(date, key, append(b, rec...))
+}
+
+// AddRow is Add for a row given by its parts, encoded straight into the
+// buffer: fields are the row's n encoded fields.
+func (w *Writer) AddRow(date int64, key []byte, obj, line uint64, us, off int64, n int, fields []byte) error {
+	var nb [binary.MaxVarintLen64]byte
+	nlen := binary.PutUvarint(nb[:], uint64(n))
+	b, err := w.reserve(len(key) + len(fields) + 6*binary.MaxVarintLen64)
+	if err != nil {
+		return err
+	}
+	b = AppendRowHeader(b, key, obj, line, us, off)
+	b = binary.AppendUvarint(b, uint64(nlen+len(fields)))
+	b = append(b, nb[:nlen]...)
+	return w.added(date, key, append(b, fields...))
+}
+
+// reserve makes room for a record of up to n bytes at the end of the last
+// block and returns that block, for the record to be appended to.
+func (w *Writer) reserve(n int) ([]byte, error) {
+	if n > 1<<32-1 {
+		return nil, fmt.Errorf("intermediate: record of %d bytes", n)
+	}
+	if k := len(w.blocks); k == 0 || cap(w.blocks[k-1])-len(w.blocks[k-1]) < n {
+		if k >= 1<<16 {
+			return nil, fmt.Errorf("intermediate: record buffer of over 64K blocks")
+		}
+		var b []byte
+		if f := len(w.free); f > 0 && cap(w.free[f-1]) >= n {
+			b, w.free = w.free[f-1][:0], w.free[:f-1]
+		} else {
+			b = make([]byte, 0, max(blockSize, n))
+		}
+		w.blocks = append(w.blocks, b)
+	}
+	return w.blocks[len(w.blocks)-1], nil
+}
+
+// added records that the last block now ends with one more record.
+func (w *Writer) added(date int64, key, block []byte) error {
+	k := len(w.blocks) - 1
+	start := len(w.blocks[k])
+	w.blocks[k] = block
 	g := w.groups[date]
 	if g == nil {
 		g = &group{}
 		w.groups[date] = g
 	}
-	if len(w.arena)+len(rec) > 1<<32-1 {
-		return fmt.Errorf("intermediate: record buffer over 4 GiB")
-	}
-	g.entries = append(g.entries, entry{vb: uint16(VBucket(key)), off: uint32(len(w.arena)), n: uint32(len(rec))})
-	w.arena = append(w.arena, rec...)
+	n := len(block) - start
+	g.entries = append(g.entries, entry{off: uint32(start), n: uint32(n), blk: uint16(k), vb: uint16(VBucket(key))})
+	w.used += int64(n)
 	w.entries++
 	g.rows++
-	// The budget is approximate: the buffer grows by doubling.
-	if int64(len(w.arena))+int64(w.entries)*entryBytes > w.budget {
+	if w.used+int64(w.entries)*entryBytes > w.budget {
 		return w.spill()
 	}
 	return nil
 }
+
+func (w *Writer) record(e entry) []byte { return w.blocks[e.blk][e.off : e.off+e.n] }
 
 // Rows is the number of records added for a date.
 func (w *Writer) Rows(date int64) int64 {
@@ -136,8 +194,10 @@ func (w *Writer) spill() error {
 		g.runs = append(g.runs, r)
 		g.entries = g.entries[:0]
 	}
-	w.arena = w.arena[:0]
-	w.entries = 0
+	// Keep a free list of the blocks for the next records, in order.
+	w.free = append(w.free, w.blocks...)
+	clear(w.blocks)
+	w.blocks, w.used, w.entries = w.blocks[:0], 0, 0
 	return nil
 }
 
@@ -165,7 +225,7 @@ func (w *Writer) writeRun(entries []entry) (*run, error) {
 	for v := 0; v < VBuckets; v++ {
 		r.rowsAt[v], r.idsAt[v], r.count[v] = rowsAt, idsAt, int64(start[v])
 		for _, e := range sorted[start[v]:start[v+1]] {
-			rec := w.arena[e.off : e.off+e.n]
+			rec := w.record(e)
 			p, err := idsPrefixLen(rec)
 			if err != nil {
 				return nil, err
@@ -216,7 +276,7 @@ func (w *Writer) Finish(date int64, rows, ids io.Writer) (rowsIx, idsIx Index, e
 			count += r.count[v+1] - r.count[v]
 		}
 		for _, e := range sorted[start[v]:start[v+1]] {
-			rec := w.arena[e.off : e.off+e.n]
+			rec := w.record(e)
 			p, err := idsPrefixLen(rec)
 			if err != nil {
 				return rowsIx, idsIx, err
@@ -263,7 +323,7 @@ func (w *Writer) Close() {
 		f.Close()
 		os.Remove(f.Name())
 	}
-	w.temps, w.groups, w.arena = nil, nil, nil
+	w.temps, w.groups, w.blocks, w.free = nil, nil, nil, nil
 }
 
 // segmentOut writes the segments of one file: at is the stored bytes

@@ -3,9 +3,11 @@ package job
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,12 +206,17 @@ func TestIntermediateCompression(t *testing.T) {
 	}
 }
 
-// benchInput generates logs in memory once per benchmark.
+// benchInput generates logs in memory once per benchmark;
+// SLUICE_BENCH_EVENTS_PER_DAY overrides the volume (smaller runs suit
+// instruction counts under callgrind).
 func benchInput(b *testing.B, eventsPerDay int) (*memstore.Bucket, civil.Window, segmentgen.Summary) {
 	b.Helper()
 	in := memstore.New()
 	cfg := segmentgen.DefaultConfig()
 	cfg.EventsPerDay = eventsPerDay
+	if n, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_EVENTS_PER_DAY")); err == nil {
+		cfg.EventsPerDay = n
+	}
 	cfg.MalformedRate = 0
 	sum, err := segmentgen.Generate(context.Background(), in, cfg)
 	if err != nil {
@@ -259,11 +266,48 @@ func BenchmarkJob(b *testing.B) {
 			b.SetBytes(sum.Bytes)
 			b.ReportAllocs()
 			b.ResetTimer()
+			var out int64
 			for b.Loop() {
-				if _, err := tryJob(newStep(in, memstore.New(), memstore.New(), spec, w)); err != nil {
+				res, err := tryJob(newStep(in, memstore.New(), memstore.New(), spec, w))
+				if err != nil {
 					b.Fatal(err)
 				}
+				out = res.summary.OutputBytes
 			}
+			b.ReportMetric(float64(out)/float64(sum.Bytes), "out/in")
 		})
+	}
+}
+
+// TestGeneratedColumnsStable runs the job on a small and a larger sample of
+// different seeds: every partition of both must have the same columns with
+// the same types, so the demo's table looks like a benchmark run's.
+func TestGeneratedColumnsStable(t *testing.T) {
+	t.Parallel()
+	var want table
+	for _, run := range []struct {
+		seed         int64
+		eventsPerDay int
+	}{{1, 2000}, {7, 40}} {
+		in := memstore.New()
+		cfg := segmentgen.DefaultConfig()
+		cfg.Seed, cfg.EventsPerDay = run.seed, run.eventsPerDay
+		if _, err := segmentgen.Generate(context.Background(), in, cfg); err != nil {
+			t.Fatal(err)
+		}
+		w := genWindow(cfg)
+		out := memstore.New()
+		runJob(t, newStep(in, memstore.New(), out, transform.DefaultSpec(), w))
+		for _, d := range w.Dates() {
+			got := readPartition(t, out, d.String())
+			if want.cols == nil {
+				want = got
+				t.Logf("%d columns: %v", len(got.cols), got.cols)
+				continue
+			}
+			if !slices.Equal(got.cols, want.cols) || !maps.Equal(got.types, want.types) {
+				t.Errorf("seed %d, %d events a day, %s: columns\n%v\n%v\nwant\n%v\n%v", run.seed, run.eventsPerDay, d, got.cols, got.types, want.cols, want.types)
+			}
+		}
 	}
 }

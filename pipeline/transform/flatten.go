@@ -441,13 +441,18 @@ func containsByte(s string, c byte) bool {
 // has no column id yet and f.create is off.
 func (f *flattener) begin(kind byte) bool {
 	m := f.m
-	// Events of one source mostly share their field order, so the column of
-	// the n-th field of the previous record is the likely answer: a string
-	// compare instead of a hash lookup.
-	n := m.nfields
+	// Events mostly write their fields in the same order, whatever their
+	// type adds or leaves out, so the column that followed the previous
+	// field's column last time is the likely answer: a string compare
+	// instead of a hash lookup. prev is that column's id + 1 (0: the
+	// record's first field).
+	prev := 0
+	if m.nfields > 0 {
+		prev = int(m.rowCols[len(m.rowCols)-2]) + 1
+	}
 	var id uint32
-	if n < len(m.shape) && m.colPaths[m.shape[n]] == string(f.path) {
-		id = m.shape[n]
+	if prev < len(m.succ) && m.succ[prev] != 0 && m.colPaths[m.succ[prev]-1] == string(f.path) {
+		id = m.succ[prev] - 1
 	} else {
 		var ok bool
 		id, ok = m.colIDs[string(f.path)]
@@ -461,11 +466,10 @@ func (f *flattener) begin(kind byte) bool {
 			m.colPaths = append(m.colPaths, p)
 			m.colIDs[p] = id
 		}
-		if n < len(m.shape) {
-			m.shape[n] = id
-		} else {
-			m.shape = append(m.shape, id)
+		for len(m.succ) <= prev {
+			m.succ = append(m.succ, 0)
 		}
+		m.succ[prev] = id + 1
 	}
 	m.fields = binary.AppendUvarint(m.fields, uint64(id))
 	m.fields = append(m.fields, kind)

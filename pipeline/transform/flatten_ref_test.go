@@ -127,23 +127,12 @@ func (r *refReader) visit(k []byte, v *fastjson.Value) {
 
 func (r *refReader) addField(kind byte) {
 	m := r.m
-	var id uint32
-	if n := m.nfields; n < len(m.shape) && m.colPaths[m.shape[n]] == string(r.path) {
-		id = m.shape[n]
-	} else {
-		var ok bool
-		id, ok = m.colIDs[string(r.path)]
-		if !ok {
-			id = uint32(len(m.colPaths))
-			p := string(r.path)
-			m.colPaths = append(m.colPaths, p)
-			m.colIDs[p] = id
-		}
-		if n < len(m.shape) {
-			m.shape[n] = id
-		} else {
-			m.shape = append(m.shape, id)
-		}
+	id, ok := m.colIDs[string(r.path)]
+	if !ok {
+		id = uint32(len(m.colPaths))
+		p := string(r.path)
+		m.colPaths = append(m.colPaths, p)
+		m.colIDs[p] = id
 	}
 	m.fields = binary.AppendUvarint(m.fields, uint64(id))
 	m.fields = append(m.fields, kind)

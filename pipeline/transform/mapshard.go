@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,12 +86,10 @@ type mapper struct {
 	parser            fastjson.Parser   // only to describe invalid lines as before
 	colIDs            map[string]uint32 // source path -> shard column id
 	colPaths          []string
-	shape             []uint32 // column ids of the previous record's fields, in order
+	succ              []uint32 // by column id + 1: the column id + 1 that last followed it
 	fields            []byte   // encoded fields of the current row
 	nfields           int
 	rowCols           []uint32 // (column id, kind) pairs of the current row
-	rec               []byte   // encoded record
-	nbuf              [binary.MaxVarintLen64]byte
 	idBuf, tsBuf      []byte
 	out               *intermediate.Writer
 	kinds             [][]uint8 // by day - startDay: per column id, the kinds seen
@@ -381,13 +378,7 @@ func (m *mapper) writeRow(day int64, objIdx int, lineNo, us, off int64, id []byt
 		kinds[col] |= 1 << kind
 	}
 	m.kinds[day-m.startDay] = kinds
-	rec := intermediate.AppendRowHeader(m.rec[:0], id, uint64(objIdx), uint64(lineNo), us, off)
-	nlen := binary.PutUvarint(m.nbuf[:], uint64(m.nfields))
-	rec = binary.AppendUvarint(rec, uint64(nlen+len(m.fields)))
-	rec = append(rec, m.nbuf[:nlen]...)
-	rec = append(rec, m.fields...)
-	m.rec = rec
-	if err := m.out.Add(day, id, rec); err != nil {
+	if err := m.out.AddRow(day, id, uint64(objIdx), uint64(lineNo), us, off, m.nfields, m.fields); err != nil {
 		return err
 	}
 	m.stats.Rows[civil.FromDays(day)]++
@@ -480,34 +471,12 @@ func (m *mapper) publish(ctx context.Context, scratch storage.Bucket, dir string
 	for _, day := range m.out.Dates() {
 		date := civil.FromDays(day)
 		df := DateFiles{Date: date, Rows: m.out.Rows(day), RowsFile: rowsName(date), IDsFile: idsName(date), Kinds: m.kinds[day-m.startDay]}
-		rows, err := os.CreateTemp(m.opts.TempDir, "sluice-rows-*")
-		if err != nil {
-			return nil, fmt.Errorf("create temp file: %w", err)
-		}
-		ids, err := os.CreateTemp(m.opts.TempDir, "sluice-ids-*")
-		if err != nil {
-			discard(rows)
-			return nil, fmt.Errorf("create temp file: %w", err)
-		}
-		bw, bi := bufio.NewWriterSize(rows, 256<<10), bufio.NewWriterSize(ids, 64<<10)
-		df.RowsIndex, df.IDsIndex, err = m.out.Finish(day, bw, bi)
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err == nil {
-			err = bi.Flush()
-		}
-		if err == nil {
-			err = put(df.RowsFile, rows)
-		}
-		if err == nil {
-			err = put(df.IDsFile, ids)
-		}
-		discard(rows)
-		discard(ids)
+		var err error
+		df.RowsIndex, df.IDsIndex, err = m.finish(ctx, scratch, day, dir+df.RowsFile, dir+df.IDsFile)
 		if err != nil {
 			return nil, err
 		}
+		keep[dir+df.RowsFile], keep[dir+df.IDsFile] = true, true
 		df.Bytes = df.RowsIndex.Raw[len(df.RowsIndex.Raw)-1]
 		man.Dates = append(man.Dates, df)
 	}
@@ -529,7 +498,41 @@ func (m *mapper) publish(ctx context.Context, scratch storage.Bucket, dir string
 	return man, nil
 }
 
-func discard(f *os.File) {
-	f.Close()
-	os.Remove(f.Name())
+// finish streams a date's rows and ids files straight into scratch, with
+// no local copy in between: both are written at once, bucket by bucket, so
+// each goes through a pipe to its own Put.
+func (m *mapper) finish(ctx context.Context, scratch storage.Bucket, day int64, rowsKey, idsKey string) (rows, ids intermediate.Index, err error) {
+	type result struct {
+		key string
+		err error
+	}
+	done := make(chan result, 2)
+	rr, rw := io.Pipe()
+	ir, iw := io.Pipe()
+	for _, p := range []struct {
+		key string
+		r   *io.PipeReader
+	}{{rowsKey, rr}, {idsKey, ir}} {
+		go func() {
+			err := scratch.Put(ctx, p.key, p.r)
+			p.r.CloseWithError(err) // a failed Put stops the writer
+			done <- result{p.key, err}
+		}()
+	}
+	bw, bi := bufio.NewWriterSize(rw, 256<<10), bufio.NewWriterSize(iw, 64<<10)
+	rows, ids, err = m.out.Finish(day, bw, bi)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = bi.Flush()
+	}
+	rw.CloseWithError(err)
+	iw.CloseWithError(err)
+	for range 2 {
+		if r := <-done; r.err != nil && err == nil {
+			err = fmt.Errorf("put %s: %w", r.key, r.err)
+		}
+	}
+	return rows, ids, err
 }

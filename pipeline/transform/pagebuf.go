@@ -26,9 +26,6 @@ type pageBufferPool struct {
 	extents []int64  // released extents
 	free    []*pageBuffer
 	err     error // first error of any buffer, for the caller to report
-	// held is the size of the pages in buffers not yet released: the
-	// encoded size of the row group being written.
-	held int64
 }
 
 const (
@@ -63,7 +60,6 @@ func (p *pageBufferPool) PutBuffer(rws io.ReadWriteSeeker) {
 	if !ok || b.err != nil {
 		return
 	}
-	p.held -= b.size
 	p.extents = append(p.extents, b.ext...)
 	b.ext = b.ext[:0]
 	b.buf, b.bufAt, b.pos, b.size = b.buf[:0], 0, 0, 0
@@ -172,10 +168,7 @@ func (b *pageBuffer) Write(p []byte) (int, error) {
 		b.buf = append(b.buf, p...)
 	}
 	b.pos += int64(len(p))
-	if b.pos > b.size {
-		b.pool.held += b.pos - b.size
-		b.size = b.pos
-	}
+	b.size = max(b.size, b.pos)
 	return len(p), nil
 }
 

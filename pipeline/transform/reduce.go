@@ -129,6 +129,8 @@ type partitionData struct {
 	// copyStrings is set when a row's bytes do not outlive the next row
 	// (rows merged from spilled runs).
 	copyStrings bool
+	// dict marks the string columns to dictionary-encode (Parquet).
+	dict []bool
 }
 
 func newPartitionData(cols []Column, parts []ReducePart) *partitionData {
@@ -167,8 +169,12 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 	pd := newPartitionData(in.Columns, in.Parts)
 	var next rowIter
 	var rowsIn int64
+	sampler, sampleHi := newDictionarySampler(pd), r.sampleBuckets()
 	if len(chunks) == 1 {
 		rows, keep, err := r.load(chunks[0][0], chunks[0][1])
+		if err == nil {
+			err = r.sample(sampler, rows, keep, sampleHi)
+		}
 		if err != nil {
 			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 		}
@@ -185,6 +191,9 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		var runs []*os.File
 		for _, c := range chunks {
 			rows, keep, err := r.load(c[0], c[1])
+			if err == nil && c[0] < sampleHi {
+				err = r.sample(sampler, rows, keep, sampleHi)
+			}
 			if err != nil {
 				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 			}
@@ -206,6 +215,7 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		}
 	}
 	st.Duplicates = rowsIn - st.Rows
+	pd.dict = sampler.columns()
 	cw := &countingWriter{w: w}
 	var err error
 	if spec.Format == "csv" {
@@ -266,6 +276,36 @@ func (r *reducer) tempFile(dir string) (*os.File, error) {
 	}
 	r.temps = append(r.temps, f)
 	return f, nil
+}
+
+// sampleBuckets is how many of the first virtual buckets (from Lo) hold
+// the dictionary sample: enough for about dictionarySample rows.
+func (r *reducer) sampleBuckets() int {
+	n := r.in.Hi - r.in.Lo
+	var rows int64
+	for v := 0; v < n; v++ {
+		for _, p := range r.in.Parts {
+			_, _, _, k := p.Index.Span(v, v+1)
+			rows += k
+		}
+		if rows >= dictionarySample {
+			return v + 1
+		}
+	}
+	return n
+}
+
+// sample adds the kept rows of the sample's virtual buckets to s.
+func (r *reducer) sample(s *dictionarySampler, rows []rowRef, keep []int32, sampleHi int) error {
+	for _, i := range keep {
+		row := &rows[i]
+		if intermediate.VBucket(unsafe.Slice(unsafe.StringData(row.id), len(row.id)))-r.in.Lo < sampleHi {
+			if err := s.add(row); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // chunks cuts the virtual buckets [Lo, Hi) into consecutive ranges (offsets

@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
-# bench-transform.sh: the mobile-user-daily job on about 1 GB of generated
-# logs, with one worker process and with two, against the DuckDB reference
-# transform (../shared/refbench) on the same data, in one session; the
-# output is checked with refbench's oracle.
+# bench-transform.sh: the mobile-user-daily job on generated Segment logs,
+# run by real worker processes (one core each) against a private
+# redis-server, beside the DuckDB reference transform of ../shared/refbench
+# on the same data in the same session; each table is checked by
+# refbench's oracle.
 #
-#   scripts/bench-transform.sh                 # ~1 GB, 7 days
-#   EVENTS_PER_DAY=20000 scripts/bench-transform.sh   # smaller, quicker
+#   scripts/bench-transform.sh                  # the two 1 GB scenarios
+#   SCENARIOS="1day" scripts/bench-transform.sh # one of them
+#   SCENARIOS="10gb" scripts/bench-transform.sh # a 10 GB single date, 1 and 2 workers
 #
-# Environment: EVENTS_PER_DAY (default 58000 per source per day), DAYS (7),
-# START (2024-03-08), BENCH_DIR (default a new temp folder; generated data
-# is reused when it is already there), REFBENCH (../shared/refbench from the
-# repo), REF and ORACLE (binaries; built from REFBENCH when absent),
+# Scenarios (data generated once into $BENCH_DIR/<scenario>/raw, seed 1,
+# -malformed-rate 0 because the DuckDB reference aborts on the generator's
+# invalid timestamps; 24 files per source and received day, as Segment's
+# hourly-ish batches):
+#   1day  about 1 GB of events of one Pacific date (window of 1 date)
+#   3day  about 1 GB of events over 3 Pacific dates (window of 3 dates)
+#   10gb  about 10 GB of events of one date (no DuckDB run: it needs ~25 GB)
+#
+# For each scenario: Sluice with 1 worker process, then 2 (each
+# -concurrency 1, GOMAXPROCS=1, the worker's defaults otherwise), DuckDB
+# with 1 thread, the oracle on both Sluice tables. Reported: the job step's
+# wall time (TOOK in `scheduler show`), MB/s of uncompressed input per
+# worker core, peak RSS of each worker (VmHWM), output bytes, the speed-up
+# of 2 workers over 1, the ratio to DuckDB, and the parallelism the plan
+# made available (sum of the transform tasks' seconds over the longest
+# task's, from the 1-worker run's log: what many workers could use).
+#
+# Environment: BENCH_DIR (default /tmp/sluice-bench; data is reused),
+# SCENARIOS (default "1day 3day"), SLUICE_TARGET_FILE_BYTES and
+# SLUICE_SHARD_BYTES (default: the workflow's), REFBENCH
+# (../shared/refbench), REF and ORACLE (binaries, built when absent),
 # SKIP_REF=1 to skip DuckDB.
-#
-# Each worker runs with -concurrency 1 and GOMAXPROCS=1, so "per core" is
-# one core per worker process (the garbage collector included), with
-# the worker's default -memory-limit (448MiB) and -retry-delay 1s (a
-# retried task costs a second, not asynq's default 15 s or more). The data is
-# generated with -malformed-rate 0: the DuckDB reference aborts on the
-# generator's invalid timestamps, so both sides read the same valid lines.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-EVENTS_PER_DAY=${EVENTS_PER_DAY:-58000}
-DAYS=${DAYS:-7}
-START=${START:-2024-03-08}
+BENCH_DIR=${BENCH_DIR:-/tmp/sluice-bench}
+SCENARIOS=${SCENARIOS:-1day 3day}
 REFBENCH=${REFBENCH:-$root/../shared/refbench}
 REF=${REF:-/tmp/ref}
 ORACLE=${ORACLE:-/tmp/oracle}
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d /tmp/sluice-bench-XXXXXX)}
-END=$(date -u -d "$START + $((DAYS - 1)) days" +%F)
+START=2024-03-08
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -45,14 +55,16 @@ for tool in ref oracle; do
 	fi
 done
 
-raw=$BENCH_DIR/raw
-if [[ ! -d $raw/segment-logs ]]; then
-	log "generating $DAYS days x $EVENTS_PER_DAY events per source into $raw"
-	"$bin/scheduler" generate -out "file://$raw" -seed 1 -start "$START" -days "$DAYS" \
-		-events-per-day "$EVENTS_PER_DAY" -malformed-rate 0 | sed -n 1p
-fi
-raw_bytes=$(find "$raw" -name '*.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')
-log "input: $(find "$raw" -name '*.gz' | wc -l) objects, $((raw_bytes / 1000000)) MB gzip"
+# scenario NAME: sets days and events (per source per day) of a scenario.
+scenario() {
+	case $1 in
+	1day) days=1 events=406000 ;;
+	3day) days=3 events=135500 ;;
+	10gb) days=1 events=4060000 ;;
+	*) echo "unknown scenario $1" >&2; exit 2 ;;
+	esac
+	end=$(date -u -d "$START + $((days - 1)) days" +%F)
+}
 
 # A private redis-server on a free port.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
@@ -70,14 +82,7 @@ for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep
 
 export SLUICE_REDIS_URL=redis://127.0.0.1:$port/0
 export SLUICE_WORKFLOWS=$root/workflows/mobile-user.yaml
-export SLUICE_RAW=file://$raw
 export SLUICE_LOG_FORMAT=text
-# 32 MiB shards: about 6 map tasks for 1 GB, so two workers share the map
-# phase evenly (the workflow's default is 64 MiB).
-export SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-33554432}
-# The workers run with their default -memory-limit (448MiB: a soft Go heap
-# limit, a third of which is the reduce's spill budget). Set GOMEMLIMIT to
-# try another limit; it wins over the flag.
 
 # seconds DURATION: a Go duration (1m2.5s, 950ms, 12.3s) in seconds.
 seconds() {
@@ -92,21 +97,25 @@ seconds() {
 		printf "%.3f", s }'
 }
 
-# run_sluice N: the whole workflow with N worker processes; prints one line
-# "workers wall_s input_bytes lines rows_written rss_kib..." and leaves the
-# table in $BENCH_DIR/out-N.
+# run_sluice DIR N: the whole workflow with N worker processes on DIR/raw;
+# prints "N wall_s input_bytes rows out_bytes files parallelism rss_kib..."
+# and leaves the table in DIR/run-N/out.
 run_sluice() {
-	local n=$1 dir=$BENCH_DIR/run-$1
+	local data=$1 n=$2 dir=$1/run-$2
 	rm -rf "$dir" && mkdir -p "$dir"
 	redis-cli -p "$port" flushall >/dev/null
-	export SLUICE_OUTPUT=file://$dir/out SLUICE_CATALOG=file://$dir/catalog SLUICE_SCRATCH=file://$dir/scratch
+	export SLUICE_RAW=file://$data/raw SLUICE_OUTPUT=file://$dir/out SLUICE_CATALOG=file://$dir/catalog SLUICE_SCRATCH=file://$dir/scratch
 	workers=()
 	for i in $(seq "$n"); do
-		GOMAXPROCS=1 TMPDIR=$dir "$bin/worker" -concurrency 1 -http "" -task-check-interval 50ms -retry-delay 1s \
-			>"$dir/worker-$i.log" 2>&1 &
+		GOMAXPROCS=1 "$bin/worker" -concurrency 1 -http "" -task-check-interval 50ms -retry-delay 1s \
+			-temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
 		workers+=($!)
 	done
-	"$bin/scheduler" start -start "$START" -end "$END" -wait >"$dir/start.log" 2>&1 ||
+	# The plan counts the live fleet: wait until every worker is serving.
+	for w in $(seq "$n"); do
+		for _ in $(seq 100); do grep -q "worker started" "$dir/worker-$w.log" && break; sleep 0.05; done
+	done
+	"$bin/scheduler" start -start "$START" -end "$end" -wait >"$dir/start.log" 2>&1 ||
 		{ cat "$dir/start.log" >&2; return 1; }
 	local id
 	id=$(awk '/^started run/ {print $3}' "$dir/start.log")
@@ -118,71 +127,69 @@ run_sluice() {
 	done
 	for p in "${workers[@]}"; do wait "$p" 2>/dev/null || true; done
 	workers=()
-	local took
+	local took s par
 	took=$(awk '$1 == "mobile-user-daily" {print $5}' "$dir/show.txt")
-	local s
 	s=$(sed -n '/^mobile-user-daily summary:/,/^$/p' "$dir/show.txt")
-	printf '%s %s %s %s %s %s\n' "$n" "$(seconds "$took")" \
+	# Parallelism available: the transform tasks' seconds, summed, over the
+	# longest one's.
+	par=$(cat "$dir"/worker-*.log | awk '/msg="task done" type=transform:/ {
+		for (i = 1; i <= NF; i++) if ($i ~ /^seconds=/) { v = substr($i, 9) + 0; sum += v; if (v > mx) mx = v } }
+		END { if (mx > 0) printf "%.1f", sum / mx; else print 0 }')
+	printf '%s %s %s %s %s %s %s %s\n' "$n" "$(seconds "$took")" \
 		"$(sed -n 's/.*"input_bytes": \([0-9]*\).*/\1/p' <<<"$s")" \
-		"$(sed -n 's/.*"lines_read": \([0-9]*\).*/\1/p' <<<"$s")" \
-		"$(sed -n 's/.*"rows_written": \([0-9]*\).*/\1/p' <<<"$s")" "${rss[*]}"
+		"$(sed -n 's/.*"rows_written": \([0-9]*\).*/\1/p' <<<"$s")" \
+		"$(sed -n 's/.*"output_bytes": \([0-9]*\).*/\1/p' <<<"$s")" \
+		"$(find "$dir/out" -path '*date=*' -name '*.parquet' | wc -l)" "$par" "${rss[*]}"
 }
 
-results=()
-for n in 1 2; do
-	log "sluice: $n worker process(es), concurrency 1 each"
-	results+=("$(run_sluice "$n")")
-	log "  ${results[-1]}"
-done
+oracle() { # oracle DATA TABLE: the oracle's last line
+	"$ORACLE" -in "$1/raw" -out "$2" -start "$START" -end "$end" 2>&1 | tail -1 || true
+}
 
-refs=()
-if [[ ${SKIP_REF:-} != 1 ]]; then
-	for t in 1 2; do
-		log "duckdb reference: $t thread(s)"
-		rm -rf "$BENCH_DIR/ref-$t"
-		refs+=("$("$REF" -in "$raw" -out "$BENCH_DIR/ref-$t" -start "$START" -end "$END" -format parquet -threads "$t" | tail -1)")
-		log "  ${refs[-1]}"
+echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "settings: SLUICE_TARGET_FILE_BYTES=${SLUICE_TARGET_FILE_BYTES:-default} SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-default}"
+for sc in $SCENARIOS; do
+	scenario "$sc"
+	data=$BENCH_DIR/$sc
+	if [[ ! -d $data/raw/segment-logs ]]; then
+		log "$sc: generating $days day(s) x $events events per source"
+		mkdir -p "$data"
+		"$bin/scheduler" generate -out "file://$data/raw" -seed 1 -start "$START" -days "$days" \
+			-events-per-day "$events" -files-per-day 24 -malformed-rate 0 | sed -n 1p >&2
+	fi
+	raw_bytes=$(find "$data/raw" -name '*.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')
+	echo
+	echo "### $sc: window $START..$end, $(find "$data/raw" -name '*.gz' | wc -l) objects, $((raw_bytes / 1000000)) MB gzip"
+	echo
+	echo "| run | job wall s | MB/s per worker core | peak RSS per worker (MiB) | files | output MB | parallelism available | oracle |"
+	echo "|---|---|---|---|---|---|---|---|"
+	declare -A wall=()
+	for n in 1 2; do
+		log "$sc: sluice, $n worker(s)"
+		r=$(run_sluice "$data" "$n")
+		log "  $r"
+		read -r _ secs bytes rows out files par rss <<<"$r"
+		wall[$n]=$secs
+		mbs=$(awk -v b="$bytes" -v s="$secs" -v n="$n" 'BEGIN {printf "%.1f", b / 1e6 / s / n}')
+		mib=$(for k in $rss; do awk -v k="$k" 'BEGIN {printf "%.0f ", k / 1024}'; done)
+		o=$(oracle "$data" "$data/run-$n/out")
+		echo "| sluice, $n worker(s) x 1 core | $secs | $mbs | ${mib% } | $files | $(awk -v o="$out" 'BEGIN {printf "%.1f", o / 1e6}') | $par | \`$o\` |"
+		sluice_out=$out
+		input_bytes=$bytes
 	done
-fi
-
-log "oracle on the two-worker table"
-oracle_out=$("$ORACLE" -in "$raw" -out "$BENCH_DIR/run-2/out" -start "$START" -end "$END" 2>&1 || true)
-oracle_last=$(tail -1 <<<"$oracle_out")
-
-# Report (markdown-friendly).
-echo
-echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}')"
-echo "data: $DAYS days from $START, $EVENTS_PER_DAY events per source per day, $((raw_bytes / 1000000)) MB gzip, in $BENCH_DIR"
-echo
-echo "| run | job wall s | MB/s uncompressed per worker core | rows/s (input lines) | peak RSS per worker (MiB) |"
-echo "|---|---|---|---|---|"
-declare -A wall
-for r in "${results[@]}"; do
-	read -r n secs bytes lines rows rss <<<"$r"
-	wall[$n]=$secs
-	mbs=$(awk -v b="$bytes" -v s="$secs" -v n="$n" 'BEGIN {printf "%.1f", b / 1e6 / s / n}')
-	rps=$(awk -v l="$lines" -v s="$secs" 'BEGIN {printf "%.0f", l / s}')
-	mib=$(for k in $rss; do awk -v k="$k" 'BEGIN {printf "%.0f ", k / 1024}'; done)
-	echo "| sluice, $n worker(s) x 1 core | $secs | $mbs | $rps | ${mib% } |"
-	input_bytes=$bytes
-	rows_written=$rows
+	if [[ ${SKIP_REF:-} != 1 && $sc != 10gb ]]; then
+		log "$sc: duckdb reference, 1 thread"
+		rm -rf "$data/ref"
+		refline=$("$REF" -in "$data/raw" -out "$data/ref" -start "$START" -end "$end" -format parquet -threads 1 | tail -1)
+		read -r rsecs rmbs rrss < <(jq -r '[.wall_s, .mb_per_s, .peak_rss_mb] | @tsv' <<<"$refline")
+		ref_out=$(find "$data/ref" -name '*.parquet' -printf '%s\n' | awk '{s+=$1} END {print s}')
+		echo "| duckdb ref, 1 thread | $rsecs | $rmbs | $(printf "%.0f" "$rrss") | $(find "$data/ref" -name '*.parquet' | wc -l) | $(awk -v o="$ref_out" 'BEGIN {printf "%.1f", o / 1e6}') | | |"
+		echo
+		echo "ref: \`$refline\`"
+		echo
+		echo "- sluice 1 worker / duckdb 1 thread (throughput): $(awk -v a="$rsecs" -v b="${wall[1]}" 'BEGIN {printf "%.2f", a / b}')x"
+		echo "- sluice output / duckdb output (bytes): $(awk -v a="$sluice_out" -v b="$ref_out" 'BEGIN {printf "%.3f", a / b}')"
+	fi
+	echo "- sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
+	echo "- input: $((input_bytes / 1000000)) MB uncompressed"
 done
-declare -A refwall
-for r in "${refs[@]}"; do
-	read -r t secs mbs rps rss < <(jq -r '[.threads, .wall_s, .mb_per_s, .rows_per_s, .peak_rss_mb] | @tsv' <<<"$r")
-	refwall[$t]=$secs
-	echo "| duckdb ref, $t thread(s) | $secs | $(awk -v m="$mbs" -v n="$t" 'BEGIN {printf "%.1f", m / n}') | $rps | $(printf "%.0f" "$rss") |"
-done
-echo
-echo "raw ref lines:"
-for r in "${refs[@]}"; do echo "    $r"; done
-echo
-if [[ -n ${refwall[1]:-} ]]; then
-	echo "ratio sluice 1 worker / duckdb 1 thread (throughput): $(awk -v a="${refwall[1]}" -v b="${wall[1]}" 'BEGIN {printf "%.2f", a / b}')x"
-fi
-if [[ -n ${refwall[2]:-} ]]; then
-	echo "ratio sluice 2 workers / duckdb 2 threads (throughput): $(awk -v a="${refwall[2]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
-fi
-echo "ratio sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
-echo "rows written: $rows_written"
-echo "oracle: $oracle_last"

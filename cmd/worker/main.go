@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -47,7 +48,7 @@ func run() error {
 	checkEvery := fs.Duration("task-check-interval", time.Second, "how often an idle worker polls the queues")
 	retryDelay := fs.Duration("retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
 	tempDir := fs.String("temp-dir", config.Env("SLUICE_TEMP_DIR", os.TempDir()), "local folder for all temporary files: map intermediates before upload, reduce spills, S3 upload spools (env SLUICE_TEMP_DIR)")
-	memLimit := fs.String("memory-limit", config.Env("SLUICE_MEMORY_LIMIT", "448MiB"), "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); reduce tasks spill to -temp-dir to stay under it (env SLUICE_MEMORY_LIMIT)")
+	memLimit := fs.String("memory-limit", config.Env("SLUICE_MEMORY_LIMIT", "192MiB"), "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); map and reduce tasks hold a third of it in rows and sort the rest in runs on -temp-dir (env SLUICE_MEMORY_LIMIT)")
 	_ = fs.Parse(os.Args[1:])
 	if v := config.Env("SLUICE_CONCURRENCY", ""); v != "" && !isSet(fs, "concurrency") {
 		if _, err := fmt.Sscan(v, concurrency); err != nil {
@@ -118,6 +119,10 @@ func run() error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		// CPU and heap profiles of a live worker, for finding where a slow
+		// job's time goes (go tool pprof http://worker:9091/debug/pprof/profile).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		srv := &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

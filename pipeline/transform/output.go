@@ -11,7 +11,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzip"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -532,74 +531,4 @@ func writeCSV(w io.Writer, spec Spec, pd *partitionData, next rowIter) error {
 		}
 	}
 	return bw.Flush()
-}
-
-// Dictionary encoding: a column is dictionary-encoded unless a sample of
-// the file's rows says its values are (nearly) all different. Repeated
-// values (event names, device models, but also the ids of devices and
-// users, which recur across a day's events) then cost a few bits a row and
-// the value once a row group, as DuckDB and parquet-mr write them; a column
-// of unique values (message ids, millisecond timestamps as text) would
-// only pay for a dictionary that does not shrink it. Should a column turn
-// out less repetitive than its sample, its dictionary stops growing at
-// maxDictionaryBytes and the rest of its row group is written plain.
-//
-// The sample is every kept row of the file's first virtual buckets, as
-// many as hold about dictionarySample rows: the same rows however the
-// reduce is cut into chunks, so the same file either way.
-const (
-	dictionarySample = 4096
-	// A column is unique-valued when its sample's distinct values are at
-	// least this share of its non-null values.
-	uniqueShare        = 0.9
-	maxDictionaryBytes = 1 << 20
-)
-
-// dictionarySampler counts distinct values of the string and integer
-// columns, by 64-bit hash.
-type dictionarySampler struct {
-	pd     *partitionData
-	seen   []map[uint64]struct{}
-	values []int // non-null values sampled, per column
-	vals   []fieldValue
-	buf    []byte
-}
-
-func newDictionarySampler(pd *partitionData) *dictionarySampler {
-	s := &dictionarySampler{pd: pd, seen: make([]map[uint64]struct{}, len(pd.cols)), values: make([]int, len(pd.cols)), vals: make([]fieldValue, len(pd.cols))}
-	for c, col := range pd.cols {
-		if col.Type == TypeString || col.Type == TypeBigint {
-			s.seen[c] = map[uint64]struct{}{}
-		}
-	}
-	return s
-}
-
-func (s *dictionarySampler) add(r *rowRef) error {
-	var err error
-	if s.buf, err = s.pd.decodeRow(r, s.vals, s.buf[:0]); err != nil {
-		return err
-	}
-	for c, v := range s.vals {
-		m := s.seen[c]
-		if m == nil || v.null {
-			continue
-		}
-		s.values[c]++
-		if s.pd.cols[c].Type == TypeString {
-			m[xxhash.Sum64(v.b)] = struct{}{}
-		} else {
-			m[uint64(v.i)] = struct{}{}
-		}
-	}
-	return nil
-}
-
-// columns returns which columns to dictionary-encode.
-func (s *dictionarySampler) columns() []bool {
-	dict := make([]bool, len(s.pd.cols))
-	for c, m := range s.seen {
-		dict[c] = m != nil && s.values[c] > 0 && float64(len(m)) < uniqueShare*float64(s.values[c])
-	}
-	return dict
 }

@@ -169,11 +169,17 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 	pd := newPartitionData(in.Columns, in.Parts)
 	var next rowIter
 	var rowsIn int64
-	sampler, sampleHi := newDictionarySampler(pd), r.sampleBuckets()
+	var dict *dictionaryChooser
+	sampleHi := 0 // only Parquet files sample their rows
+	if spec.Format == "parquet" {
+		var sampleRows, fileRows int64
+		sampleHi, sampleRows, fileRows = r.sampleBuckets()
+		dict = newDictionaryChooser(pd, fileRows, sampleRows)
+	}
 	if len(chunks) == 1 {
 		rows, keep, err := r.load(chunks[0][0], chunks[0][1])
 		if err == nil {
-			err = r.sample(sampler, rows, keep, sampleHi)
+			err = r.chooseEncodings(dict, rows, keep, sampleHi)
 		}
 		if err != nil {
 			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
@@ -191,8 +197,8 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		var runs []*os.File
 		for _, c := range chunks {
 			rows, keep, err := r.load(c[0], c[1])
-			if err == nil && c[0] < sampleHi {
-				err = r.sample(sampler, rows, keep, sampleHi)
+			if err == nil {
+				err = r.chooseEncodings(dict, rows, keep, sampleHi)
 			}
 			if err != nil {
 				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
@@ -215,7 +221,9 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		}
 	}
 	st.Duplicates = rowsIn - st.Rows
-	pd.dict = sampler.columns()
+	if dict != nil {
+		pd.dict = dict.columns(st.Rows)
+	}
 	cw := &countingWriter{w: w}
 	var err error
 	if spec.Format == "csv" {
@@ -279,28 +287,38 @@ func (r *reducer) tempFile(dir string) (*os.File, error) {
 }
 
 // sampleBuckets is how many of the first virtual buckets (from Lo) hold
-// the dictionary sample: enough for about dictionarySample rows.
-func (r *reducer) sampleBuckets() int {
+// the dictionary sample (see dictionaryChooser), with the rows read in
+// them and in the whole file.
+func (r *reducer) sampleBuckets() (buckets int, sampleRows, fileRows int64) {
 	n := r.in.Hi - r.in.Lo
-	var rows int64
-	for v := 0; v < n; v++ {
+	per := make([]int64, n)
+	for v := range n {
 		for _, p := range r.in.Parts {
 			_, _, _, k := p.Index.Span(v, v+1)
-			rows += k
+			per[v] += k
 		}
-		if rows >= dictionarySample {
-			return v + 1
+		fileRows += per[v]
+	}
+	want := max(int64(sampleShare*float64(fileRows)), minSample)
+	for v, k := range per {
+		sampleRows += k
+		if sampleRows >= want {
+			return v + 1, sampleRows, fileRows
 		}
 	}
-	return n
+	return n, sampleRows, fileRows
 }
 
-// sample adds the kept rows of the sample's virtual buckets to s.
-func (r *reducer) sample(s *dictionarySampler, rows []rowRef, keep []int32, sampleHi int) error {
+// chooseEncodings shows a chunk's kept rows in the sample's buckets to the
+// dictionary chooser (nil: not Parquet).
+func (r *reducer) chooseEncodings(d *dictionaryChooser, rows []rowRef, keep []int32, sampleHi int) error {
+	if d == nil {
+		return nil
+	}
 	for _, i := range keep {
 		row := &rows[i]
 		if intermediate.VBucket(unsafe.Slice(unsafe.StringData(row.id), len(row.id)))-r.in.Lo < sampleHi {
-			if err := s.add(row); err != nil {
+			if err := d.addRow(row); err != nil {
 				return err
 			}
 		}

@@ -112,8 +112,36 @@ func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64)
 	}{io.NewSectionReader(f, offset, length), f}, nil
 }
 
-// Copy stores a copy of the object at src under dst.
+// Copy stores the object at src under dst too: a hard link renamed into
+// place, so that publishing a staged file moves no bytes (a copy where the
+// folder's file system has no hard links). Objects are never written in
+// place, only replaced, so the two names cannot affect each other.
 func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
+	sp, err := b.path(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	dp, err := b.path(dst)
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	if fi, err := os.Stat(sp); notExist(err) || (err == nil && !fi.Mode().IsRegular()) {
+		return fmt.Errorf("copy %s: %w", src, storage.ErrNotExist)
+	}
+	f, err := b.createTemp(filepath.Dir(dp))
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", dst, err)
+	}
+	tmp := f.Name()
+	f.Close()
+	os.Remove(tmp)
+	if err := os.Link(sp, tmp); err == nil {
+		if err := os.Rename(tmp, dp); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("copy to %s: %w", dst, err)
+		}
+		return nil
+	}
 	rc, err := b.Get(ctx, src)
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", src, err)

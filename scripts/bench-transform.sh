@@ -154,7 +154,7 @@ for sc in $SCENARIOS; do
 	if [[ ! -d $data/raw/segment-logs ]]; then
 		log "$sc: generating $days day(s) x $events events per source"
 		mkdir -p "$data"
-		"$bin/scheduler" generate -out "file://$data/raw" -seed 1 -start "$START" -days "$days" \
+		"$bin/scheduler" generate -raw "file://$data/raw" -seed 1 -start "$START" -days "$days" \
 			-events-per-day "$events" -files-per-day 24 -malformed-rate 0 | sed -n 1p >&2
 	fi
 	raw_bytes=$(find "$data/raw" -name '*.gz' -printf '%s\n' | awk '{s+=$1} END {print s}')

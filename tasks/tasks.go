@@ -70,6 +70,9 @@ type StepRef struct {
 
 func (r StepRef) String() string { return r.RunID + "/" + r.Step }
 
+// Ref is the step a task works for; every payload embeds its StepRef.
+func (r StepRef) Ref() StepRef { return r }
+
 // CrawlRunPayload is the payload of TypeCrawlRun.
 type CrawlRunPayload struct {
 	StepRef

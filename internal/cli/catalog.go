@@ -25,7 +25,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
        scheduler catalog [flags] ddl DB.TABLE [-projection] [-map-location FROM=TO]...`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *loc == "" {

@@ -13,14 +13,13 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
+	"sluice/internal/redisstore"
 	"sluice/internal/worker"
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/civil"
-	"sluice/pipeline/runstore"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/storeurl"
@@ -99,17 +98,15 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer mr.Close()
 	redisOpt := asynq.RedisClientOpt{Addr: mr.Addr()}
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-	client := asynq.NewClient(redisOpt)
-	defer client.Close()
-	orch := &orchestrator.Orchestrator{
-		Workflows: map[string]*workflow.Workflow{wf.Name: wf},
-		Runs:      runstore.New(rdb), Client: client, Options: tasks.DefaultOptions, Log: log,
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: map[string]*workflow.Workflow{wf.Name: wf}, Redis: redisOpt, Log: log})
+	if err != nil {
+		return err
 	}
-	inspector := asynq.NewInspector(redisOpt)
-	defer inspector.Close()
-	w := worker.New(worker.Config{Orchestrator: orch, Log: log, Fleet: worker.FleetSlots(inspector)})
+	defer orch.Close()
+	w, err := worker.New(worker.Config{Orchestrator: orch, Log: log})
+	if err != nil {
+		return err
+	}
 	srv := worker.NewServer(redisOpt, worker.ServerConfig{
 		Concurrency: *concurrency, Queues: map[string]int{tasks.QueueCrawl: 2, tasks.QueueTransform: 6},
 		TaskCheckInterval: 20 * time.Millisecond, RetryDelay: time.Second, ShutdownTimeout: 2 * time.Second,
@@ -120,11 +117,11 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.Shutdown()
 
 	fmt.Fprintf(stdout, "running workflow %s for %s with %d in-process workers …\n", wf.Name, win, *concurrency)
-	st, err := orch.Start(ctx, wf.Name, win, runstore.StartOptions{Trigger: "demo"})
+	st, err := orch.Start(ctx, wf.Name, win, redisstore.StartOptions{Trigger: "demo"})
 	if err != nil {
 		return err
 	}
-	run, err := WaitForRun(ctx, orch.Runs, st.Run.ID, nil)
+	run, err := WaitForRun(ctx, orch, st.Run.ID, nil)
 	if err != nil {
 		return err
 	}

@@ -16,14 +16,14 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("generate")
 	common.Register(fs)
 	def := segmentgen.DefaultConfig()
-	out := fs.String("out", config.Env("SLUICE_RAW", "./sluice-data/raw"), "where to write segment-logs/… (s3://bucket/prefix or file:///path)")
+	out := fs.String("raw", "./sluice-data/raw", "where to write segment-logs/… (s3://bucket/prefix, file:///path or a folder): the workflow's raw location")
 	seed := fs.Int64("seed", def.Seed, "random seed; the same seed writes the same bytes")
 	startDate := fs.String("start", def.Start.Format(time.DateOnly), "first Pacific event date")
 	days := fs.Int("days", def.Days, "number of event days")
 	events := fs.Int("events-per-day", def.EventsPerDay, "events per source per day, before duplicates")
 	files := fs.Int("files-per-day", def.FilesPerDay, "files per source per received-day folder")
 	malformed := fs.Float64("malformed-rate", def.MalformedRate, "extra broken lines (bad JSON, missing ids, invalid timestamps) as a share of events; 0 writes none")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	start, err := time.Parse(time.DateOnly, *startDate)
@@ -32,7 +32,7 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	b, err := storeurl.Open(ctx, *out, common.S3)
 	if err != nil {
-		return fmt.Errorf("-out: %w", err)
+		return fmt.Errorf("-raw (SLUICE_RAW): %w", err)
 	}
 	cfg := def
 	cfg.Seed, cfg.Start, cfg.Days, cfg.EventsPerDay, cfg.FilesPerDay = *seed, start, *days, *events, *files

@@ -6,85 +6,81 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
+	"sluice/internal/redisstore"
 	"sluice/internal/scheduler"
 	"sluice/pipeline/civil"
-	"sluice/pipeline/runstore"
 	"sluice/pipeline/workflow"
-	"sluice/tasks"
 )
 
-// connected is what the Redis-backed subcommands share.
-type connected struct {
-	redisOpt asynq.RedisConnOpt
-	rdb      redis.UniversalClient
-	orch     *orchestrator.Orchestrator
-}
-
-func (c *connected) Close() {
-	c.orch.Client.Close()
-	c.rdb.Close()
-}
-
-func connect(common *config.Common) (*connected, error) {
+// withOrchestrator runs fn with an orchestrator over the common settings:
+// the one place the Redis-backed subcommands connect and disconnect.
+func withOrchestrator(common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
+	if err := common.Validate(); err != nil {
+		return err
+	}
 	log, err := common.Logger()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	wfs, err := common.LoadWorkflows()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	opt, rdb, err := common.Redis()
+	opt, err := common.Redis()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: asynq.NewClient(opt), Options: tasks.DefaultOptions, Log: log}
-	return &connected{redisOpt: opt, rdb: rdb, orch: orch}, nil
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log})
+	if err != nil {
+		return err
+	}
+	defer orch.Close()
+	return fn(orch, log)
 }
 
 func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
 	fs := newFlags("serve")
 	common.Register(fs)
-	addr := fs.String("http", config.Env("SLUICE_HTTP", ":8080"), "address of the monitoring UI (/monitoring/), /metrics, /runs and /healthz (env SLUICE_HTTP)")
-	if err := fs.Parse(args); err != nil {
+	addr := fs.String("http", ":8080", "address of the monitoring UI (/monitoring/), /metrics, /runs and /healthz")
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	c, err := connect(&common)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("-redis (SLUICE_REDIS_URL): %w", err)
-	}
-	srv := &http.Server{Addr: *addr, Handler: scheduler.Handler(c.redisOpt, c.orch), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	c.orch.Log.Info("scheduler serving", "http", *addr, "monitoring", "/monitoring/", "workflows", sortedKeys(c.orch.Workflows))
-	inspector := asynq.NewInspector(c.redisOpt)
-	defer inspector.Close()
-	s := &scheduler.Scheduler{Orch: c.orch, Log: c.orch.Log, Inspector: inspector}
-	go func() { _ = s.Run(ctx) }()
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("-http %s: %w", *addr, err)
+	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		if err := orch.Ping(ctx); err != nil {
+			return fmt.Errorf("-redis-url (SLUICE_REDIS_URL): %w", err)
 		}
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+		redisOpt, _ := common.Redis()
+		srv := &http.Server{Addr: *addr, Handler: scheduler.Handler(redisOpt, orch), ReadHeaderTimeout: 10 * time.Second}
+		errc := make(chan error, 1)
+		go func() { errc <- srv.ListenAndServe() }()
+		log.Info("scheduler serving", "http", *addr, "monitoring", "/monitoring/", "workflows", orch.Workflows())
+		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log})
+		if err != nil {
+			return err
+		}
+		if err := sched.Start(ctx); err != nil {
+			return err
+		}
+		defer sched.Stop()
+		select {
+		case <-ctx.Done():
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("-http %s: %w", *addr, err)
+			}
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
 }
 
 func start(ctx context.Context, args []string, stdout io.Writer) error {
@@ -97,7 +93,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
 	force := fs.Bool("force", false, "rebuild every partition of the window, even those whose input is unchanged since their last build")
 	allowShrink := fs.Bool("allow-shrink", false, "let the run replace published partitions with far fewer rows than they were built from, or empty them (refused otherwise: it is what a wrong input location looks like)")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *from == "" {
@@ -107,31 +103,32 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-start/-end: %w", err)
 	}
-	c, err := connect(&common)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := c.orch.Start(ctx, *name, win, runstore.StartOptions{Trigger: "on-demand", Force: *force, AllowShrink: *allowShrink})
+	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+		return startRun(ctx, orch, stdout, *name, win, *force, *allowShrink, *wait)
+	})
+}
+
+func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Writer, name string, win civil.Window, force, allowShrink, wait bool) error {
+	st, err := orch.Start(ctx, name, win, redisstore.StartOptions{Trigger: "on-demand", Force: force, AllowShrink: allowShrink})
 	if err != nil {
 		return err
 	}
 	if st.Created {
-		fmt.Fprintf(stdout, "started run %s (%s %s)\n", st.Run.ID, *name, win)
+		fmt.Fprintf(stdout, "started run %s (%s %s)\n", st.Run.ID, name, win)
 	} else {
-		fmt.Fprintf(stdout, "run %s of %s %s is already active; not starting another\n", st.Run.ID, *name, win)
-		if *force && !st.Run.Force {
+		fmt.Fprintf(stdout, "run %s of %s %s is already active; not starting another\n", st.Run.ID, name, win)
+		if force && !st.Run.Force {
 			fmt.Fprintln(stdout, "note: that run does not rebuild unchanged partitions; start again with -force once it has ended")
 		}
 	}
-	if !*wait {
+	if !wait {
 		return nil
 	}
-	run, err := WaitForRun(ctx, c.orch.Runs, st.Run.ID, func(r runstore.Run) { fmt.Fprintln(stdout, progressLine(r)) })
+	run, err := WaitForRun(ctx, orch, st.Run.ID, func(r redisstore.Run) { fmt.Fprintln(stdout, progressLine(r)) })
 	if err != nil {
 		return err
 	}
-	if wf, err := c.orch.Workflow(run.Workflow); err == nil {
+	if wf, err := orch.Workflow(run.Workflow); err == nil {
 		printRunSteps(stdout, run, wf)
 	}
 	if run.State != workflow.Succeeded {
@@ -141,12 +138,12 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // WaitForRun polls a run until it ends, calling progress when it changes.
-func WaitForRun(ctx context.Context, runs *runstore.Store, id string, progress func(runstore.Run)) (runstore.Run, error) {
+func WaitForRun(ctx context.Context, orch *orchestrator.Orchestrator, id string, progress func(redisstore.Run)) (redisstore.Run, error) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	last := ""
 	for {
-		run, err := runs.Get(ctx, id)
+		run, err := orch.Run(ctx, id)
 		if err != nil {
 			return run, err
 		}
@@ -165,7 +162,7 @@ func WaitForRun(ctx context.Context, runs *runstore.Store, id string, progress f
 	}
 }
 
-func progressLine(r runstore.Run) string {
+func progressLine(r redisstore.Run) string {
 	line := fmt.Sprintf("%s %s", r.ID, r.State)
 	for _, name := range sortedKeys(r.Steps) {
 		if s := r.Steps[name]; s.State == workflow.Running {
@@ -180,29 +177,26 @@ func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("runs")
 	common.Register(fs)
 	limit := fs.Int("limit", 20, "runs per workflow")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	c, err := connect(&common)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
-	for _, name := range sortedKeys(c.orch.Workflows) {
-		runs, err := c.orch.Runs.List(ctx, name, *limit)
-		if err != nil {
-			return err
+	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
+		for _, name := range orch.Workflows() {
+			runs, err := orch.Runs(ctx, name, *limit)
+			if err != nil {
+				return err
+			}
+			for _, r := range runs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Window, r.State, r.Trigger, r.Created.Format(time.RFC3339), duration(r))
+			}
 		}
-		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Window, r.State, r.Trigger, r.Created.Format(time.RFC3339), duration(r))
-		}
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
-func duration(r runstore.Run) string {
+func duration(r redisstore.Run) string {
 	end := r.Ended
 	if end.IsZero() {
 		end = time.Now()
@@ -214,35 +208,32 @@ func showRun(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
 	fs := newFlags("show")
 	common.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("usage: scheduler show RUN_ID")
 	}
-	c, err := connect(&common)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	run, err := c.orch.Runs.Get(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	wf, err := c.orch.Workflow(run.Workflow)
-	if err != nil {
-		return err
-	}
-	printRunSteps(stdout, run, wf)
-	return nil
+	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+		run, err := orch.Run(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		wf, err := orch.Workflow(run.Workflow)
+		if err != nil {
+			return err
+		}
+		printRunSteps(stdout, run, wf)
+		return nil
+	})
 }
 
-func printRun(w io.Writer, run runstore.Run) {
+func printRun(w io.Writer, run redisstore.Run) {
 	fmt.Fprintf(w, "run %s: %s, window %s, %s\n", run.ID, run.State, run.Window, duration(run))
 }
 
 // printRunSteps prints a run with its steps in workflow order.
-func printRunSteps(w io.Writer, run runstore.Run, wf *workflow.Workflow) {
+func printRunSteps(w io.Writer, run redisstore.Run, wf *workflow.Workflow) {
 	printRun(w, run)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")

@@ -1,7 +1,9 @@
-// Package config is the settings both commands share (Redis, workflow files,
-// S3 client, logging), read from flags with environment fallbacks, and the
-// code that turns them into connected clients. A bad setting fails at start
-// with a message that names the flag and its environment variable.
+// Package config is how both commands are configured: one struct per
+// command (Common for what every subcommand shares, Worker for the worker)
+// registers its flags, Parse reads them from the command line and then from
+// the environment (flag -x-y is SLUICE_X_Y: github.com/peterbourgon/ff, so
+// that every flag has its variable and the two cannot drift), and validate
+// names the flag and its variable of a bad setting, at start.
 package config
 
 import (
@@ -12,17 +14,33 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
+	"github.com/peterbourgon/ff/v3"
 	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 )
+
+// EnvPrefix starts every setting's environment variable.
+const EnvPrefix = "SLUICE"
+
+// Parse reads fs's flags from args, then those not given from the
+// environment. -h gives flag.ErrHelp (wrapped).
+func Parse(fs *flag.FlagSet, args []string) error {
+	return ff.Parse(fs, args, ff.WithEnvVarPrefix(EnvPrefix))
+}
+
+// EnvVar is the environment variable of a flag.
+func EnvVar(flagName string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// setting names a flag and its variable in messages: "-redis-url (SLUICE_REDIS_URL)".
+func setting(flagName string) string { return "-" + flagName + " (" + EnvVar(flagName) + ")" }
 
 // Common are the settings every subcommand takes.
 type Common struct {
@@ -33,31 +51,31 @@ type Common struct {
 	LogFormat string
 }
 
-// Env returns the environment variable name, or def when it is unset or empty.
-func Env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
+// Register adds the common flags to fs.
+func (c *Common) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.RedisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL: redis://[:password@]host:port/db, rediss://… for TLS, redis-sentinel://[:password@]host:port[,host2:port2]?master=name")
+	fs.StringVar(&c.Workflows, "workflows", "workflows", "workflow YAML file, or a folder of them")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL; empty uses AWS_ENDPOINT_URL_S3 or AWS")
+	fs.StringVar(&c.S3.Region, "s3-region", "", "S3 region; empty uses AWS_REGION, else us-east-1")
+	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", false, "address buckets path-style, as most self-hosted S3 servers need")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }
 
-// Register adds the common flags to fs, with defaults from the environment.
-func (c *Common) Register(fs *flag.FlagSet) {
-	fs.StringVar(&c.RedisURL, "redis", Env("SLUICE_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL: redis://[:password@]host:port/db, rediss://… for TLS, redis-sentinel://[:password@]host:port[,host2:port2]?master=name (env SLUICE_REDIS_URL)")
-	fs.StringVar(&c.Workflows, "workflows", Env("SLUICE_WORKFLOWS", "workflows"), "workflow YAML file, or a folder of them (env SLUICE_WORKFLOWS)")
-	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", Env("SLUICE_S3_ENDPOINT", ""), "S3 endpoint URL; empty uses AWS_ENDPOINT_URL_S3 or AWS (env SLUICE_S3_ENDPOINT)")
-	fs.StringVar(&c.S3.Region, "s3-region", Env("SLUICE_S3_REGION", ""), "S3 region; empty uses AWS_REGION, else us-east-1 (env SLUICE_S3_REGION)")
-	pathStyle, _ := strconv.ParseBool(Env("SLUICE_S3_PATH_STYLE", "false"))
-	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", pathStyle, "address buckets path-style, as most self-hosted S3 servers need (env SLUICE_S3_PATH_STYLE)")
-	fs.StringVar(&c.LogLevel, "log-level", Env("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (env SLUICE_LOG_LEVEL)")
-	fs.StringVar(&c.LogFormat, "log-format", Env("SLUICE_LOG_FORMAT", "text"), "text or json (env SLUICE_LOG_FORMAT)")
+// Validate checks the settings that need no connection.
+func (c *Common) Validate() error {
+	if _, err := c.Logger(); err != nil {
+		return err
+	}
+	_, err := c.Redis()
+	return err
 }
 
 // Logger builds the slog logger the settings ask for.
 func (c *Common) Logger() (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level (SLUICE_LOG_LEVEL): %q is not debug, info, warn or error", c.LogLevel)
+		return nil, fmt.Errorf("%s: %q is not debug, info, warn or error", setting("log-level"), c.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {
@@ -66,21 +84,17 @@ func (c *Common) Logger() (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("-log-format (SLUICE_LOG_FORMAT): %q is not text or json", c.LogFormat)
+	return nil, fmt.Errorf("%s: %q is not text or json", setting("log-format"), c.LogFormat)
 }
 
-// Redis parses the Redis URL into asynq's connection option and a go-redis
-// client for Sluice's own keys, connected to the same server.
-func (c *Common) Redis() (asynq.RedisConnOpt, redis.UniversalClient, error) {
+// Redis parses the Redis URL into the connection option asynq and the
+// orchestrator share.
+func (c *Common) Redis() (asynq.RedisConnOpt, error) {
 	opt, err := asynq.ParseRedisURI(c.RedisURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-redis (SLUICE_REDIS_URL): %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("redis-url"), err)
 	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, nil, fmt.Errorf("-redis (SLUICE_REDIS_URL): unsupported connection type %T", opt)
-	}
-	return opt, rdb, nil
+	return opt, nil
 }
 
 // LoadWorkflows reads one workflow file or every *.yaml / *.yml in a folder.
@@ -92,14 +106,14 @@ func (c *Common) LoadWorkflows() (map[string]*workflow.Workflow, error) {
 func LoadWorkflows(path string) (map[string]*workflow.Workflow, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("-workflows (SLUICE_WORKFLOWS): %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("workflows"), err)
 	}
 	files := []string{path}
 	if info.IsDir() {
 		files = nil
 		entries, err := os.ReadDir(path)
 		if err != nil {
-			return nil, fmt.Errorf("-workflows (SLUICE_WORKFLOWS): %w", err)
+			return nil, fmt.Errorf("%s: %w", setting("workflows"), err)
 		}
 		for _, e := range entries {
 			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
@@ -109,7 +123,7 @@ func LoadWorkflows(path string) (map[string]*workflow.Workflow, error) {
 		sort.Strings(files)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("-workflows (SLUICE_WORKFLOWS): no .yaml files in %s", path)
+		return nil, fmt.Errorf("%s: no .yaml files in %s", setting("workflows"), path)
 	}
 	out := map[string]*workflow.Workflow{}
 	var errs []error

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,7 @@ func TestBadSettingsNameTheirFlag(t *testing.T) {
 	var c Common
 	c.Register(flag.NewFlagSet("t", flag.ContinueOnError))
 	c.RedisURL = "http://nope"
-	if _, _, err := c.Redis(); err == nil || !strings.Contains(err.Error(), "-redis (SLUICE_REDIS_URL)") {
+	if _, err := c.Redis(); err == nil || !strings.Contains(err.Error(), "-redis-url (SLUICE_REDIS_URL)") {
 		t.Errorf("redis: %v", err)
 	}
 	c.LogLevel = "loud"
@@ -25,10 +26,8 @@ func TestBadSettingsNameTheirFlag(t *testing.T) {
 	}
 	for _, u := range []string{"redis://127.0.0.1:6379/2", "rediss://:secret@127.0.0.1:6380/0", "redis-sentinel://127.0.0.1:26379?master=mymaster"} {
 		c.RedisURL = u
-		if _, rdb, err := c.Redis(); err != nil {
+		if _, err := c.Redis(); err != nil {
 			t.Errorf("%s: %v", u, err)
-		} else {
-			rdb.Close()
 		}
 	}
 }
@@ -55,5 +54,17 @@ func TestLoadWorkflowsChecksTheJobSpec(t *testing.T) {
 	}
 	if _, err := LoadWorkflows(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "-workflows") {
 		t.Fatalf("missing path: %v", err)
+	}
+}
+
+func TestParseQueues(t *testing.T) {
+	q, err := ParseQueues("crawl=2, transform=6,extra")
+	if err != nil || fmt.Sprint(q) != "map[crawl:2 extra:1 transform:6]" {
+		t.Fatalf("%v %v", q, err)
+	}
+	for _, bad := range []string{"", "crawl=0", "crawl=x"} {
+		if _, err := ParseQueues(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -9,51 +9,178 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/redisstore"
 	"sluice/pipeline/civil"
-	"sluice/pipeline/runstore"
+	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
 
-// Orchestrator starts runs and finishes steps.
+// Orchestrator starts runs and finishes steps. Create it with New; it owns
+// its Redis and asynq connections until Close.
 type Orchestrator struct {
+	workflows map[string]*workflow.Workflow
+	names     []string
+	rdb       redis.UniversalClient
+	runs      *redisstore.Runs
+	barrier   *redisstore.Barrier
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	opts      tasks.Options
+	log       *slog.Logger
+}
+
+// Config wires an Orchestrator.
+type Config struct {
 	Workflows map[string]*workflow.Workflow
-	Runs      *runstore.Store
-	Client    *asynq.Client
-	Options   tasks.Options
-	Log       *slog.Logger
+	// Redis is where runs, barriers and asynq's queues live.
+	Redis asynq.RedisConnOpt
+	// Options are the asynq options of every task (tasks.DefaultOptions
+	// when zero).
+	Options tasks.Options
+	Log     *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if len(c.Workflows) == 0 {
+		return errors.New("orchestrator: no workflows")
+	}
+	if c.Redis == nil {
+		return errors.New("orchestrator: no Redis connection")
+	}
+	if c.Log == nil {
+		return errors.New("orchestrator: no logger")
+	}
+	if c.Options == (tasks.Options{}) {
+		c.Options = tasks.DefaultOptions
+	}
+	return nil
+}
+
+// barrierTTL bounds how long a job phase's barrier outlives its last
+// arrival, so abandoned runs do not leak keys.
+const barrierTTL = 7 * 24 * time.Hour
+
+// New connects an Orchestrator (lazily: nothing is sent until it is used).
+func New(cfg Config) (*Orchestrator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rdb, ok := cfg.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("orchestrator: unsupported Redis connection %T", cfg.Redis)
+	}
+	o := &Orchestrator{
+		workflows: cfg.Workflows, rdb: rdb,
+		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
+		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
+		opts: cfg.Options, log: cfg.Log,
+	}
+	for name := range cfg.Workflows {
+		o.names = append(o.names, name)
+	}
+	slices.Sort(o.names)
+	return o, nil
+}
+
+// Close releases the connections.
+func (o *Orchestrator) Close() error {
+	return errors.Join(o.client.Close(), o.inspector.Close(), o.rdb.Close())
 }
 
 // Workflow returns a loaded workflow by name.
 func (o *Orchestrator) Workflow(name string) (*workflow.Workflow, error) {
-	wf := o.Workflows[name]
+	wf := o.workflows[name]
 	if wf == nil {
 		return nil, fmt.Errorf("unknown workflow %q", name)
 	}
 	return wf, nil
 }
 
+// Workflows lists the loaded workflows' names, sorted.
+func (o *Orchestrator) Workflows() []string { return o.names }
+
+// Options are the asynq options the orchestrator's tasks get.
+func (o *Orchestrator) Options() tasks.Options { return o.opts }
+
+// Run reads one run.
+func (o *Orchestrator) Run(ctx context.Context, id string) (redisstore.Run, error) {
+	return o.runs.Get(ctx, id)
+}
+
+// Runs lists a workflow's newest runs, newest first.
+func (o *Orchestrator) Runs(ctx context.Context, workflow string, limit int) ([]redisstore.Run, error) {
+	return o.runs.List(ctx, workflow, limit)
+}
+
+// SetProgress records a line about a running step's progress. It is
+// advisory: a failure is logged at debug level, and only delays what a
+// person sees.
+func (o *Orchestrator) SetProgress(ctx context.Context, ref tasks.StepRef, line string) {
+	if err := o.runs.SetProgress(ctx, ref.RunID, ref.Step, line); err != nil {
+		o.log.Debug("progress not recorded", "run", ref.RunID, "step", ref.Step, "err", err)
+	}
+}
+
+// Barrier is the fan-in barrier of a job step's phases.
+func (o *Orchestrator) Barrier(ref tasks.StepRef) job.Barrier {
+	return o.barrier.Step(ref.RunID, ref.Step)
+}
+
+// Enqueue puts tasks on their queues; a task whose id exists already is
+// not enqueued again (see tasks.Enqueue).
+func (o *Orchestrator) Enqueue(ctx context.Context, ts ...*asynq.Task) error {
+	for _, t := range ts {
+		if _, err := tasks.Enqueue(ctx, o.client, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FleetSlots counts the concurrency of the live asynq servers that serve
+// the transform queue: what the plan spreads map tasks over.
+func (o *Orchestrator) FleetSlots(context.Context) (int, error) {
+	servers, err := o.inspector.Servers()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range servers {
+		if _, ok := s.Queues[tasks.QueueTransform]; ok && s.Status == "active" {
+			n += s.Concurrency
+		}
+	}
+	return n, nil
+}
+
+// Ping checks that Redis answers.
+func (o *Orchestrator) Ping(ctx context.Context) error { return o.rdb.Ping(ctx).Err() }
+
 // Start begins a run of a workflow over a window, unless one is active for
 // the same window (then that run is returned with Created false).
-func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window, opts runstore.StartOptions) (runstore.Started, error) {
+func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window, opts redisstore.StartOptions) (redisstore.Started, error) {
 	wf, err := o.Workflow(name)
 	if err != nil {
-		return runstore.Started{}, err
+		return redisstore.Started{}, err
 	}
-	st, err := o.Runs.Start(ctx, wf, win, opts)
+	st, err := o.runs.Start(ctx, wf, win, opts)
 	if err != nil {
 		return st, err
 	}
 	if !st.Created {
-		o.Log.Info("run already active or already started for this tick", "workflow", name, "window", win.String(), "run", st.Run.ID)
+		o.log.Info("run already active or already started for this tick", "workflow", name, "window", win.String(), "run", st.Run.ID)
 		// Its creator may have died before enqueuing the first steps;
 		// enqueuing again is a no-op when they exist.
 		return st, o.Resume(ctx, st.Run)
 	}
-	o.Log.Info("run started", "workflow", name, "window", win.String(), "run", st.Run.ID, "trigger", opts.Trigger, "steps", st.Start)
+	o.log.Info("run started", "workflow", name, "window", win.String(), "run", st.Run.ID, "trigger", opts.Trigger, "steps", st.Start)
 	return st, o.enqueueSteps(ctx, wf, st.Run.ID, st.Start)
 }
 
@@ -61,21 +188,21 @@ func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window,
 // It is idempotent: finishing an already finished step re-enqueues (a no-op
 // thanks to deterministic task ids) whatever the run has RUNNING, which heals
 // a worker that died between recording the result and enqueuing.
-func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result workflow.StepState, summary any, stepErr error) (runstore.Finished, error) {
+func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result workflow.StepState, summary any, stepErr error) (redisstore.Finished, error) {
 	wf, err := o.Workflow(ref.Workflow)
 	if err != nil {
-		return runstore.Finished{}, err
+		return redisstore.Finished{}, err
 	}
-	fin, err := o.Runs.Finish(ctx, wf, ref.RunID, ref.Step, result, summary, stepErr)
+	fin, err := o.runs.Finish(ctx, wf, ref.RunID, ref.Step, result, summary, stepErr)
 	if err != nil {
 		return fin, err
 	}
 	if !fin.Changed {
 		return fin, o.Resume(ctx, fin.Run)
 	}
-	o.Log.Info("step finished", "run", ref.RunID, "step", ref.Step, "state", result, "run_state", fin.Run.State, "starts", fin.Start)
+	o.log.Info("step finished", "run", ref.RunID, "step", ref.Step, "state", result, "run_state", fin.Run.State, "starts", fin.Start)
 	if fin.Run.State != workflow.Running {
-		o.Log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
+		o.log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
 	}
 	return fin, o.enqueueSteps(ctx, wf, ref.RunID, fin.Start)
 }
@@ -84,12 +211,12 @@ func (o *Orchestrator) enqueueSteps(ctx context.Context, wf *workflow.Workflow, 
 	var errs []error
 	for _, name := range steps {
 		step := wf.Step(name)
-		t, err := tasks.ForStep(step.Kind(), tasks.StepRef{Workflow: wf.Name, RunID: runID, Step: name}, o.Options)
+		t, err := tasks.ForStep(step.Kind(), tasks.StepRef{Workflow: wf.Name, RunID: runID, Step: name}, o.opts)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := tasks.Enqueue(ctx, o.Client, t); err != nil {
+		if _, err := tasks.Enqueue(ctx, o.client, t); err != nil {
 			errs = append(errs, fmt.Errorf("step %s: %w", name, err))
 		}
 	}
@@ -99,7 +226,7 @@ func (o *Orchestrator) enqueueSteps(ctx context.Context, wf *workflow.Workflow, 
 // Resume enqueues the tasks of every step the run has RUNNING. Task ids are
 // deterministic, so steps whose tasks exist are untouched; a step whose task
 // was lost (its enqueuer died after recording the transition) gets it back.
-func (o *Orchestrator) Resume(ctx context.Context, run runstore.Run) error {
+func (o *Orchestrator) Resume(ctx context.Context, run redisstore.Run) error {
 	wf, err := o.Workflow(run.Workflow)
 	if err != nil {
 		return err

@@ -23,12 +23,12 @@ import (
 // step cannot finish without it. Tasks that failed longer ago than window
 // are not examined.
 // It returns how many steps it failed.
-func (o *Orchestrator) FailArchived(ctx context.Context, in *asynq.Inspector, window time.Duration) (int, error) {
+func (o *Orchestrator) FailArchived(ctx context.Context, window time.Duration) (int, error) {
 	failed := 0
 	since := time.Now().Add(-window)
 	for _, queue := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
 		for page := 1; ; page++ {
-			infos, err := in.ListArchivedTasks(queue, asynq.Page(page), asynq.PageSize(500))
+			infos, err := o.inspector.ListArchivedTasks(queue, asynq.Page(page), asynq.PageSize(500))
 			if errors.Is(err, asynq.ErrQueueNotFound) {
 				break // nothing was ever enqueued there
 			}
@@ -59,12 +59,12 @@ func (o *Orchestrator) failArchivedTask(ctx context.Context, ti *asynq.TaskInfo)
 	if err := json.Unmarshal(ti.Payload, &ref); err != nil || ref.RunID == "" {
 		return 0, nil // not one of ours
 	}
-	run, err := o.Runs.Get(ctx, ref.RunID)
+	run, err := o.runs.Get(ctx, ref.RunID)
 	if err != nil || run.Steps[ref.Step].State != workflow.Running {
 		return 0, nil // expired run, or the step has already ended
 	}
 	cause := fmt.Errorf("%s %s archived after %d retries: %s", ti.Type, ti.ID, ti.Retried, ti.LastErr)
-	o.Log.Error("task exhausted its retries without the worker recording it; failing the step", "run", ref.RunID, "step", ref.Step, "task", ti.ID, "err", ti.LastErr)
+	o.log.Error("task exhausted its retries without the worker recording it; failing the step", "run", ref.RunID, "step", ref.Step, "task", ti.ID, "err", ti.LastErr)
 	fin, err := o.Finish(ctx, ref, workflow.Failed, nil, cause)
 	if err != nil {
 		return 0, err

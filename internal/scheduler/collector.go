@@ -42,8 +42,8 @@ func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for name := range c.orch.Workflows {
-		runs, err := c.orch.Runs.List(ctx, name, 100)
+	for _, name := range c.orch.Workflows() {
+		runs, err := c.orch.Runs(ctx, name, 100)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(c.recent, err)
 			continue

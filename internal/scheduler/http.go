@@ -32,7 +32,7 @@ func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Han
 	)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := orch.Runs.Redis().Ping(r.Context()).Err(); err != nil {
+		if err := orch.Ping(r.Context()); err != nil {
 			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -40,8 +40,8 @@ func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Han
 	})
 	mux.HandleFunc("/runs", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]any{}
-		for name := range orch.Workflows {
-			runs, err := orch.Runs.List(r.Context(), name, 50)
+		for _, name := range orch.Workflows() {
+			runs, err := orch.Runs(r.Context(), name, 50)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return

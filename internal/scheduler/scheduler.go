@@ -9,45 +9,104 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"sort"
+	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
-	"golang.org/x/sync/errgroup"
-
 	"sluice/internal/orchestrator"
-	"sluice/pipeline/runstore"
+	"sluice/internal/redisstore"
 	"sluice/pipeline/workflow"
 )
 
-// Scheduler fires schedule triggers.
+// Scheduler fires schedule triggers and sweeps asynq's archive, each in a
+// loop of its own between Start and Stop.
 type Scheduler struct {
-	Orch *orchestrator.Orchestrator
-	Log  *slog.Logger
+	orch       *orchestrator.Orchestrator
+	log        *slog.Logger
+	now        func() time.Time
+	sweepEvery time.Duration
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Config wires a Scheduler.
+type Config struct {
+	Orchestrator *orchestrator.Orchestrator
+	Log          *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Inspector, when set, lets the scheduler find tasks that used up their
-	// retries unseen by a worker (killed on the last attempt).
-	Inspector *asynq.Inspector
-	// SweepEvery is how often to look (default 30 s).
+	// SweepEvery is how often the archive is swept for tasks that used up
+	// their retries unseen (default 30 s; see orchestrator.FailArchived).
 	SweepEvery time.Duration
 }
 
-func (s *Scheduler) sweep(ctx context.Context) {
-	every := s.SweepEvery
-	if every <= 0 {
-		every = 30 * time.Second
+// New returns a scheduler; Start runs it.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Orchestrator == nil || cfg.Log == nil {
+		return nil, errors.New("scheduler: Orchestrator and Log are required")
 	}
-	tick := time.NewTicker(every)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 30 * time.Second
+	}
+	return &Scheduler{orch: cfg.Orchestrator, log: cfg.Log, now: cfg.Now, sweepEvery: cfg.SweepEvery}, nil
+}
+
+// Start starts one loop per SCHEDULED trigger of the loaded workflows and
+// the archive sweep, and returns. They run until Stop (or until ctx ends).
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return errors.New("scheduler: already started")
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sweep(ctx) })
+	for _, name := range s.orch.Workflows() {
+		wf, _ := s.orch.Workflow(name)
+		for _, trig := range wf.StartTriggers() {
+			if trig.Trigger.Type == workflow.TriggerScheduled {
+				wg.Go(func() { s.loop(ctx, wf, trig) })
+			}
+		}
+	}
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	return nil
+}
+
+// Stop ends the loops and waits for them; a scheduled start already under
+// way finishes first. It is safe to call more than once.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (s *Scheduler) sweep(ctx context.Context) {
+	tick := time.NewTicker(s.sweepEvery)
 	defer tick.Stop()
 	for {
 		// Tasks are retained 48 h; an archived task older than a week has
 		// long been handled.
-		if n, err := s.Orch.FailArchived(ctx, s.Inspector, 7*24*time.Hour); err != nil && ctx.Err() == nil {
-			s.Log.Warn("sweep of archived tasks failed", "err", err)
+		if n, err := s.orch.FailArchived(ctx, 7*24*time.Hour); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep of archived tasks failed", "err", err)
 		} else if n > 0 {
-			s.Log.Info("failed steps whose tasks were archived", "steps", n)
+			s.log.Info("failed steps whose tasks were archived", "steps", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -57,43 +116,11 @@ func (s *Scheduler) sweep(ctx context.Context) {
 	}
 }
 
-func (s *Scheduler) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
-// Run fires every schedule trigger until ctx ends, and every SweepEvery
-// fails the steps whose tasks asynq archived (see
-// orchestrator.FailArchived).
-func (s *Scheduler) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	if s.Inspector != nil {
-		g.Go(func() error { s.sweep(ctx); return nil })
-	}
-	names := make([]string, 0, len(s.Orch.Workflows))
-	for name := range s.Orch.Workflows {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		wf := s.Orch.Workflows[name]
-		for _, trig := range wf.StartTriggers() {
-			if trig.Trigger.Type != workflow.TriggerScheduled {
-				continue
-			}
-			g.Go(func() error { s.loop(ctx, wf, trig); return nil })
-		}
-	}
-	return g.Wait()
-}
-
 func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workflow.Step) {
 	sched := trig.Trigger.Schedule
 	for {
 		fire := sched.Next(s.now())
-		s.Log.Info("next scheduled run", "workflow", wf.Name, "trigger", trig.Name, "at", fire.UTC().Format(time.RFC3339), "window", sched.WindowFor(fire).String())
+		s.log.Info("next scheduled run", "workflow", wf.Name, "trigger", trig.Name, "at", fire.UTC().Format(time.RFC3339), "window", sched.WindowFor(fire).String())
 		timer := time.NewTimer(time.Until(fire))
 		select {
 		case <-ctx.Done():
@@ -109,11 +136,11 @@ func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workf
 // scheduler replica may call it for the same fire; one run results.
 func (s *Scheduler) Fire(ctx context.Context, wf *workflow.Workflow, trig *workflow.Step, fire time.Time) {
 	win := trig.Trigger.Schedule.WindowFor(fire)
-	_, err := s.Orch.Start(ctx, wf.Name, win, runstore.StartOptions{
+	_, err := s.orch.Start(ctx, wf.Name, win, redisstore.StartOptions{
 		Trigger: trig.Name,
-		Dedupe:  runstore.DedupeKey(wf.Name, trig.Name, fire),
+		Dedupe:  redisstore.DedupeKey(wf.Name, trig.Name, fire),
 	})
 	if err != nil {
-		s.Log.Error("scheduled run did not start", "workflow", wf.Name, "trigger", trig.Name, "window", win.String(), "err", err)
+		s.log.Error("scheduled run did not start", "workflow", wf.Name, "trigger", trig.Name, "window", win.String(), "err", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"sluice/pipeline/transform"
+	"sluice/pipeline/job"
 )
 
 // Metrics are the worker's Prometheus series. Queue depths come from the
@@ -56,15 +56,17 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 	})
 }
 
-func (m *Metrics) observeMap(s transform.MapStats) {
-	m.InputBytes.Add(float64(s.BytesUncompressed))
-	m.InputLines.Add(float64(s.LinesRead))
-	for reason, n := range s.Quarantined {
-		m.Quarantined.WithLabelValues(reason).Add(float64(n))
+// observe counts what a job phase did.
+func (m *Metrics) observe(next job.Next) {
+	if s := next.Mapped; s != nil {
+		m.InputBytes.Add(float64(s.BytesUncompressed))
+		m.InputLines.Add(float64(s.LinesRead))
+		for reason, n := range s.Quarantined {
+			m.Quarantined.WithLabelValues(reason).Add(float64(n))
+		}
 	}
-}
-
-func (m *Metrics) observeReduce(s transform.BucketStats) {
-	m.RowsWritten.Add(float64(s.Rows))
-	m.Duplicates.Add(float64(s.Duplicates))
+	if s := next.Reduced; s != nil {
+		m.RowsWritten.Add(float64(s.Rows))
+		m.Duplicates.Add(float64(s.Duplicates))
+	}
 }

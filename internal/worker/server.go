@@ -3,13 +3,9 @@ package worker
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
-
-	"sluice/tasks"
 )
 
 // ServerConfig are the asynq server settings a worker process exposes.
@@ -24,36 +20,6 @@ type ServerConfig struct {
 	// further one up to an hour. Zero keeps asynq's default (about n^4+15 s
 	// with jitter).
 	RetryDelay time.Duration
-}
-
-// ParseQueues reads "crawl=2,transform=6" into queue priorities.
-func ParseQueues(s string) (map[string]int, error) {
-	out := map[string]int{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, weight, found := strings.Cut(part, "=")
-		w := 1
-		if found {
-			var err error
-			if w, err = strconv.Atoi(weight); err != nil || w < 1 {
-				return nil, fmt.Errorf("queue %q: weight must be a positive integer", part)
-			}
-		}
-		out[name] = w
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no queues given")
-	}
-	return out, nil
-}
-
-// DefaultQueues serves crawls before transform work: a crawl gates the
-// rest of its run, and is short.
-func DefaultQueues() string {
-	return tasks.QueueCrawl + "=2," + tasks.QueueTransform + "=6"
 }
 
 // NewServer returns the asynq server a worker process runs.

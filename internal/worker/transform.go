@@ -8,7 +8,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/config"
-	"sluice/pipeline/barrier"
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
@@ -35,8 +34,8 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	}
 	s := &job.Step{
 		RunID: ref.RunID, Name: step.Name, Spec: spec, Window: run.Window, Force: run.Force, AllowShrink: run.AllowShrink,
-		Barrier:       redisBarrier{b: w.barrier, ref: ref},
-		Progress:      func(ctx context.Context, line string) { _ = w.orch.Runs.SetProgress(ctx, ref.RunID, ref.Step, line) },
+		Barrier:       w.orch.Barrier(ref),
+		Progress:      func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) },
 		Log:           w.log,
 		MapOptions:    w.mapOpts,
 		ReduceOptions: w.reduce,
@@ -56,110 +55,67 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	return s, true, nil
 }
 
-// redisBarrier names a job phase's barrier after its run and step.
-type redisBarrier struct {
-	b   *barrier.Barrier
-	ref tasks.StepRef
-}
-
-func (r redisBarrier) Arrive(ctx context.Context, phase, member string, total int) (job.Arrival, error) {
-	a, err := r.b.Arrive(ctx, "sluice:barrier:"+r.ref.String()+"/"+phase, member, total)
-	return job.Arrival(a), err
-}
-
-func (w *Worker) handleTransformPlan(ctx context.Context, t *asynq.Task) error {
-	p, err := tasks.Decode[tasks.TransformPlanPayload](t)
-	if err != nil {
-		return err
-	}
-	s, ok, err := w.jobStep(ctx, p.StepRef)
-	if err != nil || !ok {
-		return err
-	}
-	if w.fleet != nil {
-		if s.PlanOptions.Slots, err = w.fleet(ctx); err != nil {
-			w.log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
+// jobHandler adapts a job phase to an asynq handler: decode the payload,
+// resolve the step (nothing to do once it is no longer RUNNING), run the
+// phase, then enqueue what it made ready or end the step.
+func jobHandler[P interface{ Ref() tasks.StepRef }](w *Worker, phase func(context.Context, *job.Step, P) (job.Next, error)) asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error {
+		p, err := tasks.Decode[P](t)
+		if err != nil {
+			return err
 		}
+		s, ok, err := w.jobStep(ctx, p.Ref())
+		if err != nil || !ok {
+			return err
+		}
+		next, err := phase(ctx, s, p)
+		if err != nil {
+			return err
+		}
+		w.metrics.observe(next)
+		return w.follow(ctx, p.Ref(), s, next)
 	}
-	next, err := s.Plan(ctx)
-	if err != nil {
-		return err
-	}
-	return w.follow(ctx, p.StepRef, s, next)
 }
 
-func (w *Worker) handleTransformMap(ctx context.Context, t *asynq.Task) error {
-	p, err := tasks.Decode[tasks.TransformMapPayload](t)
+func (w *Worker) planPhase(ctx context.Context, s *job.Step, _ tasks.TransformPlanPayload) (job.Next, error) {
+	slots, err := w.orch.FleetSlots(ctx)
 	if err != nil {
-		return err
+		w.log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
 	}
-	s, ok, err := w.jobStep(ctx, p.StepRef)
-	if err != nil || !ok {
-		return err
-	}
+	s.PlanOptions.Slots = slots
+	return s.Plan(ctx)
+}
+
+func mapPhase(ctx context.Context, s *job.Step, p tasks.TransformMapPayload) (job.Next, error) {
 	next, err := s.Map(ctx, p.Shard, p.Shards)
 	if err != nil {
-		return fmt.Errorf("map shard %d: %w", p.Shard, err)
+		return next, fmt.Errorf("map shard %d: %w", p.Shard, err)
 	}
-	w.metrics.observeMap(*next.Mapped)
-	return w.follow(ctx, p.StepRef, s, next)
+	return next, nil
 }
 
-func (w *Worker) handleTransformBucket(ctx context.Context, t *asynq.Task) error {
-	p, err := tasks.Decode[tasks.TransformBucketPayload](t)
-	if err != nil {
-		return err
-	}
-	s, ok, err := w.jobStep(ctx, p.StepRef)
-	if err != nil || !ok {
-		return err
-	}
-	next, err := s.Bucket(ctx, p.Shards)
-	if err != nil {
-		return err
-	}
-	return w.follow(ctx, p.StepRef, s, next)
+func bucketPhase(ctx context.Context, s *job.Step, p tasks.TransformBucketPayload) (job.Next, error) {
+	return s.Bucket(ctx, p.Shards)
 }
 
-func (w *Worker) handleTransformReduce(ctx context.Context, t *asynq.Task) error {
-	p, err := tasks.Decode[tasks.TransformReducePayload](t)
-	if err != nil {
-		return err
-	}
+func reducePhase(ctx context.Context, s *job.Step, p tasks.TransformReducePayload) (job.Next, error) {
 	date, err := civil.Parse(p.Date)
 	if err != nil {
-		return fault.Permanent(err)
-	}
-	s, ok, err := w.jobStep(ctx, p.StepRef)
-	if err != nil || !ok {
-		return err
+		return job.Next{}, fault.Permanent(err)
 	}
 	next, err := s.Reduce(ctx, date, p.Bucket, p.Buckets)
 	if err != nil {
-		return fmt.Errorf("reduce %s file %d: %w", p.Date, p.Bucket, err)
+		return next, fmt.Errorf("reduce %s file %d: %w", p.Date, p.Bucket, err)
 	}
-	w.metrics.observeReduce(*next.Reduced)
-	return w.follow(ctx, p.StepRef, s, next)
+	return next, nil
 }
 
-func (w *Worker) handleTransformCommit(ctx context.Context, t *asynq.Task) error {
-	p, err := tasks.Decode[tasks.TransformCommitPayload](t)
-	if err != nil {
-		return err
-	}
+func commitPhase(ctx context.Context, s *job.Step, p tasks.TransformCommitPayload) (job.Next, error) {
 	date, err := civil.Parse(p.Date)
 	if err != nil {
-		return fault.Permanent(err)
+		return job.Next{}, fault.Permanent(err)
 	}
-	s, ok, err := w.jobStep(ctx, p.StepRef)
-	if err != nil || !ok {
-		return err
-	}
-	next, err := s.Commit(ctx, date, p.Dates)
-	if err != nil {
-		return err
-	}
-	return w.follow(ctx, p.StepRef, s, next)
+	return s.Commit(ctx, date, p.Dates)
 }
 
 // follow enqueues the work a phase made ready, or ends the step.
@@ -173,35 +129,31 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 		}
 		return nil
 	}
+	opts := w.orch.Options()
 	var ts []*asynq.Task
 	add := func(t *asynq.Task, err error) error {
 		ts = append(ts, t)
 		return err
 	}
 	for i := range next.Maps {
-		if err := add(tasks.NewTransformMapTask(tasks.TransformMapPayload{StepRef: ref, Shard: i, Shards: next.Maps}, w.orch.Options)); err != nil {
+		if err := add(tasks.NewTransformMapTask(tasks.TransformMapPayload{StepRef: ref, Shard: i, Shards: next.Maps}, opts)); err != nil {
 			return err
 		}
 	}
 	if next.Bucket {
-		if err := add(tasks.NewTransformBucketTask(tasks.TransformBucketPayload{StepRef: ref, Shards: next.Shards}, w.orch.Options)); err != nil {
+		if err := add(tasks.NewTransformBucketTask(tasks.TransformBucketPayload{StepRef: ref, Shards: next.Shards}, opts)); err != nil {
 			return err
 		}
 	}
 	for _, r := range next.Reduces {
-		if err := add(tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: r.Date.String(), Bucket: r.Bucket, Buckets: r.Buckets}, w.orch.Options)); err != nil {
+		if err := add(tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: r.Date.String(), Bucket: r.Bucket, Buckets: r.Buckets}, opts)); err != nil {
 			return err
 		}
 	}
 	for _, d := range next.Commits {
-		if err := add(tasks.NewTransformCommitTask(tasks.TransformCommitPayload{StepRef: ref, Date: d.String(), Dates: next.CommitTotal}, w.orch.Options)); err != nil {
+		if err := add(tasks.NewTransformCommitTask(tasks.TransformCommitPayload{StepRef: ref, Date: d.String(), Dates: next.CommitTotal}, opts)); err != nil {
 			return err
 		}
 	}
-	for _, t := range ts {
-		if _, err := tasks.Enqueue(ctx, w.orch.Client, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.orch.Enqueue(ctx, ts...)
 }

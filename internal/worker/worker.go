@@ -16,9 +16,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"sluice/internal/orchestrator"
-	"sluice/pipeline/barrier"
+	"sluice/internal/redisstore"
 	"sluice/pipeline/fault"
-	"sluice/pipeline/runstore"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
@@ -31,12 +30,10 @@ import (
 // server.
 type Worker struct {
 	orch    *orchestrator.Orchestrator
-	barrier *barrier.Barrier
 	log     *slog.Logger
 	metrics *Metrics
 	mapOpts transform.MapOptions
 	reduce  transform.ReduceOptions
-	fleet   func(context.Context) (int, error)
 
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
@@ -50,16 +47,26 @@ type Config struct {
 	S3           s3store.Options
 	Log          *slog.Logger
 	Metrics      *Metrics // nil: not exported
-	// TempDir is the local folder for files being written and rows spilled
-	// by reduce tasks; empty means os.TempDir().
+	// TempDir is the local folder for map and reduce runs and Parquet
+	// pages; empty means os.TempDir().
 	TempDir string
 	// TaskMemory is what one map or reduce task may hold in rows before it
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
 	TaskMemory int64
-	// Fleet, when set, counts the transform tasks the live fleet runs at
-	// once, so that the plan cuts enough shards for it (see FleetSlots).
-	Fleet func(context.Context) (int, error)
+}
+
+func (c *Config) validate() error {
+	if c.Orchestrator == nil {
+		return errors.New("worker: no orchestrator")
+	}
+	if c.Log == nil {
+		return errors.New("worker: no logger")
+	}
+	if c.TaskMemory < 0 {
+		return fmt.Errorf("worker: task memory %d is negative", c.TaskMemory)
+	}
+	return nil
 }
 
 // TaskMemory divides a worker's memory limit among its concurrent tasks:
@@ -69,44 +76,26 @@ func TaskMemory(limit int64, concurrency int) int64 {
 	return max(limit/3/int64(max(concurrency, 1)), 16<<20)
 }
 
-// FleetSlots counts the concurrency of the live asynq servers that serve
-// the transform queue: what the plan spreads map tasks over.
-func FleetSlots(in *asynq.Inspector) func(context.Context) (int, error) {
-	return func(context.Context) (int, error) {
-		servers, err := in.Servers()
-		if err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, s := range servers {
-			if _, ok := s.Queues[tasks.QueueTransform]; ok && s.Status == "active" {
-				n += s.Concurrency
-			}
-		}
-		return n, nil
-	}
-}
-
 // New returns a worker.
-func New(cfg Config) *Worker {
-	rdb := cfg.Orchestrator.Runs.Redis()
+func New(cfg Config) (*Worker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	m := cfg.Metrics
 	if m == nil {
 		m = NewMetrics(nil)
 	}
 	return &Worker{
 		orch:    cfg.Orchestrator,
-		barrier: barrier.New(rdb, 7*24*time.Hour),
 		log:     cfg.Log,
 		metrics: m,
 		mapOpts: transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
 		reduce:  transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
-		fleet:   cfg.Fleet,
 		buckets: map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
 		},
-	}
+	}, nil
 }
 
 // Mux routes every task type of package tasks to its handler, behind the
@@ -115,11 +104,11 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observe, w.failStepOnLastAttempt)
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
-	mux.HandleFunc(tasks.TypeTransformPlan, w.handleTransformPlan)
-	mux.HandleFunc(tasks.TypeTransformMap, w.handleTransformMap)
-	mux.HandleFunc(tasks.TypeTransformBucket, w.handleTransformBucket)
-	mux.HandleFunc(tasks.TypeTransformReduce, w.handleTransformReduce)
-	mux.HandleFunc(tasks.TypeTransformCommit, w.handleTransformCommit)
+	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
+	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
+	mux.Handle(tasks.TypeTransformBucket, jobHandler(w, bucketPhase))
+	mux.Handle(tasks.TypeTransformReduce, jobHandler(w, reducePhase))
+	mux.Handle(tasks.TypeTransformCommit, jobHandler(w, commitPhase))
 	return mux
 }
 
@@ -141,18 +130,18 @@ func (w *Worker) bucket(ctx context.Context, location string) (storage.Bucket, e
 // activeStep loads the run and tells whether the step is still RUNNING. A
 // task for a step that has finished (a duplicate delivery, or a shard of a
 // step another shard already failed) has nothing to do.
-func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.Workflow, *workflow.Step, runstore.Run, bool, error) {
+func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.Workflow, *workflow.Step, redisstore.Run, bool, error) {
 	wf, err := w.orch.Workflow(ref.Workflow)
 	if err != nil {
-		return nil, nil, runstore.Run{}, false, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return nil, nil, redisstore.Run{}, false, fault.Permanent(err)
 	}
 	step := wf.Step(ref.Step)
 	if step == nil {
-		return nil, nil, runstore.Run{}, false, fmt.Errorf("workflow %s has no step %q: %w", wf.Name, ref.Step, asynq.SkipRetry)
+		return nil, nil, redisstore.Run{}, false, fault.Permanent(fmt.Errorf("workflow %s has no step %q", wf.Name, ref.Step))
 	}
-	run, err := w.orch.Runs.Get(ctx, ref.RunID)
-	if errors.Is(err, runstore.ErrNotFound) {
-		return nil, nil, run, false, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	run, err := w.orch.Run(ctx, ref.RunID)
+	if errors.Is(err, redisstore.ErrNotFound) {
+		return nil, nil, run, false, fault.Permanent(err)
 	}
 	if err != nil {
 		return nil, nil, run, false, err

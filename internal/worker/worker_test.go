@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -13,13 +12,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
+	"sluice/internal/redisstore"
 	"sluice/internal/testenv"
 	"sluice/pipeline/civil"
-	"sluice/pipeline/runstore"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
@@ -38,6 +36,7 @@ type harness struct {
 	inspector *asynq.Inspector
 	dir       string
 	sum       segmentgen.Summary
+	log       *slog.Logger
 }
 
 func newHarness(t *testing.T, opts tasks.Options) *harness {
@@ -57,14 +56,15 @@ func newHarness(t *testing.T, opts tasks.Options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	client := asynq.NewClient(redisOpt)
-	t.Cleanup(func() { client.Close(); rdb.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	orch := &orchestrator.Orchestrator{Workflows: wfs, Runs: runstore.New(rdb), Client: client, Options: opts, Log: log}
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: redisOpt, Options: opts, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orch.Close() })
 	raw, err := filestore.New(filepath.Join(dir, "raw"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,11 @@ func newHarness(t *testing.T, opts tasks.Options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, redis: redisOpt, orch: orch, worker: New(Config{Orchestrator: orch, Log: log}), inspector: asynq.NewInspector(redisOpt), dir: dir, sum: sum}
+	w, err := New(Config{Orchestrator: orch, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, redis: redisOpt, orch: orch, worker: w, inspector: asynq.NewInspector(redisOpt), dir: dir, sum: sum, log: log}
 	t.Cleanup(func() { h.inspector.Close() })
 	return h
 }
@@ -89,7 +93,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func (h *harness) serve() {
 	srv := NewServer(h.redis, ServerConfig{Concurrency: 4, Queues: map[string]int{tasks.QueueCrawl: 1, tasks.QueueTransform: 1},
-		TaskCheckInterval: 10 * time.Millisecond, RetryDelay: 10 * time.Millisecond, ShutdownTimeout: time.Second}, h.orch.Log)
+		TaskCheckInterval: 10 * time.Millisecond, RetryDelay: 10 * time.Millisecond, ShutdownTimeout: time.Second}, h.log)
 	if err := srv.Start(h.worker.Mux()); err != nil {
 		h.t.Fatal(err)
 	}
@@ -98,18 +102,18 @@ func (h *harness) serve() {
 
 var demoWindow = civil.Window{Start: civil.Date{Year: 2024, Month: 3, Day: 9}, End: civil.Date{Year: 2024, Month: 3, Day: 11}}
 
-func (h *harness) runToEnd() runstore.Run {
+func (h *harness) runToEnd() redisstore.Run {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{Trigger: "test"})
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{Trigger: "test"})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		run, err := h.orch.Runs.Get(ctx, st.Run.ID)
+		run, err := h.orch.Run(ctx, st.Run.ID)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -175,7 +179,7 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 	h := newHarness(t, tasks.DefaultOptions)
 	ctx := context.Background()
 	// No server: the test plays the worker, delivering tasks by hand.
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,46 +254,34 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 	}
 }
 
-func TestParseQueues(t *testing.T) {
-	q, err := ParseQueues("crawl=2, transform=6,extra")
-	if err != nil || fmt.Sprint(q) != "map[crawl:2 extra:1 transform:6]" {
-		t.Fatalf("%v %v", q, err)
-	}
-	for _, bad := range []string{"", "crawl=0", "crawl=x"} {
-		if _, err := ParseQueues(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 // A task archived without the worker recording the failure (its last attempt
 // was SIGKILLed, or an operator archived it in asynqmon) fails its step when
 // the scheduler sweeps the archive, so the run does not stay RUNNING.
 func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
 	h := newHarness(t, tasks.DefaultOptions)
 	ctx := context.Background()
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := h.orch.FailArchived(ctx, h.inspector, time.Hour); err != nil || n != 0 {
+	if n, err := h.orch.FailArchived(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("sweep with nothing archived: %d %v", n, err)
 	}
 	if err := h.inspector.ArchiveTask(tasks.QueueCrawl, st.Run.ID+"/segmentlogs-IOS"); err != nil {
 		t.Fatal(err)
 	}
-	n, err := h.orch.FailArchived(ctx, h.inspector, time.Hour)
+	n, err := h.orch.FailArchived(ctx, time.Hour)
 	if err != nil || n != 1 {
 		t.Fatalf("sweep failed %d steps, err %v; want 1", n, err)
 	}
-	run, err := h.orch.Runs.Get(ctx, st.Run.ID)
+	run, err := h.orch.Run(ctx, st.Run.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if run.State != workflow.Failed || !strings.Contains(run.Steps["segmentlogs-IOS"].Error, "archived") {
 		t.Fatalf("run %s, step %+v", run.State, run.Steps["segmentlogs-IOS"])
 	}
-	if n, _ := h.orch.FailArchived(ctx, h.inspector, time.Hour); n != 0 {
+	if n, _ := h.orch.FailArchived(ctx, time.Hour); n != 0 {
 		t.Fatalf("a second sweep failed %d more steps", n)
 	}
 }
@@ -299,7 +291,7 @@ func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
 func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
 	h := newHarness(t, tasks.DefaultOptions)
 	ctx := context.Background()
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +299,7 @@ func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
 	if err := h.inspector.DeleteTask(tasks.QueueCrawl, id); err != nil { // as if never enqueued
 		t.Fatal(err)
 	}
-	again, err := h.orch.Start(ctx, "mobile-user", demoWindow, runstore.StartOptions{})
+	again, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
 	if err != nil || again.Created || again.Run.ID != st.Run.ID {
 		t.Fatalf("second start: created %v run %s err %v", again.Created, again.Run.ID, err)
 	}

@@ -102,7 +102,7 @@ func TestSpillMatchesInMemory(t *testing.T) {
 	t.Parallel()
 	in := memstore.New()
 	cfg := segmentgen.DefaultConfig()
-	cfg.EventsPerDay = 4000 // files larger than the dictionary sample
+	cfg.EventsPerDay = 4000  // files larger than the dictionary sample
 	cfg.DuplicateRate = 0.05 // copies across files, sources and dates
 	cfg.LateRate = 0.1
 	if _, err := segmentgen.Generate(context.Background(), in, cfg); err != nil {
@@ -115,7 +115,7 @@ func TestSpillMatchesInMemory(t *testing.T) {
 		if format == "csv" {
 			spec.Compression = "gzip"
 		}
-		spec.ShardBytes = 400 << 10 // several shards, so a file's rows come from several
+		spec.ShardBytes = 400 << 10    // several shards, so a file's rows come from several
 		spec.TargetFileBytes = 4 << 20 // one file a date, larger than the sample
 		want := memstore.New()
 		s := newStep(in, memstore.New(), want, spec, w)

@@ -1,4 +1,4 @@
-package runstore
+package redisstore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"sluice/pipeline/workflow"
 )
 
-func setup(t *testing.T) (*Store, *workflow.Workflow) {
+func setup(t *testing.T) (*Runs, *workflow.Workflow) {
 	t.Helper()
 	opt, err := redis.ParseURL(testenv.StartRedis(t))
 	if err != nil {
@@ -30,7 +30,7 @@ func setup(t *testing.T) (*Store, *workflow.Workflow) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(rdb), wf
+	return NewRuns(rdb), wf
 }
 
 var window = civil.Window{Start: civil.Date{Year: 2026, Month: 10, Day: 30}, End: civil.Date{Year: 2026, Month: 11, Day: 1}}
@@ -92,7 +92,7 @@ func TestTwoSchedulersFiringTheSameTickStartOneRun(t *testing.T) {
 	}
 }
 
-func finishAll(t *testing.T, s *Store, wf *workflow.Workflow, runID string) Run {
+func finishAll(t *testing.T, s *Runs, wf *workflow.Workflow, runID string) Run {
 	t.Helper()
 	ctx := context.Background()
 	for _, step := range []string{"segmentlogs-IOS", "segmentlogs-Android", "mobile-user-daily", "segmentlogs-Mobile"} {

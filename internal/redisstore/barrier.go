@@ -1,12 +1,4 @@
-// Package barrier is the fan-in point of a fanned-out step: each shard
-// reports its arrival once it has finished, and exactly one arrival learns
-// that it completed the set, however often shards are retried or delivered.
-//
-// asynq has no "when all tasks finish" primitive (its group aggregation fires
-// on time or size), so the barrier is a Redis set of finished shard ids and a
-// Lua script that adds to it and compares its size with the expected total
-// in one atomic step.
-package barrier
+package redisstore
 
 import (
 	"context"
@@ -14,17 +6,26 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"sluice/pipeline/job"
 )
 
-// Barrier counts distinct arrivals in Redis.
+// Barrier is the fan-in point of a fanned-out phase: each task reports its
+// arrival once it has finished, and exactly one arrival learns that it
+// completed the set, however often tasks are retried or delivered.
+//
+// asynq has no "when all tasks finish" primitive (its group aggregation fires
+// on time or size), so the barrier is a Redis set of finished members and a
+// Lua script that adds to it and compares its size with the expected total
+// in one atomic step.
 type Barrier struct {
 	rdb redis.UniversalClient
 	ttl time.Duration
 }
 
-// New returns a barrier whose keys expire ttl after their last arrival, so
-// abandoned runs do not leak keys.
-func New(rdb redis.UniversalClient, ttl time.Duration) *Barrier {
+// NewBarrier returns a barrier whose keys expire ttl after their last
+// arrival, so abandoned runs do not leak keys.
+func NewBarrier(rdb redis.UniversalClient, ttl time.Duration) *Barrier {
 	return &Barrier{rdb: rdb, ttl: ttl}
 }
 
@@ -74,4 +75,18 @@ func (b *Barrier) Arrived(ctx context.Context, key string) (int, error) {
 		return 0, fmt.Errorf("barrier %s: %w", key, err)
 	}
 	return int(n), nil
+}
+
+// Step is the barrier of one job step, for pipeline/job: its phases'
+// keys are named after the run and step.
+func (b *Barrier) Step(runID, step string) job.Barrier { return stepBarrier{b, runID, step} }
+
+type stepBarrier struct {
+	b           *Barrier
+	runID, step string
+}
+
+func (s stepBarrier) Arrive(ctx context.Context, phase, member string, total int) (job.Arrival, error) {
+	a, err := s.b.Arrive(ctx, barrierKey(s.runID, s.step, phase), member, total)
+	return job.Arrival(a), err
 }

@@ -1,4 +1,4 @@
-package barrier
+package redisstore
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func newBarrier(t *testing.T) (*Barrier, redis.UniversalClient) {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	return New(rdb, time.Hour), rdb
+	return NewBarrier(rdb, time.Hour), rdb
 }
 
 func TestCompletesOnceWithDuplicatesAndRetries(t *testing.T) {

@@ -1,13 +1,4 @@
-// Package runstore keeps workflow runs in Redis: one hash per run with the
-// state of the run and of every step, an index of runs per workflow, and the
-// keys that stop a second run of the same workflow and window (or an
-// overlapping window) from starting while one is active, or a schedule tick
-// from starting two runs when several schedulers fire it.
-//
-// State changes go through Redis transactions (WATCH/MULTI) around the pure
-// state machine of pipeline/workflow, so concurrent workers finishing steps
-// of the same run never lose an update and each step finishes once.
-package runstore
+package redisstore
 
 import (
 	"context"
@@ -30,8 +21,16 @@ import (
 // ErrNotFound is returned for an unknown run id.
 var ErrNotFound = errors.New("run not found")
 
-// Store reads and writes runs.
-type Store struct {
+// Runs reads and writes runs: one hash per run with the state of the run
+// and of every step, an index of runs per workflow, and the keys that stop a
+// second run of the same workflow and window (or an overlapping window) from
+// starting while one is active, or a schedule tick from starting two runs
+// when several schedulers fire it.
+//
+// State changes go through Redis transactions (WATCH/MULTI) around the pure
+// state machine of pipeline/workflow, so concurrent workers finishing steps
+// of the same run never lose an update and each step finishes once.
+type Runs struct {
 	rdb redis.UniversalClient
 	// ActiveTTL bounds how long a run that never ends (say, its Redis
 	// records were lost halfway) blocks a new run of the same window.
@@ -41,9 +40,9 @@ type Store struct {
 	now       func() time.Time
 }
 
-// New returns a store over rdb.
-func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, ActiveTTL: 48 * time.Hour, Retention: 30 * 24 * time.Hour, now: time.Now}
+// NewRuns returns the run store over rdb.
+func NewRuns(rdb redis.UniversalClient) *Runs {
+	return &Runs{rdb: rdb, ActiveTTL: 48 * time.Hour, Retention: 30 * 24 * time.Hour, now: time.Now}
 }
 
 // Run is one run of a workflow over a window of dates.
@@ -78,25 +77,9 @@ type StepRecord struct {
 	Progress string `json:"progress,omitempty"`
 }
 
-const keyPrefix = "sluice:"
-
-func runKey(id string) string   { return keyPrefix + "run:" + id }
-func indexKey(wf string) string { return keyPrefix + "runs:" + wf }
-
-// activeKey is a hash of a workflow's active runs: run id -> "start end
-// created-ms". Start reads it to refuse a window that overlaps an active
-// run's: two runs rebuilding the same partition from different listings
-// could leave it and its bookmark describing different inputs.
-func activeKey(wf string) string { return keyPrefix + "active:" + wf }
-
 // ErrOverlap is returned by Start when the window overlaps, without being
 // equal to, the window of an active run of the same workflow.
 var ErrOverlap = errors.New("window overlaps an active run")
-
-// DedupeKey names one scheduled fire of a trigger, for StartOptions.Dedupe.
-func DedupeKey(wf, trigger string, fire time.Time) string {
-	return keyPrefix + "fired:" + wf + ":" + trigger + ":" + fire.UTC().Format(time.RFC3339)
-}
 
 // StartOptions qualify Start.
 type StartOptions struct {
@@ -118,7 +101,8 @@ type Started struct {
 
 // KEYS: 1 active runs hash, 2 dedupe (or a dummy), 3 run hash, 4 index.
 // ARGV: 1 id, 2 active ttl ms, 3 dedupe ttl s (0: no dedupe), 4 now ms (score),
-// 5 retention s, 6 window start, 7 window end, 8.. hash pairs.
+// 5 retention s, 6 window start, 7 window end, 8 the run keys' prefix,
+// 9.. hash pairs.
 // Returns {1, id} created, {0, id} the same window's active run (or the
 // deduplicated one), {2, id} an active run whose window overlaps.
 var startScript = redis.NewScript(`
@@ -130,7 +114,7 @@ local active = redis.call('HGETALL', KEYS[1])
 for i = 1, #active, 2 do
   local id = active[i]
   local s, e, created = string.match(active[i + 1], '^(%S+) (%S+) (%d+)$')
-  local state = redis.call('HGET', 'sluice:run:' .. id, 'state')
+  local state = redis.call('HGET', ARGV[8] .. id, 'state')
   if state ~= 'RUNNING' or tonumber(ARGV[4]) - tonumber(created) > tonumber(ARGV[2]) then
     redis.call('HDEL', KEYS[1], id)
   elseif s == ARGV[6] and e == ARGV[7] then
@@ -142,7 +126,7 @@ for i = 1, #active, 2 do
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[6] .. ' ' .. ARGV[7] .. ' ' .. ARGV[4])
 if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
-redis.call('HSET', KEYS[3], unpack(ARGV, 8))
+redis.call('HSET', KEYS[3], unpack(ARGV, 9))
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return {1, ARGV[1]}
@@ -152,7 +136,7 @@ return {1, ARGV[1]}
 // window is still active (then that run is returned), opts.Dedupe was
 // already used, or an active run's window overlaps win (ErrOverlap, with
 // that run).
-func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win civil.Window, opts StartOptions) (Started, error) {
+func (s *Runs) Start(ctx context.Context, wf *workflow.Workflow, win civil.Window, opts StartOptions) (Started, error) {
 	now := s.now().UTC()
 	id := newRunID(wf.Name, win, now)
 	tr := wf.Begin()
@@ -176,9 +160,9 @@ func (s *Store) Start(ctx context.Context, wf *workflow.Workflow, win civil.Wind
 	if dedupe != "" {
 		dedupeTTL = int((7 * 24 * time.Hour).Seconds())
 	} else {
-		dedupe = keyPrefix + "nodedupe"
+		dedupe = noDedupeKey
 	}
-	args := append([]any{id, s.ActiveTTL.Milliseconds(), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds()), win.Start.String(), win.End.String()}, fields...)
+	args := append([]any{id, s.ActiveTTL.Milliseconds(), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds()), win.Start.String(), win.End.String(), runKey("")}, fields...)
 	res, err := startScript.Run(ctx, s.rdb, []string{activeKey(wf.Name), dedupe, runKey(id), indexKey(wf.Name)}, args...).Slice()
 	if err != nil {
 		return Started{}, fmt.Errorf("start run of %s %s: %w", wf.Name, win, err)
@@ -206,7 +190,7 @@ func newRunID(wf string, win civil.Window, now time.Time) string {
 }
 
 // Get reads one run.
-func (s *Store) Get(ctx context.Context, id string) (Run, error) {
+func (s *Runs) Get(ctx context.Context, id string) (Run, error) {
 	h, err := s.rdb.HGetAll(ctx, runKey(id)).Result()
 	if err != nil {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
@@ -254,7 +238,7 @@ func (r Run) States() workflow.States {
 }
 
 // List returns the newest runs of a workflow, newest first.
-func (s *Store) List(ctx context.Context, wf string, limit int) ([]Run, error) {
+func (s *Runs) List(ctx context.Context, wf string, limit int) ([]Run, error) {
 	ids, err := s.rdb.ZRevRange(ctx, indexKey(wf), 0, int64(limit-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list runs of %s: %w", wf, err)
@@ -285,7 +269,7 @@ type Finished struct {
 
 // Finish records that a crawler or job step ended, fires the triggers that
 // now hold and ends the run when nothing is left running.
-func (s *Store) Finish(ctx context.Context, wf *workflow.Workflow, runID, step string, result workflow.StepState, summary any, stepErr error) (Finished, error) {
+func (s *Runs) Finish(ctx context.Context, wf *workflow.Workflow, runID, step string, result workflow.StepState, summary any, stepErr error) (Finished, error) {
 	var out Finished
 	key := runKey(runID)
 	txf := func(tx *redis.Tx) error {
@@ -366,7 +350,7 @@ func (s *Store) Finish(ctx context.Context, wf *workflow.Workflow, runID, step s
 
 // SetProgress records a progress line for a running step. It is advisory:
 // a lost update only delays what a person sees.
-func (s *Store) SetProgress(ctx context.Context, runID, step, progress string) error {
+func (s *Runs) SetProgress(ctx context.Context, runID, step, progress string) error {
 	key := runKey(runID)
 	return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		v, err := tx.HGet(ctx, key, "step:"+step).Result()
@@ -401,7 +385,3 @@ func (r Run) RunningSteps() []string {
 	sort.Strings(out)
 	return out
 }
-
-// Redis is the client the store uses, for components that keep their own
-// run-scoped keys next to the runs (barriers, step statistics).
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }

@@ -1,0 +1,36 @@
+package redisstore
+
+import "time"
+
+// Every Redis key Sluice uses (besides asynq's own "asynq:*") is built
+// here, so that the whole key space reads in one place:
+//
+//	sluice:run:<id>                          hash  a run: its fields and one JSON field per step (step:<name>)
+//	sluice:runs:<workflow>                   zset  run ids by creation time
+//	sluice:active:<workflow>                 hash  active runs: run id -> "start end created-ms"
+//	sluice:fired:<workflow>:<trigger>:<time> string schedule tick dedupe (7 days)
+//	sluice:barrier:<run>:<step>:<phase>      set   finished members of a job phase
+//	sluice:barrier:<run>:<step>:<phase>:complete string the member that completed it
+const keyPrefix = "sluice:"
+
+func runKey(id string) string   { return keyPrefix + "run:" + id }
+func indexKey(wf string) string { return keyPrefix + "runs:" + wf }
+
+// activeKey is a hash of a workflow's active runs. Start reads it to refuse
+// a window that overlaps an active run's: two runs rebuilding the same
+// partition from different listings could leave it and its bookmark
+// describing different inputs.
+func activeKey(wf string) string { return keyPrefix + "active:" + wf }
+
+// DedupeKey names one scheduled fire of a trigger, for StartOptions.Dedupe.
+func DedupeKey(wf, trigger string, fire time.Time) string {
+	return keyPrefix + "fired:" + wf + ":" + trigger + ":" + fire.UTC().Format(time.RFC3339)
+}
+
+// noDedupeKey stands in for the dedupe key of a start that has none (the
+// start script always takes one).
+const noDedupeKey = keyPrefix + "nodedupe"
+
+func barrierKey(runID, step, phase string) string {
+	return keyPrefix + "barrier:" + runID + ":" + step + ":" + phase
+}

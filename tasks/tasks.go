@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"sluice/pipeline/fault"
+	"sluice/pipeline/workflow"
 )
 
 // Task types. A reader who sees one of these in asynqmon finds the payload,
@@ -152,11 +155,11 @@ func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error)
 }
 
 // Decode reads a payload; a payload that does not decode can never succeed,
-// so the error wraps asynq.SkipRetry.
+// so the error is permanent (pipeline/fault).
 func Decode[P any](t *asynq.Task) (P, error) {
 	var p P
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
-		return p, fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+		return p, fault.Permanent(fmt.Errorf("decode %s payload: %w", t.Type(), err))
 	}
 	return p, nil
 }
@@ -176,11 +179,11 @@ func Enqueue(ctx context.Context, c *asynq.Client, t *asynq.Task) (bool, error) 
 }
 
 // ForStep builds the task that starts a crawler or job step.
-func ForStep(kind string, ref StepRef, o Options) (*asynq.Task, error) {
+func ForStep(kind workflow.StepKind, ref StepRef, o Options) (*asynq.Task, error) {
 	switch kind {
-	case "crawler":
+	case workflow.KindCrawler:
 		return NewCrawlRunTask(CrawlRunPayload{ref}, o)
-	case "job":
+	case workflow.KindJob:
 		return NewTransformPlanTask(TransformPlanPayload{ref}, o)
 	}
 	return nil, fmt.Errorf("step %s: no task for a %s", ref, kind)

@@ -2,12 +2,12 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/hibiken/asynq"
 
 	"sluice/internal/testenv"
+	"sluice/pipeline/fault"
 )
 
 func TestTaskIDsAreDeterministicAndEnqueueIsIdempotent(t *testing.T) {
@@ -39,7 +39,7 @@ func TestTaskIDsAreDeterministicAndEnqueueIsIdempotent(t *testing.T) {
 	if err != nil || p.Shard != 7 || p.RunID != "run-1" {
 		t.Fatalf("payload %+v err %v", p, err)
 	}
-	if _, err := Decode[TransformMapPayload](asynq.NewTask(TypeTransformMap, []byte("{"))); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("bad payload: %v, want SkipRetry", err)
+	if _, err := Decode[TransformMapPayload](asynq.NewTask(TypeTransformMap, []byte("{"))); !fault.IsPermanent(err) {
+		t.Fatalf("bad payload: %v, want a permanent error", err)
 	}
 }

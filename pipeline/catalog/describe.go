@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Describe prints t as a human-readable report: header, the column tree
@@ -46,7 +48,7 @@ func Describe(w io.Writer, t Table, parts []Partition) error {
 			if p.Missing {
 				name += " (missing)"
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t\n", name, p.Files, rows, humanBytes(p.Bytes))
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t\n", name, p.Files, rows, humanize.IBytes(uint64(p.Bytes)))
 		}
 		tw.Flush()
 	}
@@ -94,19 +96,6 @@ func partitionName(keys []Column, values []string) string {
 		parts[i] = k + "=" + v
 	}
 	return strings.Join(parts, "/")
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // errWriter keeps the first write error so Describe can report it once.

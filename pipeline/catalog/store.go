@@ -46,8 +46,6 @@ func New(b storage.Bucket) *Store {
 	return &Store{b: b, now: func() time.Time { return time.Now().UTC() }, locks: map[string]*sync.Mutex{}}
 }
 
-// SetClock replaces the clock used for UpdatedAt and CreatedAt (tests).
-func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Location is the URL of the catalog's bucket.
 func (s *Store) Location() string { return s.b.Location() }
@@ -427,12 +425,3 @@ func lessValues(a, b []string) bool {
 	return len(a) < len(b)
 }
 
-// DeletePartitions removes the given partitions (by Values).
-func (s *Store) DeletePartitions(ctx context.Context, db, table string, values [][]string) error {
-	for _, v := range values {
-		if err := s.b.Delete(ctx, partitionKey(db, table, v)); err != nil {
-			return fmt.Errorf("delete partition %v of %s.%s: %w", v, db, table, err)
-		}
-	}
-	return nil
-}

@@ -7,7 +7,9 @@ package civil
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	_ "time/tzdata" // zone rules must not depend on the host's zoneinfo
 )
 
 // Date is a calendar date. The zero Date is not valid.
@@ -126,4 +128,15 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// LoadZone loads an IANA time zone by name. time.LoadLocation takes a path
+// below the zoneinfo root, so a name like "Pacific" (a folder there) fails
+// with "is a directory"; the error here says what is expected instead.
+func LoadZone(name string) (*time.Location, error) {
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+		return nil, fmt.Errorf("%q is not an IANA time zone name (such as America/Los_Angeles or UTC)", name)
+	}
+	return loc, nil
 }

@@ -133,9 +133,6 @@ type Result struct {
 	allSkipped   []Skipped
 }
 
-// AllConflicts returns every conflict of the crawl (Conflicts holds the
-// first few).
-func (r Result) AllConflicts() []catalog.Conflict { return r.allConflicts }
 
 // AllSkipped returns every skipped file (Skipped holds the first few).
 func (r Result) AllSkipped() []Skipped { return r.allSkipped }
@@ -164,7 +161,7 @@ var ErrNoData = errors.New("no data files")
 // TablePrefix plus the last segment of Path (or of Location), sanitised.
 func TableName(t Target) (string, error) {
 	if t.TableName != "" {
-		return sanitize(t.TableName), nil
+		return catalog.HiveName(t.TableName), nil
 	}
 	last := path.Base(strings.Trim(t.Path, "/"))
 	if last == "." || last == "/" || last == "" {
@@ -177,7 +174,7 @@ func TableName(t Target) (string, error) {
 	if last == "" || last == "/" || last == "." {
 		return "", fmt.Errorf("target %q: cannot derive a table name, set TableName", t.Path)
 	}
-	return sanitize(t.TablePrefix + last), nil
+	return catalog.HiveName(t.TablePrefix + last), nil
 }
 
 // Crawl lists the target, infers its schema and partitions, and writes them
@@ -200,7 +197,7 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 	if err != nil {
 		return res, err
 	}
-	db := sanitize(target.Database)
+	db := catalog.HiveName(target.Database)
 	prefix := target.Path
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"

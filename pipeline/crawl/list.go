@@ -176,7 +176,7 @@ func levelKey(lvl int, names map[string]bool) (catalog.Column, func(string) stri
 				break
 			}
 		}
-		return catalog.Column{Name: sanitize(key), Type: catalog.Prim(typ)}, func(seg string) string {
+		return catalog.Column{Name: catalog.HiveName(key), Type: catalog.Prim(typ)}, func(seg string) string {
 			_, v, _ := strings.Cut(seg, "=")
 			if u, err := url.PathUnescape(v); err == nil {
 				return u // Hive escapes special characters as %XX
@@ -211,13 +211,4 @@ func isEpochDay(s string) bool {
 	return err == nil && ms%(24*60*60*1000) == 0
 }
 
-// sanitize makes a catalog name: lower case, anything but [a-z0-9_] -> '_'.
-func sanitize(s string) string {
-	b := []byte(strings.ToLower(s))
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
+

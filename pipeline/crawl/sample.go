@@ -215,7 +215,7 @@ func sampleCSV(r io.Reader, key string, opts Options, s *sample, cs *conflicts) 
 		names = make([]string, len(head))
 		seen := map[string]bool{}
 		for i, h := range head {
-			names[i] = sanitize(strings.TrimSpace(h))
+			names[i] = catalog.HiveName(strings.TrimSpace(h))
 			if names[i] == "" || seen[names[i]] {
 				names[i] = fmt.Sprintf("col_%d", i)
 			}

@@ -45,7 +45,7 @@ func ParseLocation(s string) (Location, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return Location{}, fmt.Errorf("%q is not a location: %v", s, err)
+		return Location{}, fmt.Errorf("%q is not a location: %w", s, err)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return Location{}, fmt.Errorf("%q is not a location: query, fragment and user info are not supported", s)

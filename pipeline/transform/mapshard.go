@@ -117,7 +117,7 @@ func intermediateCodec(location string) string {
 }
 
 func newMapper(spec Spec, w civil.Window, codec string, opts MapOptions) (*mapper, error) {
-	loc, err := LoadZone(spec.TimeZone)
+	loc, err := civil.LoadZone(spec.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("time_zone: %w", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-	_ "time/tzdata" // DST rules must not depend on the host's zoneinfo
 
 	"sluice/pipeline/civil"
 )
@@ -83,7 +81,7 @@ func (s Spec) Validate() error {
 	if s.TimeZone == "" {
 		return errors.New("time_zone: empty")
 	}
-	if _, err := LoadZone(s.TimeZone); err != nil {
+	if _, err := civil.LoadZone(s.TimeZone); err != nil {
 		return fmt.Errorf("time_zone: %w", err)
 	}
 	switch s.Format {
@@ -116,15 +114,4 @@ func (s Spec) Validate() error {
 // Spark writes them).
 func PartitionPath(d civil.Date) string {
 	return fmt.Sprintf("year=%d/month=%d/date=%s/", d.Year, int(d.Month), d)
-}
-
-// LoadZone loads an IANA time zone by name. time.LoadLocation takes a path
-// below the zoneinfo root, so a name like "Pacific" (a folder there) fails
-// with "is a directory"; the error here says what is expected instead.
-func LoadZone(name string) (*time.Location, error) {
-	loc, err := time.LoadLocation(name)
-	if err != nil || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
-		return nil, fmt.Errorf("%q is not an IANA time zone name (such as America/Los_Angeles or UTC)", name)
-	}
-	return loc, nil
 }

@@ -149,7 +149,7 @@ func TestBadFilesNameTheField(t *testing.T) {
 		"bad logical":    {strings.Replace(fanWorkflow, "logical: ALL", "logical: SOME", 1), "trigger.logical: must be ALL or ANY"},
 		"unknown field":  {strings.Replace(fanWorkflow, "table: a}", "table: a, tabel: x}", 1), "field tabel not found"},
 		"bad cron":       {strings.Replace(fanWorkflow, "{type: ON_DEMAND, actions: [a, b]}", "{type: SCHEDULED, schedule: {cron: '61 * * * *'}, actions: [a, b]}", 1), "steps[0] (go).trigger.schedule: cron"},
-		"bad zone":       {strings.Replace(fanWorkflow, "{type: ON_DEMAND, actions: [a, b]}", "{type: SCHEDULED, schedule: {cron: '0 13 * * *', timezone: Mars/Olympus}, actions: [a, b]}", 1), `timezone "Mars/Olympus"`},
+		"bad zone":       {strings.Replace(fanWorkflow, "{type: ON_DEMAND, actions: [a, b]}", "{type: SCHEDULED, schedule: {cron: '0 13 * * *', timezone: Mars/Olympus}, actions: [a, b]}", 1), `timezone: "Mars/Olympus" is not an IANA time zone name`},
 		"missing table":  {strings.Replace(fanWorkflow, ", table: c}", "}", 1), "steps[5] (c).crawler.table: is required"},
 		"no start":       {strings.Replace(fanWorkflow, "type: ON_DEMAND", "type: CONDITIONAL", 1), "nothing can start a run"},
 	}

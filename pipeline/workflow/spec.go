@@ -43,15 +43,25 @@ type Step struct {
 	Job     *JobSpec     `yaml:"job,omitempty"`
 }
 
+// StepKind is what a step is: a trigger, a crawler or a job.
+type StepKind string
+
+// Step kinds.
+const (
+	KindTrigger StepKind = "trigger"
+	KindCrawler StepKind = "crawler"
+	KindJob     StepKind = "job"
+)
+
 // Kind says which of trigger, crawler or job the step is.
-func (s *Step) Kind() string {
+func (s *Step) Kind() StepKind {
 	switch {
 	case s.Trigger != nil:
-		return "trigger"
+		return KindTrigger
 	case s.Crawler != nil:
-		return "crawler"
+		return KindCrawler
 	default:
-		return "job"
+		return KindJob
 	}
 }
 
@@ -346,13 +356,13 @@ func (s *ScheduleSpec) compile() error {
 	if s.TimeZone == "" {
 		s.TimeZone = "UTC"
 	}
-	loc, err := time.LoadLocation(s.TimeZone)
+	loc, err := civil.LoadZone(s.TimeZone)
 	if err != nil {
-		return fmt.Errorf("timezone %q: %v", s.TimeZone, err)
+		return fmt.Errorf("timezone: %w", err)
 	}
 	sched, err := cron.ParseStandard(s.Cron)
 	if err != nil {
-		return fmt.Errorf("cron %q: %v", s.Cron, err)
+		return fmt.Errorf("cron %q: %w", s.Cron, err)
 	}
 	if strings.HasPrefix(strings.TrimSpace(s.Cron), "CRON_TZ=") || strings.HasPrefix(strings.TrimSpace(s.Cron), "TZ=") {
 		return fmt.Errorf("cron %q: give the zone in timezone, not in the expression", s.Cron)

@@ -9,15 +9,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/storage"
 )
@@ -28,9 +27,6 @@ const (
 	DefaultPartSize = 64 << 20
 	// MinPartSize is the smallest part S3 accepts (except the last one).
 	MinPartSize = 5 << 20
-	// maxParts is S3's limit on parts per upload; larger objects get
-	// larger parts.
-	maxParts = 10000
 )
 
 // Options configure a Bucket. The zero value uses the standard AWS
@@ -64,8 +60,12 @@ type Bucket struct {
 	bucket string
 	prefix string // "" or ends in "/"
 	opts   Options
-	// partChecksum is declared on multipart uploads; see New.
-	partChecksum types.ChecksumAlgorithm
+	// uploader puts objects, in parts above the part size. It is the SDK's
+	// upload manager (feature/s3/manager): it reads the parts of a body that
+	// is an io.ReaderAt straight from it, where its successor
+	// (feature/s3/transfermanager, v0.5) copies every part into memory, which
+	// a worker's memory limit cannot afford.
+	uploader *manager.Uploader
 }
 
 var (
@@ -119,14 +119,10 @@ func New(ctx context.Context, bucket, prefix string, opts Options) (*Bucket, err
 		prefix += "/"
 	}
 	b := &Bucket{client: client, bucket: bucket, prefix: prefix, opts: opts}
-	// With default settings the SDK sends a CRC32 with every part; the
-	// upload must then declare CRC32 up front or S3 rejects the completion.
-	// This is what the SDK's own upload manager does. With
-	// AWS_REQUEST_CHECKSUM_CALCULATION=when_required (for servers without
-	// checksum support) nothing is declared or sent.
-	if cfg.RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired {
-		b.partChecksum = types.ChecksumAlgorithmCrc32
-	}
+	b.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = opts.PartSize
+		u.Concurrency = opts.Concurrency
+	})
 	return b, nil
 }
 
@@ -327,83 +323,16 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("put %s: spool: %w", key, err)
 	}
-	if size <= b.opts.PartSize {
-		_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:        &b.bucket,
-			Key:           b.key(key),
-			Body:          io.NewSectionReader(f, 0, size),
-			ContentLength: aws.Int64(size),
-		})
-	} else {
-		err = b.putMultipart(ctx, key, f, size)
-	}
+	// A body that is an io.ReaderAt is uploaded in parts straight from the
+	// file, without the uploader copying each part into memory.
+	_, err = b.uploader.Upload(ctx, &s3.PutObjectInput{
+		Bucket: &b.bucket,
+		Key:    b.key(key),
+		Body:   io.NewSectionReader(f, 0, size),
+	})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
 }
 
-// putMultipart uploads f in parts and completes the upload, or aborts it so
-// no orphaned parts keep costing storage.
-func (b *Bucket) putMultipart(ctx context.Context, key string, f *os.File, size int64) error {
-	partSize := max(b.opts.PartSize, (size+maxParts-1)/maxParts)
-	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: b.key(key), ChecksumAlgorithm: b.partChecksum,
-	})
-	if err != nil {
-		return fmt.Errorf("create multipart upload: %w", err)
-	}
-	parts := make([]types.CompletedPart, (size+partSize-1)/partSize)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.opts.Concurrency)
-	for i := range parts {
-		off := int64(i) * partSize
-		n := min(partSize, size-off)
-		num := int32(i + 1)
-		g.Go(func() error {
-			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
-				Bucket:            &b.bucket,
-				Key:               b.key(key),
-				UploadId:          created.UploadId,
-				PartNumber:        aws.Int32(num),
-				ChecksumAlgorithm: b.partChecksum,
-				Body:              io.NewSectionReader(f, off, n),
-				ContentLength:     aws.Int64(n),
-			})
-			if err != nil {
-				return fmt.Errorf("upload part %d: %w", num, err)
-			}
-			parts[num-1] = types.CompletedPart{
-				PartNumber:     aws.Int32(num),
-				ETag:           out.ETag,
-				ChecksumCRC32:  out.ChecksumCRC32,
-				ChecksumCRC32C: out.ChecksumCRC32C,
-				ChecksumSHA1:   out.ChecksumSHA1,
-				ChecksumSHA256: out.ChecksumSHA256,
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	if err == nil {
-		_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket:          &b.bucket,
-			Key:             b.key(key),
-			UploadId:        created.UploadId,
-			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
-		if err != nil {
-			err = fmt.Errorf("complete multipart upload: %w", err)
-		}
-	}
-	if err != nil {
-		// ctx may be why we failed; the abort must still go out.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: &b.bucket, Key: b.key(key), UploadId: created.UploadId,
-		})
-		return err
-	}
-	return nil
-}

@@ -46,7 +46,6 @@ func New(b storage.Bucket) *Store {
 	return &Store{b: b, now: func() time.Time { return time.Now().UTC() }, locks: map[string]*sync.Mutex{}}
 }
 
-
 // Location is the URL of the catalog's bucket.
 func (s *Store) Location() string { return s.b.Location() }
 
@@ -424,4 +423,3 @@ func lessValues(a, b []string) bool {
 	}
 	return len(a) < len(b)
 }
-

@@ -133,7 +133,6 @@ type Result struct {
 	allSkipped   []Skipped
 }
 
-
 // AllSkipped returns every skipped file (Skipped holds the first few).
 func (r Result) AllSkipped() []Skipped { return r.allSkipped }
 

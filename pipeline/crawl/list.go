@@ -210,5 +210,3 @@ func isEpochDay(s string) bool {
 	ms, err := strconv.ParseInt(s, 10, 64)
 	return err == nil && ms%(24*60*60*1000) == 0
 }
-
-

@@ -335,4 +335,3 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 	}
 	return nil
 }
-

@@ -1,104 +1,16 @@
 package transform
 
 import (
-	"bufio"
 	"encoding/binary"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
-	"time"
 	"unsafe"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 )
-
-// fieldValue is one decoded field converted to its column's output type.
-type fieldValue struct {
-	null bool
-	b    []byte // TypeString
-	i    int64  // TypeBigint, and micros for the time types
-	f    float64
-	t    bool
-}
-
-// decodeRow fills vals (one per output column, reset to null first) from a
-// row. String conversions of wider-typed values are appended to buf, which
-// is returned; values may point into it and into the loaded intermediate.
-func (pd *partitionData) decodeRow(r *rowRef, vals []fieldValue, buf []byte) ([]byte, error) {
-	for i := range vals {
-		vals[i] = fieldValue{null: true}
-	}
-	colMap := pd.colMaps[r.file]
-	br := byteReader{b: r.fields}
-	n := br.uvarint()
-	for j := uint64(0); j < n && br.err == nil; j++ {
-		id := br.uvarint()
-		kind := br.byte()
-		if br.err != nil || id >= uint64(len(colMap)) {
-			return buf, errCorrupt
-		}
-		c := colMap[id]
-		if c < 0 {
-			br.skipField(kind)
-			continue
-		}
-		v := &vals[c]
-		typ := pd.cols[c].Type
-		*v = fieldValue{}
-		switch kind {
-		case kindNull:
-			v.null = true
-		case kindBool:
-			t := br.byte() != 0
-			if typ == TypeString {
-				s := len(buf)
-				buf = strconv.AppendBool(buf, t)
-				v.b = buf[s:]
-			} else {
-				v.t = t
-			}
-		case kindInt:
-			n := br.varint()
-			switch typ {
-			case TypeString:
-				s := len(buf)
-				buf = strconv.AppendInt(buf, n, 10)
-				v.b = buf[s:]
-			case TypeDouble:
-				v.f = float64(n)
-			default:
-				v.i = n
-			}
-		case kindDouble:
-			f := math.Float64frombits(binary.LittleEndian.Uint64(br.bytes(8)))
-			if typ == TypeString {
-				s := len(buf)
-				buf = strconv.AppendFloat(buf, f, 'g', -1, 64)
-				v.b = buf[s:]
-			} else {
-				v.f = f
-			}
-		case kindString:
-			v.b = br.bytes(br.uvarint())
-		default:
-			return buf, errCorrupt
-		}
-	}
-	if br.err != nil {
-		return buf, br.err
-	}
-	if pd.tsCol >= 0 {
-		vals[pd.tsCol] = fieldValue{i: r.us + r.off*1_000_000}
-	}
-	if pd.utcCol >= 0 {
-		vals[pd.utcCol] = fieldValue{i: r.us}
-	}
-	return buf, nil
-}
 
 func parquetNode(t ColumnType) parquet.Node {
 	switch t {
@@ -163,10 +75,6 @@ func parquetSchema(cols []Column, dict []bool) (*parquet.Schema, error) {
 	}
 	return schema, nil
 }
-
-// rowIter yields the rows of a partition in output order; it returns nil at
-// the end. A row is valid until the next call.
-type rowIter func() (*rowRef, error)
 
 // parquetBatch is the number of rows handed to each column writer at once.
 // parquet-go cuts a page when a column's buffer is full after a write, so
@@ -451,84 +359,4 @@ func (pd *partitionData) decodeParquet(r *rowRef, b *columnBatch) error {
 	}
 	b.rows++
 	return nil
-}
-
-// CSV renders timestamps as text a reader can parse without a zone: the
-// local wall clock as "2006-01-02 15:04:05.000000", the instant with a Z.
-const (
-	csvLocalLayout = "2006-01-02 15:04:05.000000"
-	csvUTCLayout   = "2006-01-02 15:04:05.000000Z"
-)
-
-func writeCSV(w io.Writer, spec Spec, pd *partitionData, next rowIter) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	var gz *gzip.Writer
-	var dst io.Writer = bw
-	if spec.Compression == "gzip" {
-		gz = gzip.NewWriter(bw)
-		dst = gz
-	}
-	cw := csv.NewWriter(dst)
-	ncol := len(pd.cols)
-	rec := make([]string, ncol)
-	for i, c := range pd.cols {
-		rec[i] = c.Name
-	}
-	if err := cw.Write(rec); err != nil {
-		return err
-	}
-	vals := make([]fieldValue, ncol)
-	var buf []byte
-	for {
-		r, err := next()
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			break
-		}
-		buf = buf[:0]
-		if buf, err = pd.decodeRow(r, vals, buf); err != nil {
-			return err
-		}
-		for c, v := range vals {
-			if v.null {
-				rec[c] = ""
-				continue
-			}
-			s := len(buf)
-			switch pd.cols[c].Type {
-			case TypeString:
-				rec[c] = unsafe.String(unsafe.SliceData(v.b), len(v.b))
-				continue
-			case TypeBool:
-				buf = strconv.AppendBool(buf, v.t)
-			case TypeBigint:
-				buf = strconv.AppendInt(buf, v.i, 10)
-			case TypeDouble:
-				buf = strconv.AppendFloat(buf, v.f, 'g', -1, 64)
-			case TypeLocalTime:
-				buf = time.UnixMicro(v.i).UTC().AppendFormat(buf, csvLocalLayout)
-			case TypeUTCTime:
-				buf = time.UnixMicro(v.i).UTC().AppendFormat(buf, csvUTCLayout)
-			}
-			b := buf[s:]
-			rec[c] = unsafe.String(unsafe.SliceData(b), len(b))
-		}
-		// csv.Writer copies the strings before Write returns, so rec may
-		// point into buffers that the next row reuses.
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	if gz != nil {
-		if err := gz.Close(); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
 }

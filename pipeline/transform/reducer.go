@@ -1,0 +1,191 @@
+package transform
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sluice/pipeline/intermediate"
+	"sluice/pipeline/storage"
+	"strings"
+	"unsafe"
+)
+
+// reducer is the state of one ReduceBucket.
+type reducer struct {
+	ctx     context.Context
+	scratch storage.Reader
+	in      ReduceInput
+	read    *intermediate.Reader
+	idsBuf  []byte
+	temps   []*os.File
+}
+
+func (r *reducer) close() {
+	for _, f := range r.temps {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+func (r *reducer) tempFile(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "sluice-run-*")
+	if err != nil {
+		return nil, fmt.Errorf("create run file: %w", err)
+	}
+	r.temps = append(r.temps, f)
+	return f, nil
+}
+
+// sampleBuckets is how many of the first virtual buckets (from Lo) hold
+// the dictionary sample (see dictionaryChooser), with the rows read in
+// them and in the whole file.
+func (r *reducer) sampleBuckets() (buckets int, sampleRows, fileRows int64) {
+	n := r.in.Hi - r.in.Lo
+	per := make([]int64, n)
+	for v := range n {
+		for _, p := range r.in.Parts {
+			_, _, _, k := p.Index.Span(v, v+1)
+			per[v] += k
+		}
+		fileRows += per[v]
+	}
+	want := max(int64(sampleShare*float64(fileRows)), minSample)
+	for v, k := range per {
+		sampleRows += k
+		if sampleRows >= want {
+			return v + 1, sampleRows, fileRows
+		}
+	}
+	return n, sampleRows, fileRows
+}
+
+// chooseEncodings shows a chunk's kept rows in the sample's buckets to the
+// dictionary chooser (nil: not Parquet).
+func (r *reducer) chooseEncodings(d *dictionaryChooser, rows []rowRef, keep []int32, sampleHi int) error {
+	if d == nil {
+		return nil
+	}
+	for _, i := range keep {
+		row := &rows[i]
+		if intermediate.VBucket(unsafe.Slice(unsafe.StringData(row.id), len(row.id)))-r.in.Lo < sampleHi {
+			if err := d.addRow(row); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunks cuts the virtual buckets [Lo, Hi) into consecutive ranges (offsets
+// from Lo) whose rows fit budget in memory; a single bucket is never cut.
+func (r *reducer) chunks(budget int64) [][2]int {
+	n := r.in.Hi - r.in.Lo
+	var out [][2]int
+	start, size := 0, int64(0)
+	for v := 0; v < n; v++ {
+		var need int64
+		for _, p := range r.in.Parts {
+			_, _, raw, rows := p.Index.Span(v, v+1)
+			need += raw + rows*rowOverhead
+		}
+		if size > 0 && size+need > budget {
+			out = append(out, [2]int{start, v})
+			start, size = v, 0
+		}
+		size += need
+	}
+	return append(out, [2]int{start, n})
+}
+
+// load reads the rows of buckets [a, b) (offsets from Lo) of every part and
+// returns them with the indexes of the rows kept, in output order.
+func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
+	var total int64
+	for _, p := range r.in.Parts {
+		_, _, _, rows := p.Index.Span(a, b)
+		total += rows
+	}
+	rows := make([]rowRef, 0, total)
+	for file, p := range r.in.Parts {
+		sp := intermediate.SpanOf(p.Key, p.Index, a, b)
+		data, err := r.read.Load(r.ctx, r.scratch, sp, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		for len(data) > 0 {
+			row, rest, err := intermediate.ParseRow(data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("read %s: %w", p.Key, err)
+			}
+			rows = append(rows, rowRef{
+				shard: uint32(p.Shard), obj: uint32(row.Obj), line: row.Line, us: row.US, off: row.Off,
+				id: unsafe.String(unsafe.SliceData(row.Key), len(row.Key)), fields: row.Fields, file: int32(file),
+			})
+			data = rest
+		}
+		if err := r.ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	keep, err := r.dedupe(rows, a, b)
+	return rows, keep, err
+}
+
+// dedupe keeps, for every key, the copy with the smallest (shard, object,
+// line), i.e. the smallest (object key, line), since shards are contiguous
+// runs of objects in key order. Copies of the key that landed on other dates
+// of the run count too: when one of them is smaller, the key is dropped
+// here and kept there. It returns the kept rows sorted by (utc timestamp,
+// key).
+func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
+	best := make(map[string]int32, len(rows))
+	for i := range rows {
+		row := &rows[i]
+		j, ok := best[row.id]
+		if !ok || ordLess(row.shard, row.obj, row.line, rows[j].shard, rows[j].obj, rows[j].line) {
+			best[row.id] = int32(i)
+		}
+	}
+	for _, o := range r.in.Others {
+		data, err := r.read.Load(r.ctx, r.scratch, intermediate.SpanOf(o.Key, o.Index, a, b), r.idsBuf)
+		if err != nil {
+			return nil, err
+		}
+		r.idsBuf = data // the next ids span reuses the memory
+		for len(data) > 0 {
+			id, rest, err := intermediate.ParseID(data)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", o.Key, err)
+			}
+			data = rest
+			j, ok := best[string(id.Key)]
+			if ok && ordLess(uint32(o.Shard), uint32(id.Obj), id.Line, rows[j].shard, rows[j].obj, rows[j].line) {
+				delete(best, string(id.Key))
+			}
+		}
+	}
+	// Sort (timestamp, row) pairs, side by side in memory, and look at the
+	// rows' keys only for equal timestamps: the same order as rowCmp, at a
+	// fraction of the cache misses.
+	type sortKey struct {
+		us int64
+		i  int32
+	}
+	keys := make([]sortKey, 0, len(best))
+	for _, i := range best {
+		keys = append(keys, sortKey{rows[i].us, i})
+	}
+	slices.SortFunc(keys, func(x, y sortKey) int {
+		if x.us != y.us {
+			return cmp.Compare(x.us, y.us)
+		}
+		return strings.Compare(rows[x.i].id, rows[y.i].id)
+	})
+	keep := make([]int32, len(keys))
+	for j, k := range keys {
+		keep[j] = k.i
+	}
+	return keep, nil
+}

@@ -5,12 +5,14 @@ package transform
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/klauspost/compress/gzip"
+
 	"sluice/pipeline/civil"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"

@@ -11,7 +11,8 @@ import (
 )
 
 func TestTaskIDsAreDeterministicAndEnqueueIsIdempotent(t *testing.T) {
-	opt, err := asynq.ParseRedisURI(testenv.StartRedis(t))
+	t.Parallel()
+	opt, err := asynq.ParseRedisURI(testenv.RedisDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,12 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		"SLUICE_CATALOG": "file://" + filepath.Join(abs, "catalog"),
 		"SLUICE_SCRATCH": "file://" + filepath.Join(abs, "scratch"),
 	}
-	for k, v := range locs {
-		os.Setenv(k, v) // the workflow file refers to them as ${SLUICE_…}
+	// The workflow file refers to the locations as ${SLUICE_…}.
+	lookup := func(k string) (string, bool) {
+		if v, ok := locs[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
 	}
 	raw := workflows.MobileUser
 	if *workflowFile != "" {
@@ -59,7 +63,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	wf, err := workflow.Parse(raw, config.ValidateJob)
+	wf, err := workflow.ParseWith(raw, lookup, config.ValidateJob)
 	if err != nil {
 		return fmt.Errorf("workflow: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 )
 
 func TestBadSettingsNameTheirFlag(t *testing.T) {
+	t.Parallel()
 	var c Common
 	c.Register(flag.NewFlagSet("t", flag.ContinueOnError))
 	c.RedisURL = "http://nope"
@@ -33,6 +34,7 @@ func TestBadSettingsNameTheirFlag(t *testing.T) {
 }
 
 func TestLoadWorkflowsChecksTheJobSpec(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join("..", "..", "workflows", "mobile-user.yaml")
 	raw, err := os.ReadFile(root)
 	if err != nil {
@@ -58,6 +60,7 @@ func TestLoadWorkflowsChecksTheJobSpec(t *testing.T) {
 }
 
 func TestParseQueues(t *testing.T) {
+	t.Parallel()
 	q, err := ParseQueues("crawl=2, transform=6,extra")
 	if err != nil || fmt.Sprint(q) != "map[crawl:2 extra:1 transform:6]" {
 		t.Fatalf("%v %v", q, err)

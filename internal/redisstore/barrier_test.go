@@ -14,7 +14,7 @@ import (
 
 func newBarrier(t *testing.T) (*Barrier, redis.UniversalClient) {
 	t.Helper()
-	opt, err := redis.ParseURL(testenv.StartRedis(t))
+	opt, err := redis.ParseURL(testenv.RedisDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,6 +24,7 @@ func newBarrier(t *testing.T) (*Barrier, redis.UniversalClient) {
 }
 
 func TestCompletesOnceWithDuplicatesAndRetries(t *testing.T) {
+	t.Parallel()
 	b, _ := newBarrier(t)
 	ctx := context.Background()
 	// Shard 1 is delivered twice, shard 2 retried after it had arrived.
@@ -53,6 +54,7 @@ func TestCompletesOnceWithDuplicatesAndRetries(t *testing.T) {
 }
 
 func TestConcurrentArrivalsCompleteExactlyOnce(t *testing.T) {
+	t.Parallel()
 	b, _ := newBarrier(t)
 	ctx := context.Background()
 	const shards, copies = 50, 3
@@ -84,6 +86,7 @@ func TestConcurrentArrivalsCompleteExactlyOnce(t *testing.T) {
 }
 
 func TestKeysExpire(t *testing.T) {
+	t.Parallel()
 	b, rdb := newBarrier(t)
 	ctx := context.Background()
 	if _, err := b.Arrive(ctx, "ttl", "0", 1); err != nil {

@@ -19,7 +19,7 @@ import (
 
 func setup(t *testing.T) (*Runs, *workflow.Workflow) {
 	t.Helper()
-	opt, err := redis.ParseURL(testenv.StartRedis(t))
+	opt, err := redis.ParseURL(testenv.RedisDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +36,7 @@ func setup(t *testing.T) (*Runs, *workflow.Workflow) {
 var window = civil.Window{Start: civil.Date{Year: 2026, Month: 10, Day: 30}, End: civil.Date{Year: 2026, Month: 11, Day: 1}}
 
 func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	first, err := s.Start(ctx, wf, window, StartOptions{Trigger: "on-demand"})
@@ -59,6 +60,7 @@ func TestSecondStartOfAnActiveWindowReturnsTheFirstRun(t *testing.T) {
 }
 
 func TestTwoSchedulersFiringTheSameTickStartOneRun(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	fire := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
@@ -112,6 +114,7 @@ func finishAll(t *testing.T, s *Runs, wf *workflow.Workflow, runID string) Run {
 }
 
 func TestARunEndsAndFreesItsWindow(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	st, err := s.Start(ctx, wf, window, StartOptions{})
@@ -136,6 +139,7 @@ func TestARunEndsAndFreesItsWindow(t *testing.T) {
 }
 
 func TestConcurrentFinishOfTheSameStepTransitionsOnce(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	st, err := s.Start(ctx, wf, window, StartOptions{})
@@ -169,6 +173,7 @@ func TestConcurrentFinishOfTheSameStepTransitionsOnce(t *testing.T) {
 }
 
 func TestFailedStepFailsTheRun(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	st, _ := s.Start(ctx, wf, window, StartOptions{})
@@ -185,6 +190,7 @@ func TestFailedStepFailsTheRun(t *testing.T) {
 }
 
 func TestOverlappingWindowsDoNotRunAtOnce(t *testing.T) {
+	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
 	first, err := s.Start(ctx, wf, window, StartOptions{}) // 10-30..11-01

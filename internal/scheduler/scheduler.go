@@ -121,7 +121,7 @@ func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workf
 	for {
 		fire := sched.Next(s.now())
 		s.log.Info("next scheduled run", "workflow", wf.Name, "trigger", trig.Name, "at", fire.UTC().Format(time.RFC3339), "window", sched.WindowFor(fire).String())
-		timer := time.NewTimer(time.Until(fire))
+		timer := time.NewTimer(fire.Sub(s.now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()

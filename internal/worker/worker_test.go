@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -41,17 +42,22 @@ type harness struct {
 
 func newHarness(t *testing.T, opts tasks.Options) *harness {
 	t.Helper()
-	url := testenv.StartRedis(t)
+	url := testenv.RedisDB(t)
 	dir := t.TempDir()
+	vars := map[string]string{"SLUICE_SHARD_BYTES": "100000"}
 	for k, sub := range map[string]string{"SLUICE_RAW": "raw", "SLUICE_OUTPUT": "out", "SLUICE_CATALOG": "catalog", "SLUICE_SCRATCH": "scratch"} {
-		t.Setenv(k, "file://"+filepath.Join(dir, sub))
+		vars[k] = "file://" + filepath.Join(dir, sub)
 	}
-	t.Setenv("SLUICE_SHARD_BYTES", "100000")
 	_, file, _, _ := runtime.Caller(0)
-	wfs, err := config.LoadWorkflows(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
+	yml, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	wf, err := workflow.ParseWith(yml, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, config.ValidateJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wfs := map[string]*workflow.Workflow{wf.Name: wf}
 	redisOpt, err := asynq.ParseRedisURI(url)
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +149,7 @@ func (f failingPuts) Put(ctx context.Context, key string, body io.Reader) error 
 }
 
 func TestShardThatExhaustsItsRetriesFailsTheStepAndTheRun(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, tasks.Options{MaxRetry: 2, Timeout: time.Minute, Retention: time.Hour})
 	h.worker.open = func(ctx context.Context, loc string) (storage.Bucket, error) {
 		b, err := storeurl.Open(ctx, loc, config.Common{}.S3)
@@ -176,6 +183,7 @@ func TestShardThatExhaustsItsRetriesFailsTheStepAndTheRun(t *testing.T) {
 }
 
 func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, tasks.DefaultOptions)
 	ctx := context.Background()
 	// No server: the test plays the worker, delivering tasks by hand.
@@ -251,59 +259,5 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 	}
 	if n := len(pendingOf(tasks.TypeTransformReduce)); n != len(demoWindow.Dates()) {
 		t.Fatalf("%d reduce tasks pending, want one per date's one file (%d)", n, len(demoWindow.Dates()))
-	}
-}
-
-// A task archived without the worker recording the failure (its last attempt
-// was SIGKILLed, or an operator archived it in asynqmon) fails its step when
-// the scheduler sweeps the archive, so the run does not stay RUNNING.
-func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
-	h := newHarness(t, tasks.DefaultOptions)
-	ctx := context.Background()
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := h.orch.FailArchived(ctx, time.Hour); err != nil || n != 0 {
-		t.Fatalf("sweep with nothing archived: %d %v", n, err)
-	}
-	if err := h.inspector.ArchiveTask(tasks.QueueCrawl, st.Run.ID+"/segmentlogs-IOS"); err != nil {
-		t.Fatal(err)
-	}
-	n, err := h.orch.FailArchived(ctx, time.Hour)
-	if err != nil || n != 1 {
-		t.Fatalf("sweep failed %d steps, err %v; want 1", n, err)
-	}
-	run, err := h.orch.Run(ctx, st.Run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if run.State != workflow.Failed || !strings.Contains(run.Steps["segmentlogs-IOS"].Error, "archived") {
-		t.Fatalf("run %s, step %+v", run.State, run.Steps["segmentlogs-IOS"])
-	}
-	if n, _ := h.orch.FailArchived(ctx, time.Hour); n != 0 {
-		t.Fatalf("a second sweep failed %d more steps", n)
-	}
-}
-
-// A run whose creator died before enqueuing its first steps gets them when
-// anyone asks to start it again.
-func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
-	h := newHarness(t, tasks.DefaultOptions)
-	ctx := context.Background()
-	st, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := st.Run.ID + "/segmentlogs-IOS"
-	if err := h.inspector.DeleteTask(tasks.QueueCrawl, id); err != nil { // as if never enqueued
-		t.Fatal(err)
-	}
-	again, err := h.orch.Start(ctx, "mobile-user", demoWindow, redisstore.StartOptions{})
-	if err != nil || again.Created || again.Run.ID != st.Run.ID {
-		t.Fatalf("second start: created %v run %s err %v", again.Created, again.Run.ID, err)
-	}
-	if _, err := h.inspector.GetTaskInfo(tasks.QueueCrawl, id); err != nil {
-		t.Fatalf("the first step's task was not enqueued again: %v", err)
 	}
 }

@@ -53,6 +53,7 @@ func keys(objs []transform.Object) []string {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	all := []transform.Object{a, b, c}
 	builds := builtFrom(index(), all, "s1")
 
@@ -123,6 +124,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestStoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	fb, err := filestore.New(t.TempDir())
 	if err != nil {

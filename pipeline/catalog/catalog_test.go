@@ -12,6 +12,7 @@ import (
 )
 
 func TestTypeStringRoundTrip(t *testing.T) {
+	t.Parallel()
 	typ := StructOf(
 		Column{"name", Prim(KindString)},
 		Column{"version", Prim(KindString)},
@@ -43,6 +44,7 @@ func testTable(cols ...Column) Table {
 }
 
 func TestPutTableVersions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := New(memstore.New())
 	t1, changed, err := s.PutTable(ctx, testTable(Column{"a", Prim(KindInt)}))
@@ -89,6 +91,7 @@ func TestPutTableVersions(t *testing.T) {
 }
 
 func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := New(memstore.New())
 	var wg sync.WaitGroup
@@ -122,6 +125,7 @@ func TestConcurrentWriters(t *testing.T) {
 }
 
 func TestPartitions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := New(memstore.New())
 	parts := []Partition{
@@ -148,6 +152,7 @@ func TestPartitions(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	t.Parallel()
 	tb := testTable(
 		Column{"anonymousId", Prim(KindString)},
 		Column{"context", StructOf(Column{"app", StructOf(Column{"name", Prim(KindString)})})},

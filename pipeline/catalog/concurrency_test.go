@@ -75,6 +75,7 @@ func separateStores(t *testing.T, open func() storage.Bucket) {
 }
 
 func TestConcurrentStoresFilestore(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	separateStores(t, func() storage.Bucket {
 		b, err := filestore.New(dir)
@@ -86,6 +87,7 @@ func TestConcurrentStoresFilestore(t *testing.T) {
 }
 
 func TestIntegrationConcurrentStoresS3(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	bucket := srv.NewBucket(t)
 	separateStores(t, func() storage.Bucket {
@@ -102,6 +104,7 @@ func TestIntegrationConcurrentStoresS3(t *testing.T) {
 // TestConcurrentProcessesFilestore runs the writers as separate processes
 // (this test binary re-executed), the way two workers share a catalog.
 func TestConcurrentProcessesFilestore(t *testing.T) {
+	t.Parallel()
 	if dir := os.Getenv("SLUICE_CATALOG_WRITER_DIR"); dir != "" {
 		w, _ := strconv.Atoi(os.Getenv("SLUICE_CATALOG_WRITER"))
 		b, err := filestore.New(dir)

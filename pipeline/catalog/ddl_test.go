@@ -27,6 +27,7 @@ func rawIOS() (Table, []Partition) {
 }
 
 func TestDDLRawJSON(t *testing.T) {
+	t.Parallel()
 	tb, parts := rawIOS()
 	got, err := CreateTableDDL(tb, parts, DDLOptions{})
 	if err != nil {
@@ -86,6 +87,7 @@ func TestDDLRawJSON(t *testing.T) {
 }
 
 func TestDDLParquetOutput(t *testing.T) {
+	t.Parallel()
 	tb := Table{Database: "segmentlogs", Name: "mobile", Location: "file:///data/mobile_user", Format: "parquet", Compression: "snappy",
 		Columns:       []Column{{"message_id", Prim(KindString)}, {"timestamp", Prim(KindTimestamp)}, {"context_device_model", Prim(KindString)}},
 		PartitionKeys: []Column{{"year", Prim(KindInt)}, {"month", Prim(KindInt)}, {"date", Prim(KindString)}}}
@@ -154,6 +156,7 @@ func TestDDLParquetOutput(t *testing.T) {
 }
 
 func TestDDLCSV(t *testing.T) {
+	t.Parallel()
 	tb := Table{Database: "lake", Name: "daily", Location: "s3://lake/daily/", Format: "csv", Compression: "gzip",
 		Columns:    []Column{{"id", Prim(KindBigint)}, {"name", Prim(KindString)}, {"price", Prim(KindDouble)}},
 		Properties: map[string]string{"skip.header.line.count": "1"}}

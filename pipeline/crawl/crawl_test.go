@@ -45,6 +45,7 @@ func colType(t *testing.T, tb catalog.Table, name string) string {
 }
 
 func TestJSONInference(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, cat := memstore.New(), memstore.New()
 	put(t, src, "events/year=2024/month=3/a.json", []byte(
@@ -153,6 +154,7 @@ not json at all
 }
 
 func TestSegmentLogs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, cat := memstore.New(), memstore.New()
 	cfg := segmentgen.DefaultConfig()
@@ -236,6 +238,7 @@ func parquetFile(t *testing.T, rows []outRow) []byte {
 }
 
 func TestParquetOutput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, cat := memstore.New(), memstore.New()
 	ts := time.Date(2024, 3, 9, 12, 0, 0, 0, time.UTC)
@@ -280,6 +283,7 @@ func TestParquetOutput(t *testing.T) {
 }
 
 func TestTableNameAndEpochDays(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		t    Target
 		want string

@@ -15,6 +15,7 @@ import (
 // gzip stream, a folder holding no JSON at all, arrays, and a new column on
 // a later day.
 func TestDrift(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	raw := newFileBucket(t)
 	putF := func(key string, body []byte) {
@@ -96,6 +97,7 @@ func TestDrift(t *testing.T) {
 }
 
 func TestCSVHeaderSniffing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	raw := newFileBucket(t)
 	for key, body := range map[string]string{
@@ -128,6 +130,7 @@ func TestCSVHeaderSniffing(t *testing.T) {
 }
 
 func TestBytesSampledCounted(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	raw := newFileBucket(t)
 	body := gz(`{"id":1}` + "\n")

@@ -53,6 +53,7 @@ func newFileBucket(t *testing.T) *filestore.Bucket {
 // a folder, crawls, adds one more received-day folder and crawls again: the
 // second crawl must read objects of that folder only.
 func TestIncrementalCrawlReadsOnlyNewFolder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	raw := newFileBucket(t)
 	cfg := segmentgen.DefaultConfig()
@@ -182,6 +183,7 @@ func listAll(t *testing.T, b storage.Reader) []string {
 
 // TestSchemaChangePolicy: a new column on a later day under each policy.
 func TestSchemaChangePolicy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, policy := range []string{SchemaUpdate, SchemaLog, SchemaFail} {
 		t.Run(policy, func(t *testing.T) {

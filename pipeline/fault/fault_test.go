@@ -8,6 +8,7 @@ import (
 )
 
 func TestPermanentKeepsTheCause(t *testing.T) {
+	t.Parallel()
 	err := fmt.Errorf("open bucket: %w", Permanent(fmt.Errorf("stat: %w", fs.ErrNotExist)))
 	if !IsPermanent(err) {
 		t.Error("wrapped permanent error not permanent")

@@ -201,6 +201,7 @@ func mobileTable(days int) (catalog.Table, []catalog.Partition) {
 }
 
 func TestSyncCreatesTableAndBatchesPartitions(t *testing.T) {
+	t.Parallel()
 	f, client := newFake(t)
 	tb, parts := mobileTable(250)
 	parts = append(parts, catalog.Partition{Values: []string{"2023", "1", "2023-01-01"}, Location: "s3://lake/gone/", Missing: true})
@@ -238,6 +239,7 @@ func TestSyncCreatesTableAndBatchesPartitions(t *testing.T) {
 }
 
 func TestSyncRawJSONTable(t *testing.T) {
+	t.Parallel()
 	f, client := newFake(t)
 	tb := catalog.Table{Database: "segmentlogs", Name: "ios", Location: "file:///data/raw/segment-logs/ios/", Format: "json", Compression: "gzip", Version: 1,
 		Columns: []catalog.Column{

@@ -1,4 +1,4 @@
-package job
+package job_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
 )
@@ -83,7 +84,7 @@ func cloneBucket(t testing.TB, b *memstore.Bucket) *memstore.Bucket {
 
 // untilCommit runs a step's phases up to its commits and returns the dates
 // ready to commit, with the commit total.
-func untilCommit(t testing.TB, s *Step) ([]civil.Date, int) {
+func untilCommit(t testing.TB, s *job.Step) ([]civil.Date, int) {
 	t.Helper()
 	ctx := context.Background()
 	next, err := s.Plan(ctx)
@@ -130,7 +131,7 @@ func TestCommitInterruptedAndRetried(t *testing.T) {
 	oldRows := len(readPartition(t, base, "2026-10-30").rows)
 	spec.TargetFileBytes = 3 << 10 // the new build has other files
 
-	newBuild := func() (*Step, *faultyBucket, civil.Date, int) {
+	newBuild := func() (*job.Step, *faultyBucket, civil.Date, int) {
 		out := &faultyBucket{Bucket: cloneBucket(t, base)}
 		s := newStep(in, memstore.New(), out, spec, w)
 		s.RunID, s.Force = "run-new", true

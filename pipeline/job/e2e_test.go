@@ -1,4 +1,4 @@
-package job
+package job_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
@@ -236,12 +237,15 @@ func benchSpec() transform.Spec {
 func BenchmarkMapShard(b *testing.B) {
 	in, w, sum := benchInput(b, 20000)
 	ctx := context.Background()
-	s := newStep(in, memstore.New(), memstore.New(), benchSpec(), w)
-	objs, err := s.listInput(ctx)
+	var objs []transform.Object
+	err := in.List(ctx, "segment-logs/", func(oi storage.ObjectInfo) error {
+		objs = append(objs, transform.Object{Source: strings.Split(oi.Key, "/")[1], Key: oi.Key, Size: oi.Size, ETag: oi.ETag})
+		return nil
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	shard := CutShards(objs, 1<<40)[0]
+	shard := job.CutShards(objs, 1<<40)[0]
 	b.SetBytes(sum.Bytes)
 	b.ReportAllocs()
 	b.ResetTimer()

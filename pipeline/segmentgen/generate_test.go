@@ -28,6 +28,7 @@ func smallConfig() Config {
 }
 
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a, b := memstore.New(), memstore.New()
 	if _, err := Generate(ctx, a, smallConfig()); err != nil {
@@ -65,6 +66,7 @@ func TestDeterministic(t *testing.T) {
 // TestSummaryMatchesOutput re-reads everything written and recounts it with
 // encoding/json and time.Parse, independently of the generator's own books.
 func TestSummaryMatchesOutput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b := memstore.New()
 	cfg := smallConfig()

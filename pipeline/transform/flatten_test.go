@@ -138,6 +138,7 @@ func deep(open, close string, n int, inner string) string {
 }
 
 func TestFlattenerMatchesFastjson(t *testing.T) {
+	t.Parallel()
 	p := newFlatPair(t)
 	lines := slices.Clone(adversarialLines)
 	for _, n := range []int{297, 298, 299, 300, 301} {
@@ -164,6 +165,7 @@ func TestFlattenerMatchesFastjson(t *testing.T) {
 // TestFlattenerMatchesFastjsonRandom compares the two on random records
 // built from the awkward parts of the grammar, and on mutations of them.
 func TestFlattenerMatchesFastjsonRandom(t *testing.T) {
+	t.Parallel()
 	p := newFlatPair(t)
 	n := 200000
 	if testing.Short() {
@@ -185,6 +187,7 @@ func TestFlattenerMatchesFastjsonRandom(t *testing.T) {
 // TestFlattenerMatchesFastjsonGenerated compares the two on the
 // generator's logs, malformed lines included.
 func TestFlattenerMatchesFastjsonGenerated(t *testing.T) {
+	t.Parallel()
 	for _, l := range generatedLines(t, 300) {
 		p := newFlatPair(t)
 		if !p.check(t, l) {

@@ -6,6 +6,7 @@ import (
 )
 
 func TestColumnName(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"messageId":                        "message_id",
 		"context.device.model":             "context_device_model",
@@ -28,6 +29,7 @@ func TestColumnName(t *testing.T) {
 }
 
 func TestResolveNamesCollisions(t *testing.T) {
+	t.Parallel()
 	paths := []string{
 		"context.device.ad_tracking_enabled",
 		"context.device.adTrackingEnabled",

@@ -11,6 +11,7 @@ import (
 // MapShard reports each object's event dates, inside the window or not, for
 // the bookmarks; bad lines add none.
 func TestMapShardReportsObjectDates(t *testing.T) {
+	t.Parallel()
 	in, scratch := memstore.New(), memstore.New()
 	late := dayFolder("ios", "2026-11-03") + "late.gz"
 	put(t, in, late, gz(ev("a", "2026-10-30T12:00:00Z"), ev("b", "2026-11-03T01:00:00Z"), ev("c", "2026-10-20T12:00:00Z"), "not json"))

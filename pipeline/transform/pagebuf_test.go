@@ -12,6 +12,7 @@ import (
 // them back the way parquet-go does (Seek to 0, io.Copy), and checks that
 // released buffers and extents are reused without stale bytes showing.
 func TestPageBufferPool(t *testing.T) {
+	t.Parallel()
 	pool := &pageBufferPool{dir: t.TempDir()}
 	defer pool.close()
 	rng := rand.New(rand.NewSource(1))

@@ -7,6 +7,7 @@ import (
 )
 
 func TestSpecValidate(t *testing.T) {
+	t.Parallel()
 	if err := DefaultSpec().Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,7 @@ func TestSpecValidate(t *testing.T) {
 // fileRepetition recovers how often values recur in a file from how often
 // they recur in a random share of its rows.
 func TestFileRepetition(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ k, f float64 }{{20, 0.25}, {2, 0.25}, {1.4, 0.25}, {50, 0.05}, {3, 1}, {1.01, 0.5}} {
 		x := c.f * c.k
 		copies := x / -math.Expm1(-x)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseTimestampMatchesTimeParse(t *testing.T) {
+	t.Parallel()
 	inputs := []string{
 		"2026-11-01T08:30:00Z",
 		"2026-11-01T08:30:00.123Z",
@@ -43,6 +44,7 @@ func TestParseTimestampMatchesTimeParse(t *testing.T) {
 }
 
 func TestZoneCacheDST(t *testing.T) {
+	t.Parallel()
 	loc, _ := time.LoadLocation("America/Los_Angeles")
 	z := newZoneCache(loc)
 	for _, s := range []string{

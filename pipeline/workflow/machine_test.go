@@ -30,6 +30,7 @@ func mustFinish(t *testing.T, w *Workflow, st States, step string, res StepState
 }
 
 func TestMobileUserRunsTheEightStepsInOrder(t *testing.T) {
+	t.Parallel()
 	w := exampleWorkflow(t)
 	if len(w.Steps) != 8 {
 		t.Fatalf("example has %d steps, want 8", len(w.Steps))
@@ -61,6 +62,7 @@ func TestMobileUserRunsTheEightStepsInOrder(t *testing.T) {
 }
 
 func TestFailureStopsTheChainAndFailsTheRun(t *testing.T) {
+	t.Parallel()
 	w := exampleWorkflow(t)
 	tr := w.Begin()
 	tr = mustFinish(t, w, tr.States, "segmentlogs-IOS", Succeeded)
@@ -76,6 +78,7 @@ func TestFailureStopsTheChainAndFailsTheRun(t *testing.T) {
 }
 
 func TestFinishTwiceIsRefused(t *testing.T) {
+	t.Parallel()
 	w := exampleWorkflow(t)
 	tr := w.Begin()
 	tr = mustFinish(t, w, tr.States, "segmentlogs-IOS", Succeeded)
@@ -116,6 +119,7 @@ steps:
 `
 
 func TestAllAndAnyPredicates(t *testing.T) {
+	t.Parallel()
 	w, err := Parse([]byte(fanWorkflow), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +147,7 @@ func TestAllAndAnyPredicates(t *testing.T) {
 }
 
 func TestBadFilesNameTheField(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct{ yaml, want string }{
 		"unknown action": {strings.Replace(fanWorkflow, "actions: [c]", "actions: [nope]", 1), `actions[0]: unknown step "nope"`},
 		"bad state":      {strings.Replace(fanWorkflow, "{step: a, state: SUCCEEDED}", "{step: a, state: DONE}", 1), "conditions[0].state: must be SUCCEEDED or FAILED"},

@@ -160,7 +160,14 @@ func Load(path string, validateJob func(*JobSpec) error) (*Workflow, error) {
 
 // Parse is Load for bytes already read.
 func Parse(raw []byte, validateJob func(*JobSpec) error) (*Workflow, error) {
-	expanded := ExpandEnv(string(raw), os.LookupEnv)
+	return ParseWith(raw, os.LookupEnv, validateJob)
+}
+
+// ParseWith is Parse with ${VAR} looked up by lookup instead of in the
+// process environment (the embedded demo and tests give their locations
+// this way).
+func ParseWith(raw []byte, lookup func(string) (string, bool), validateJob func(*JobSpec) error) (*Workflow, error) {
+	expanded := ExpandEnv(string(raw), lookup)
 	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
 	dec.KnownFields(true)
 	var w Workflow

@@ -15,6 +15,7 @@ import (
 )
 
 func TestAcceptance(t *testing.T) {
+	t.Parallel()
 	b, err := filestore.New(filepath.Join(t.TempDir(), "bucket"))
 	if err != nil {
 		t.Fatal(err)
@@ -23,6 +24,7 @@ func TestAcceptance(t *testing.T) {
 }
 
 func TestTempFilesHidden(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := filestore.New(dir)
 	if err != nil {
@@ -51,6 +53,7 @@ func TestTempFilesHidden(t *testing.T) {
 }
 
 func TestInvalidKeys(t *testing.T) {
+	t.Parallel()
 	b, err := filestore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +69,7 @@ func TestInvalidKeys(t *testing.T) {
 }
 
 func TestLocation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := filestore.New(dir)
 	if err != nil {
@@ -79,6 +83,7 @@ func TestLocation(t *testing.T) {
 // Puts and Deletes in sibling folders race on their shared parents: a Delete
 // removes a parent it emptied while a Put is creating a folder below it.
 func TestPutSurvivesConcurrentDeletesOfSharedParents(t *testing.T) {
+	t.Parallel()
 	b, err := filestore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -153,10 +153,38 @@ func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, erro
 	return o.info, nil
 }
 
+var (
+	_ storage.Bucket            = (*Bucket)(nil)
+	_ storage.Copier            = (*Bucket)(nil)
+	_ storage.ConditionalPutter = (*Bucket)(nil)
+)
+
+// PutIfMatch stores body under key only if the object's ETag is etag, or,
+// for etag "", only if there is none (see storage.ConditionalPutter).
+func (b *Bucket) PutIfMatch(ctx context.Context, key string, body io.Reader, etag string) (string, error) {
+	if !validKey(key) {
+		return "", fmt.Errorf("put %q: invalid key", key)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("put %s: %w", key, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, exists := b.objs[key]
+	if (etag == "" && exists) || (etag != "" && (!exists || o.info.ETag != etag)) {
+		return "", fmt.Errorf("put %s: %w", key, storage.ErrPreconditionFailed)
+	}
+	return b.store(key, data).ETag, nil
+}
+
 // Put stores body under key. The ETag changes on every write, as S3's does
 // for different content and a folder's does for a new modification time.
 func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
+	if !validKey(key) {
 		return fmt.Errorf("put %q: invalid key", key)
 	}
 	data, err := io.ReadAll(body)
@@ -166,15 +194,22 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	sum := sha256.Sum256(data)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.store(key, data)
+	return nil
+}
+
+// store puts data under key; b.mu is held.
+func (b *Bucket) store(key string, data []byte) storage.ObjectInfo {
+	sum := sha256.Sum256(data)
 	b.gen++
-	b.objs[key] = object{data: data, info: storage.ObjectInfo{
+	o := object{data: data, info: storage.ObjectInfo{
 		Key: key, Size: int64(len(data)), ModTime: time.Now(),
 		ETag: fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:8]), b.gen),
 	}}
-	return nil
+	b.objs[key] = o
+	return o.info
 }
 
 // Delete removes key; a missing key is not an error.
@@ -186,4 +221,8 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	defer b.mu.Unlock()
 	delete(b.objs, key)
 	return nil
+}
+
+func validKey(key string) bool {
+	return key != "" && !strings.HasPrefix(key, "/") && !strings.HasSuffix(key, "/") && !strings.Contains(key, "//")
 }

@@ -8,5 +8,6 @@ import (
 )
 
 func TestAcceptance(t *testing.T) {
+	t.Parallel()
 	storagetest.AcceptanceTest(t, memstore.New())
 }

@@ -30,7 +30,9 @@
 # SCENARIOS (default "1day 3day"), SLUICE_TARGET_FILE_BYTES and
 # SLUICE_SHARD_BYTES (default: the workflow's), REFBENCH
 # (../shared/refbench), REF and ORACLE (binaries, built when absent),
-# SKIP_REF=1 to skip DuckDB.
+# SKIP_REF=1 to skip DuckDB, PROFILE_SECONDS=N to take an N-second CPU
+# profile of the 1-worker run (from the worker's /debug/pprof; written to
+# $BENCH_DIR/<scenario>/run-1/cpu.prof, read with `go tool pprof -top`).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,9 +68,13 @@ scenario() {
 	end=$(date -u -d "$START + $((days - 1)) days" +%F)
 }
 
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+		echo $((20000 + RANDOM % 20000))
+}
+
 # A private redis-server on a free port.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	echo $((20000 + RANDOM % 20000)))
+port=$(free_port)
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
 	--dir "$BENCH_DIR" >"$BENCH_DIR/redis.log" 2>&1 &
 redis_pid=$!
@@ -106,8 +112,13 @@ run_sluice() {
 	redis-cli -p "$port" flushall >/dev/null
 	export SLUICE_RAW=file://$data/raw SLUICE_OUTPUT=file://$dir/out SLUICE_CATALOG=file://$dir/catalog SLUICE_SCRATCH=file://$dir/scratch
 	workers=()
+	local http=() profiling=
+	if [[ -n ${PROFILE_SECONDS:-} && $n == 1 ]]; then
+		profiling=$(free_port)
+		http=(-http "127.0.0.1:$profiling")
+	fi
 	for i in $(seq "$n"); do
-		GOMAXPROCS=1 "$bin/worker" -concurrency 1 -http "" -task-check-interval 50ms -retry-delay 1s \
+		GOMAXPROCS=1 "$bin/worker" -concurrency 1 -http "" "${http[@]}" -task-check-interval 50ms -retry-delay 1s \
 			-temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
 		workers+=($!)
 	done
@@ -115,8 +126,14 @@ run_sluice() {
 	for w in $(seq "$n"); do
 		for _ in $(seq 100); do grep -q "worker started" "$dir/worker-$w.log" && break; sleep 0.05; done
 	done
+	local curl_pid=
+	if [[ -n $profiling ]]; then
+		curl -sf -o "$dir/cpu.prof" "http://127.0.0.1:$profiling/debug/pprof/profile?seconds=$PROFILE_SECONDS" &
+		curl_pid=$!
+	fi
 	"$bin/scheduler" start -start "$START" -end "$end" -wait >"$dir/start.log" 2>&1 ||
 		{ cat "$dir/start.log" >&2; return 1; }
+	[[ -z $curl_pid ]] || wait "$curl_pid" || log "profile failed"
 	local id
 	id=$(awk '/^started run/ {print $3}' "$dir/start.log")
 	"$bin/scheduler" show "$id" >"$dir/show.txt"

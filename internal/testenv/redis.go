@@ -50,30 +50,52 @@ func startRedisWith(args ...string) (url string, stop func(), err error) {
 
 func startRedis(bin string, extra ...string) (string, func(), error) {
 	port := strconv.Itoa(FreePort())
+	p, err := launchRedis(bin, port, "", extra...)
+	if err != nil {
+		return "", nil, err
+	}
+	return "redis://127.0.0.1:" + port + "/0", p.stop, nil
+}
+
+// launchRedis starts a redis-server on port and waits until it answers
+// PING (after AUTH password, when one is given). Extra arguments override
+// the defaults.
+func launchRedis(bin, port, password string, extra ...string) (*process, error) {
 	// No RDB snapshots or AOF: nothing lands in the working directory and
 	// every server starts empty.
 	args := append([]string{
 		"--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
 		"--daemonize", "no", "--loglevel", "warning"}, extra...)
-	cmd := exec.Command(bin, args...)
-	p, err := startProcess("redis-server", cmd)
-	if err != nil {
-		return "", nil, err
+	if password != "" {
+		args = append(args, "--requirepass", password)
 	}
-	addr := "127.0.0.1:" + port
-	if err := p.waitReady(10*time.Second, func(ctx context.Context) error { return ping(ctx, addr) }); err != nil {
-		p.stop()
-		return "", nil, err
-	}
-	return "redis://" + addr + "/0", p.stop, nil
+	return launch("redis-server", exec.Command(bin, args...), "127.0.0.1:"+port, password)
 }
 
-// ping sends one RESP PING and expects +PONG. The test setup speaks the
-// protocol directly so readiness checks need no client library and log
-// nothing.
-func ping(ctx context.Context, addr string) error {
-	if err := command(ctx, addr, "*1\r\n$4\r\nPING\r\n", "+PONG"); err != nil {
+// launch starts cmd and waits until the server answers PING at addr.
+func launch(name string, cmd *exec.Cmd, addr, password string) (*process, error) {
+	p, err := startProcess(name, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(10*time.Second, func(ctx context.Context) error { return ping(ctx, addr, password) }); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// ping sends one RESP PING (after AUTH password, when one is given) and
+// expects +PONG. The test setup speaks the protocol directly so readiness
+// checks need no client library and log nothing.
+func ping(ctx context.Context, addr, password string) error {
+	req, want := "*1\r\n$4\r\nPING\r\n", []string{"+PONG"}
+	if password != "" {
+		req = fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password) + req
+		want = append([]string{"+OK"}, want...)
+	}
+	if err := command(ctx, addr, req, want...); err != nil {
 		return fmt.Errorf("ping %s: %w", addr, err)
 	}
 	return nil

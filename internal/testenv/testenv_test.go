@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/redis/go-redis/v9"
 
 	"sluice/internal/testenv"
 )
@@ -80,4 +81,44 @@ func TestFreePort(t *testing.T) {
 		t.Fatalf("port %d not free: %v", p, err)
 	}
 	l.Close()
+}
+
+func TestRedisServerKeepsItsDataAcrossARestart(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedisServer(t, testenv.RedisConfig{Password: "pw", AOF: true})
+	opt, err := redis.ParseURL(srv.URL)
+	if err != nil || opt.Password != "pw" {
+		t.Fatalf("url %q: %v", srv.URL, err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("killed server answers")
+	}
+	srv.Restart()
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("after restart: %q, %v", v, err)
+	}
+}
+
+func TestStartSentinel(t *testing.T) {
+	t.Parallel()
+	master := testenv.StartRedisServer(t, testenv.RedisConfig{Password: "pw"})
+	addr := testenv.StartSentinel(t, master, "mymaster", "spw")
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{addr}, SentinelPassword: "spw", Password: "pw"})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: master.Addr, Password: "pw"})
+	defer direct.Close()
+	if v, err := direct.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("master has %q, %v", v, err)
+	}
 }

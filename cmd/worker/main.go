@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/internal/config"
+	"sluice/internal/health"
 	"sluice/internal/orchestrator"
 	"sluice/internal/worker"
 )
@@ -67,7 +68,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	redisOpt, err := cfg.Redis()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	redisOpt, err := cfg.ConnectRedis(ctx)
 	if err != nil {
 		return err
 	}
@@ -76,9 +79,6 @@ func run() error {
 		return err
 	}
 	defer orch.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -95,7 +95,7 @@ func run() error {
 	if cfg.HTTP != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		health.Register(mux, redisOpt)
 		// CPU and heap profiles of a live worker, for finding where a slow
 		// job's time goes (go tool pprof http://worker:9091/debug/pprof/profile).
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -125,7 +125,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	run, err := WaitForRun(ctx, orch, st.Run.ID, nil)
+	run, err := WaitForRun(ctx, orch, st.Run.ID, WaitOptions{Log: log})
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,9 @@ import (
 )
 
 // withOrchestrator runs fn with an orchestrator over the common settings:
-// the one place the Redis-backed subcommands connect and disconnect.
-func withOrchestrator(common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
+// the one place the Redis-backed subcommands connect (checking that Redis
+// answers) and disconnect.
+func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
 	if err := common.Validate(); err != nil {
 		return err
 	}
@@ -33,7 +34,7 @@ func withOrchestrator(common *config.Common, fn func(*orchestrator.Orchestrator,
 	if err != nil {
 		return err
 	}
-	opt, err := common.Redis()
+	opt, err := common.ConnectRedis(ctx)
 	if err != nil {
 		return err
 	}
@@ -49,14 +50,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
 	fs := newFlags("serve")
 	common.Register(fs)
-	addr := fs.String("http", ":8080", "address of the monitoring UI (/monitoring/), /metrics, /runs and /healthz")
+	addr := fs.String("http", ":8080", "address of the monitoring UI (/monitoring/), /metrics, /runs and the probes /livez, /readyz, /healthz")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
-		if err := orch.Ping(ctx); err != nil {
-			return fmt.Errorf("-redis-url (SLUICE_REDIS_URL): %w", err)
-		}
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
 		redisOpt, _ := common.Redis()
 		srv := &http.Server{Addr: *addr, Handler: scheduler.Handler(redisOpt, orch), ReadHeaderTimeout: 10 * time.Second}
 		errc := make(chan error, 1)
@@ -91,6 +89,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	from := fs.String("start", "", "first date of the window, YYYY-MM-DD (required)")
 	to := fs.String("end", "", "last date of the window, YYYY-MM-DD (default: -start)")
 	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
+	waitRetry := fs.Duration("wait-retry", DefaultWaitRetry, "with -wait, how long a failing read of the run (Redis restarting, a failover) is retried, with backoff, before giving up; 0: not at all")
 	force := fs.Bool("force", false, "rebuild every partition of the window, even those whose input is unchanged since their last build")
 	allowShrink := fs.Bool("allow-shrink", false, "let the run replace published partitions with far fewer rows than they were built from, or empty them (refused otherwise: it is what a wrong input location looks like)")
 	if err := config.Parse(fs, args); err != nil {
@@ -103,12 +102,20 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-start/-end: %w", err)
 	}
-	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
-		return startRun(ctx, orch, stdout, *name, win, *force, *allowShrink, *wait)
+	if *waitRetry < 0 {
+		return fmt.Errorf("-wait-retry (%s): %s must not be negative", config.EnvVar("wait-retry"), *waitRetry)
+	}
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		var w *WaitOptions
+		if *wait {
+			w = &WaitOptions{Retry: *waitRetry, Log: log}
+		}
+		return startRun(ctx, orch, stdout, *name, win, *force, *allowShrink, w)
 	})
 }
 
-func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Writer, name string, win civil.Window, force, allowShrink, wait bool) error {
+// startRun starts a run and, when wait is not nil, waits for it to end.
+func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Writer, name string, win civil.Window, force, allowShrink bool, wait *WaitOptions) error {
 	st, err := orch.Start(ctx, name, win, redisstore.StartOptions{Trigger: "on-demand", Force: force, AllowShrink: allowShrink})
 	if err != nil {
 		return err
@@ -121,10 +128,11 @@ func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Wr
 			fmt.Fprintln(stdout, "note: that run does not rebuild unchanged partitions; start again with -force once it has ended")
 		}
 	}
-	if !wait {
+	if wait == nil {
 		return nil
 	}
-	run, err := WaitForRun(ctx, orch, st.Run.ID, func(r redisstore.Run) { fmt.Fprintln(stdout, progressLine(r)) })
+	wait.Progress = func(r redisstore.Run) { fmt.Fprintln(stdout, progressLine(r)) }
+	run, err := WaitForRun(ctx, orch, st.Run.ID, *wait)
 	if err != nil {
 		return err
 	}
@@ -137,18 +145,29 @@ func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Wr
 	return nil
 }
 
-// WaitForRun polls a run until it ends, calling progress when it changes.
-func WaitForRun(ctx context.Context, orch *orchestrator.Orchestrator, id string, progress func(redisstore.Run)) (redisstore.Run, error) {
+// WaitOptions tune WaitForRun.
+type WaitOptions struct {
+	// Retry is how long a failing read of the run is retried (readRun).
+	Retry time.Duration
+	// Log gets a line for each retry.
+	Log *slog.Logger
+	// Progress, when set, is called when the run's progress line changes.
+	Progress func(redisstore.Run)
+}
+
+// WaitForRun polls a run until it ends, calling opts.Progress when it
+// changes.
+func WaitForRun(ctx context.Context, orch *orchestrator.Orchestrator, id string, opts WaitOptions) (redisstore.Run, error) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	last := ""
 	for {
-		run, err := orch.Run(ctx, id)
+		run, err := readRun(ctx, orch, id, opts.Retry, opts.Log)
 		if err != nil {
 			return run, err
 		}
-		if line := progressLine(run); line != last && progress != nil {
-			progress(run)
+		if line := progressLine(run); line != last && opts.Progress != nil {
+			opts.Progress(run)
 			last = line
 		}
 		if run.State != workflow.Running {
@@ -180,7 +199,7 @@ func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
 		for _, name := range orch.Workflows() {
@@ -214,7 +233,7 @@ func showRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: scheduler show RUN_ID")
 	}
-	return withOrchestrator(&common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
 		run, err := orch.Run(ctx, fs.Arg(0))
 		if err != nil {
 			return err

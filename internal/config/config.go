@@ -7,6 +7,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,8 +17,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/peterbourgon/ff/v3"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/storage/s3store"
@@ -53,7 +54,8 @@ type Common struct {
 
 // Register adds the common flags to fs.
 func (c *Common) Register(fs *flag.FlagSet) {
-	fs.StringVar(&c.RedisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL: redis://[:password@]host:port/db, rediss://… for TLS, redis-sentinel://[:password@]host:port[,host2:port2]?master=name")
+	c.RedisURL = "redis://127.0.0.1:6379/0"
+	fs.Var((*secretURL)(&c.RedisURL), "redis-url", "Redis URL: redis://[:password@]host:port/db, rediss://… for TLS, redis-sentinel://[:password@]host:port[,host2:port2]/master[?db=N&sentinel_password=…] (printed with the password as "+Redacted+")")
 	fs.StringVar(&c.Workflows, "workflows", "workflows", "workflow YAML file, or a folder of them")
 	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL; empty uses AWS_ENDPOINT_URL_S3 or AWS")
 	fs.StringVar(&c.S3.Region, "s3-region", "", "S3 region; empty uses AWS_REGION, else us-east-1")
@@ -71,31 +73,75 @@ func (c *Common) Validate() error {
 	return err
 }
 
-// Logger builds the slog logger the settings ask for.
+// Logger builds the slog logger the settings ask for, and makes it go-redis's
+// logger too.
 func (c *Common) Logger() (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, fmt.Errorf("%s: %q is not debug, info, warn or error", setting("log-level"), c.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
 	switch c.LogFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		log = slog.New(slog.NewTextHandler(os.Stderr, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		log = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	default:
+		return nil, fmt.Errorf("%s: %q is not text or json", setting("log-format"), c.LogFormat)
 	}
-	return nil, fmt.Errorf("%s: %q is not text or json", setting("log-format"), c.LogFormat)
+	// go-redis logs (a sentinel's new master, failed dials) through it too,
+	// at debug level: errors reach the caller, and readiness probes make a
+	// client each.
+	redis.SetLogger(redisLog{log.With("component", "go-redis")})
+	return log, nil
 }
 
-// Redis parses the Redis URL into the connection option asynq and the
-// orchestrator share.
-func (c *Common) Redis() (asynq.RedisConnOpt, error) {
-	opt, err := asynq.ParseRedisURI(c.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", setting("redis-url"), err)
-	}
-	return opt, nil
+// redisLog adapts slog to go-redis's logger.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
+
+// Redis parses the Redis URL into the connection asynq and the
+// orchestrator share.
+func (c *Common) Redis() (Redis, error) {
+	r, err := ParseRedisURL(c.RedisURL)
+	if err != nil {
+		return Redis{}, fmt.Errorf("%s: %w", setting("redis-url"), err)
+	}
+	return r, nil
+}
+
+// ConnectRedis parses the Redis URL and checks that Redis answers a PING
+// within the URL's timeouts: what both commands do at start, so that a
+// wrong address or password fails at once, naming the setting and the
+// address.
+func (c *Common) ConnectRedis(ctx context.Context) (Redis, error) {
+	r, err := c.Redis()
+	if err != nil {
+		return r, err
+	}
+	if err := r.Ping(ctx, 0); err != nil {
+		return Redis{}, fmt.Errorf("%s: %w", setting("redis-url"), err)
+	}
+	return r, nil
+}
+
+// secretURL is a flag.Value holding a URL that prints redacted, so that
+// neither -h (a flag's default) nor anything listing the flags shows its
+// password.
+type secretURL string
+
+func (s *secretURL) String() string {
+	if s == nil {
+		return ""
+	}
+	return RedactURL(string(*s))
+}
+
+func (s *secretURL) Set(v string) error { *s = secretURL(v); return nil }
 
 // LoadWorkflows reads one workflow file or every *.yaml / *.yml in a folder.
 func (c *Common) LoadWorkflows() (map[string]*workflow.Workflow, error) {

@@ -39,7 +39,7 @@ func (w *Worker) Register(fs *flag.FlagSet) {
 	w.Common.Register(fs)
 	fs.IntVar(&w.Concurrency, "concurrency", runtime.GOMAXPROCS(0), "tasks run at once by this process")
 	fs.StringVar(&w.queues, "queues", DefaultQueues, "queues and their weights")
-	fs.StringVar(&w.HTTP, "http", ":9091", "address for /metrics, /healthz and /debug/pprof/; empty: none")
+	fs.StringVar(&w.HTTP, "http", ":9091", "address for /metrics, /livez, /readyz, /healthz and /debug/pprof/; empty: none")
 	fs.DurationVar(&w.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back to the queue")
 	fs.DurationVar(&w.TaskCheckInterval, "task-check-interval", time.Second, "how often an idle worker polls the queues")
 	fs.DurationVar(&w.RetryDelay, "retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")

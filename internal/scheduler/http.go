@@ -11,13 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sluice/internal/config"
+	"sluice/internal/health"
 	"sluice/internal/orchestrator"
 )
 
 // Handler serves the asynqmon UI at /monitoring/, Prometheus metrics
-// (queue sizes, latencies) at /metrics, runs as JSON at /runs and a health
-// check at /healthz.
-func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Handler {
+// (queue sizes, latencies) at /metrics, runs as JSON at /runs and the
+// probes /livez, /readyz and /healthz (package health).
+func Handler(redis config.Redis, orch *orchestrator.Orchestrator) http.Handler {
 	mux := http.NewServeMux()
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redis, ReadOnly: false})
 	mux.Handle("/monitoring/", mon)
@@ -31,13 +33,7 @@ func Handler(redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) http.Han
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := orch.Ping(r.Context()); err != nil {
-			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	health.Register(mux, redis)
 	mux.HandleFunc("/runs", func(w http.ResponseWriter, r *http.Request) {
 		out := map[string]any{}
 		for _, name := range orch.Workflows() {

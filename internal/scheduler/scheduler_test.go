@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -10,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hibiken/asynq"
 
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
@@ -26,7 +25,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // setup is an orchestrator with the example workflow, its schedule fired
 // every minute.
-func setup(t *testing.T) (*orchestrator.Orchestrator, asynq.RedisConnOpt) {
+func setup(t *testing.T) (*orchestrator.Orchestrator, config.Redis) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
@@ -38,7 +37,7 @@ func setup(t *testing.T) (*orchestrator.Orchestrator, asynq.RedisConnOpt) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := asynq.ParseRedisURI(testenv.RedisDB(t))
+	opt, err := config.ParseRedisURL(testenv.RedisDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +130,7 @@ func TestHandlerServesHealthAndRuns(t *testing.T) {
 	}
 	srv := httptest.NewServer(scheduler.Handler(opt, orch))
 	defer srv.Close()
-	for path, want := range map[string]string{"/healthz": "ok", "/runs": `"Trigger":"test"`, "/metrics": "sluice_workflow_recent_runs"} {
+	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/healthz": "ok", "/runs": `"Trigger":"test"`, "/metrics": "sluice_workflow_recent_runs"} {
 		resp, err := srv.Client().Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -140,6 +139,35 @@ func TestHandlerServesHealthAndRuns(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s, want %q in %.300s", path, resp.Status, want, body)
+		}
+	}
+}
+
+// Readiness follows Redis, liveness does not: with nothing listening at the
+// Redis address, /readyz and /healthz answer 503 naming Redis and the
+// address, /livez 200.
+func TestHandlerIsNotReadyWithoutRedis(t *testing.T) {
+	t.Parallel()
+	orch, _ := setup(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
+	gone, err := config.ParseRedisURL("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(scheduler.Handler(gone, orch))
+	defer srv.Close()
+	for path, want := range map[string]int{"/livez": 200, "/readyz": 503, "/healthz": 503} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s %s, want %d", path, resp.Status, body, want)
+		}
+		if want == 503 && !strings.Contains(string(body), "redis "+addr+": ") {
+			t.Errorf("GET %s: %q does not name Redis and its address", path, body)
 		}
 	}
 }

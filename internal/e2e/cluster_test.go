@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/parquet-go/parquet-go"
 
+	"sluice/internal/config"
 	"sluice/internal/testenv"
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/segmentgen"
@@ -71,8 +72,11 @@ type cluster struct {
 	workers []*proc
 }
 
-func newCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, redis: testenv.StartRedis(t), s3: testenv.StartS3(t)}
+func newCluster(t *testing.T) *cluster { return newClusterOn(t, testenv.StartRedis(t)) }
+
+// newClusterOn is a cluster whose processes use the Redis at redisURL.
+func newClusterOn(t *testing.T, redisURL string) *cluster {
+	c := &cluster{t: t, redis: redisURL, s3: testenv.StartS3(t)}
 	c.s3.CreateBucket(t, "raw")
 	c.s3.CreateBucket(t, "lake")
 	c.s3opt = s3store.Options{Endpoint: c.s3.Endpoint, Region: c.s3.Region, PathStyle: true, AccessKey: c.s3.AccessKey, SecretKey: c.s3.SecretKey}
@@ -341,7 +345,7 @@ func (c *cluster) partitionFiles() map[string][]byte {
 // taskInfo reads a (retained) task from asynq by its id.
 func (c *cluster) taskInfo(id string) *asynq.TaskInfo {
 	c.t.Helper()
-	opt, err := asynq.ParseRedisURI(c.redis)
+	opt, err := config.ParseRedisURL(c.redis)
 	if err != nil {
 		c.t.Fatal(err)
 	}

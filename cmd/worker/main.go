@@ -18,7 +18,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/internal/config"
@@ -81,11 +80,10 @@ func run() error {
 	defer stop()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.S3.TempDir = cfg.TempDir
 	taskMemory := worker.TaskMemory(limit, cfg.Concurrency)
 	w, err := worker.New(worker.Config{
-		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg),
+		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg, orch),
 		TempDir: cfg.TempDir, TaskMemory: taskMemory,
 	})
 	if err != nil {

@@ -72,7 +72,6 @@ func jobHandler[P interface{ Ref() tasks.StepRef }](w *Worker, phase func(contex
 		if err != nil {
 			return err
 		}
-		w.metrics.observe(next)
 		return w.follow(ctx, p.Ref(), s, next)
 	}
 }

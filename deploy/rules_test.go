@@ -298,3 +298,14 @@ func TestDashboardQueriesRegisteredSeries(t *testing.T) {
 	}
 	t.Logf("%d panels, %d queries checked", len(dash.Panels), queries)
 }
+
+// docs/METRICS.md lists every Sluice and asynq metric the code registers.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	t.Parallel()
+	doc := string(readFile(t, "docs/METRICS.md"))
+	for name := range registered(t) {
+		if (strings.HasPrefix(name, "sluice_") || strings.HasPrefix(name, "asynq_")) && !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/METRICS.md does not describe %s", name)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func TestStepMetricsCountEachStepEndOnce(t *testing.T) {
 		}
 	}
 	sum := &job.Summary{
-		InputBytes: 1000, InputBytesCompressed: 300, LinesRead: 10, RowsWritten: 7, Duplicates: 1, OutsideWindow: 1,
+		InputBytes: 1000, InputBytesCompressed: 300, LinesRead: 10, RowsWritten: 7, Duplicates: 1, OutsideWindow: 1, RepairedUTF8: 2,
 		Quarantined: map[string]int64{"invalid_json": 1}, Files: map[string]int{"2024-03-09": 2, "2024-03-10": 1},
 		OutputBytes: 500, Rebuilt: map[string]string{"2024-03-09": "new", "2024-03-10": "new"}, Skipped: []string{"2024-03-11"},
 	}

@@ -34,8 +34,11 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	}
 	s := &job.Step{
 		RunID: ref.RunID, Name: step.Name, Spec: spec, Window: run.Window, Force: run.Force, AllowShrink: run.AllowShrink,
-		Barrier:       w.orch.Barrier(ref),
-		Progress:      func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) },
+		Barrier:  w.orch.Barrier(ref),
+		Progress: func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) },
+		OtherRuns: func(ctx context.Context) ([]civil.Window, error) {
+			return w.orch.OtherWindows(ctx, ref.Workflow, ref.RunID)
+		},
 		Log:           w.log,
 		MapOptions:    w.mapOpts,
 		ReduceOptions: w.reduce,

@@ -44,6 +44,10 @@ type Summary struct {
 	SpilledPartitions []string `json:"spilled_partitions,omitempty"`
 	// Removed are the files of earlier builds the commits deleted.
 	Removed int `json:"removed_files,omitempty"`
+	// Schema is what the run did to the table's schema: the version it
+	// wrote with, the columns it added and widened, and the published
+	// partitions it converted to the widened types.
+	Schema *SchemaSummary `json:"schema,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
 	Collisions     []transform.Collision `json:"collisions,omitempty"`

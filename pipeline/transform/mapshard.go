@@ -87,8 +87,9 @@ type mapper struct {
 	parser            fastjson.Parser   // only to describe invalid lines as before
 	colIDs            map[string]uint32 // source path -> shard column id
 	colPaths          []string
-	succ              []uint32 // by column id + 1: the column id + 1 that last followed it
-	fields            []byte   // encoded fields of the current row
+	pins              []ColumnType // by column id: the pinned type (Spec.Columns), or noPin
+	succ              []uint32     // by column id + 1: the column id + 1 that last followed it
+	fields            []byte       // encoded fields of the current row
 	nfields           int
 	rowCols           []uint32 // (column id, kind) pairs of the current row
 	idBuf, tsBuf      []byte
@@ -364,6 +365,8 @@ func (m *mapper) readLine(line []byte) lineResult {
 	}
 	if m.flat.badNumber {
 		r.reason, r.detail = ReasonInvalidJSON, "bad number"
+	} else if m.flat.mismatch != "" {
+		r.reason, r.detail = ReasonTypeMismatch, m.flat.mismatch
 	}
 	return r
 }

@@ -18,6 +18,7 @@ const (
 	ReasonBadTimestamp     = "bad_timestamp"
 	ReasonLineTooLong      = "line_too_long"
 	ReasonCorruptObject    = "corrupt_object" // not gzip, or the stream breaks off
+	ReasonTypeMismatch     = "type_mismatch"  // a value its pinned column type cannot hold (Spec.Columns)
 )
 
 // MaxLineBytes is the longest line MapShard parses; longer lines are

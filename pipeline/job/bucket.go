@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -64,6 +66,7 @@ type dateSplit struct {
 	Bytes    int64      `json:"bytes"` // their row records' bytes
 	Estimate int64      `json:"estimate_bytes"`
 	Files    int        `json:"files"`
+	Convert  bool       `json:"convert,omitempty"` // a schema conversion, not a rebuild
 }
 
 func (b *buckets) date(d civil.Date) (dateSplit, bool) {
@@ -145,6 +148,10 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 	}
 	bk.Schema, bk.SchemaChanges, bk.Collisions = sc.Version, changes, coll
 	cols := sc.Plan(s.Spec, coll)
+	published, err := s.publishedKeys(ctx, p)
+	if err != nil {
+		return bk, err
+	}
 	ratio := outputRatio(s.Spec, p)
 	var docs []reduceDoc
 	for _, d := range p.Dates {
@@ -164,7 +171,9 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 			ds.Files = int(min(max(math.Round(float64(ds.Estimate)/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
 			dateCols := cols.DateColumns(s.Spec, mans, d)
 			for b, r := range cutRanges(perBucket, ds.Files) {
-				docs = append(docs, reduceDoc{Input: s.reduceInput(mans, cols, dateCols, d, b, ds.Files, r)})
+				in := s.reduceInput(mans, cols, dateCols, p.Dates, d, b, ds.Files, r)
+				in.Published = published.of(d, r, s.Spec.DedupeHorizonDays)
+				docs = append(docs, reduceDoc{Input: in})
 			}
 		}
 		bk.Dates = append(bk.Dates, ds)
@@ -181,7 +190,7 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 			}
 			tableCols := cols.TableColumns()
 			for _, cv := range convs {
-				bk.Converts = append(bk.Converts, dateSplit{Date: cv.Date, Files: len(cv.Files)})
+				bk.Converts = append(bk.Converts, dateSplit{Date: cv.Date, Files: len(cv.Files), Convert: true})
 				for b, f := range cv.Files {
 					docs = append(docs, reduceDoc{Convert: &f, Input: transform.ReduceInput{Date: cv.Date, Bucket: b, Buckets: len(cv.Files), Columns: tableCols}})
 				}
@@ -291,8 +300,11 @@ func cutRanges(perBucket []int64, n int) [][2]int {
 }
 
 // reduceInput is the input of file b of date d: every shard's rows of the
-// virtual buckets r on d, and their ids on the other dates.
-func (s *Step) reduceInput(mans []*transform.ShardManifest, cols transform.ColumnPlan, dateCols []transform.Column, d civil.Date, b, files int, r [2]int) transform.ReduceInput {
+// virtual buckets r on d, and their ids on the other dates the run
+// rebuilds. (Rows the map read for a date it does not rebuild say nothing
+// of what that partition published; its keys files do, see
+// publishedKeys.)
+func (s *Step) reduceInput(mans []*transform.ShardManifest, cols transform.ColumnPlan, dateCols []transform.Column, rebuilt []civil.Date, d civil.Date, b, files int, r [2]int) transform.ReduceInput {
 	in := transform.ReduceInput{Date: d, Bucket: b, Buckets: files, Lo: r[0], Hi: r[1], Columns: dateCols}
 	for _, m := range mans {
 		in.Codec = m.Codec
@@ -305,7 +317,7 @@ func (s *Step) reduceInput(mans []*transform.ShardManifest, cols transform.Colum
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.RowsFile,
 					ColMap: cols.ColMap(dateCols, m), Index: df.RowsIndex.Slice(r[0], r[1]),
 				})
-			} else {
+			} else if slices.Contains(rebuilt, df.Date) {
 				in.Others = append(in.Others, transform.ReduceIDs{
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.IDsFile, Index: df.IDsIndex.Slice(r[0], r[1]),
 				})
@@ -313,4 +325,78 @@ func (s *Step) reduceInput(mans []*transform.ShardManifest, cols transform.Colum
 		}
 	}
 	return in
+}
+
+// keysFile is one published file's keys file and its index.
+type keysFile struct {
+	Key   string
+	Index intermediate.Index
+}
+
+// publishedDates are the keys files of partitions near the rebuilt dates
+// that the run does not rebuild.
+type publishedDates map[civil.Date][]keysFile
+
+// publishedKeys reads the indexes of the keys files of every published
+// partition within the dedupe horizon (Spec.DedupeHorizonDays) of a date
+// the run rebuilds and that the run does not rebuild itself. Two copies of
+// one message id whose timestamps fall on different dates then never both
+// get published when only one of the dates is rebuilt: the rebuilt one
+// leaves out a key the other already holds. Copies further apart than the
+// horizon are not looked for (Segment's copies of one event differ by
+// its clock-skew correction, seconds, not days).
+func (s *Step) publishedKeys(ctx context.Context, p plan) (publishedDates, error) {
+	h := s.Spec.DedupeHorizonDays
+	var near []civil.Date
+	for _, d := range p.Dates {
+		for k := -h; k <= h; k++ {
+			if n := d.AddDays(k); !slices.Contains(p.Dates, n) && !slices.Contains(near, n) {
+				near = append(near, n)
+			}
+		}
+	}
+	out := publishedDates{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, n := range near {
+		g.Go(func() error {
+			return s.Out.List(gctx, s.keysDir(n), func(oi storage.ObjectInfo) error {
+				ix, err := intermediate.ReadKeysIndex(gctx, s.Out, oi.Key, oi.Size)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				out[n] = append(out[n], keysFile{Key: oi.Key, Index: ix})
+				mu.Unlock()
+				return nil
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("published keys: %w", err)
+	}
+	for _, kfs := range out {
+		slices.SortFunc(kfs, func(a, b keysFile) int { return strings.Compare(a.Key, b.Key) })
+	}
+	return out, nil
+}
+
+// of is what the reduce of virtual buckets r of date d consults: the keys
+// files of the published dates within h days, sliced to r.
+func (pd publishedDates) of(d civil.Date, r [2]int, h int) []transform.ReduceIDs {
+	var out []transform.ReduceIDs
+	for _, n := range slices.SortedFunc(maps.Keys(pd), civil.Date.Compare) {
+		if diff := n.Days() - d.Days(); diff < int64(-h) || diff > int64(h) {
+			continue
+		}
+		for _, kf := range pd[n] {
+			ix := kf.Index.Slice(r[0], r[1])
+			if ix.Rows[len(ix.Rows)-1] == ix.Rows[0] {
+				continue // none of these buckets
+			}
+			out = append(out, transform.ReduceIDs{Shard: -1, Key: kf.Key, Index: ix})
+		}
+	}
+	return out
 }

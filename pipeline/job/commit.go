@@ -99,8 +99,13 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 		return nil, err
 	}
 	finals := make([]string, ds.Files)
+	var keys, stagedKeys []string // the files' keys files, when a rebuild
 	for b, rd := range done {
 		finals[b] = s.fileKey(ds.Date, b)
+		if rd.StagedKeys != "" {
+			keys = append(keys, s.keysKey(ds.Date, b))
+			stagedKeys = append(stagedKeys, rd.StagedKeys)
+		}
 		c.Rows += rd.Stats.Rows
 		c.Duplicates += rd.Stats.Duplicates
 		c.Bytes += rd.Stats.Bytes
@@ -110,18 +115,24 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	begin := time.Now()
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	for b, rd := range done {
+	publish := func(staged, final string) {
 		g.Go(func() error {
-			err := storage.Copy(gctx, s.Out, rd.Staged, finals[b])
+			err := storage.Copy(gctx, s.Out, staged, final)
 			if !errors.Is(err, storage.ErrNotExist) {
 				return err
 			}
 			// An earlier attempt published it and deleted the staged file.
-			if _, serr := s.Out.Stat(gctx, finals[b]); serr != nil {
-				return fmt.Errorf("file %d: staged %s is gone and %s is not published: %w", b, rd.Staged, finals[b], serr)
+			if _, serr := s.Out.Stat(gctx, final); serr != nil {
+				return fmt.Errorf("staged %s is gone and %s is not published: %w", staged, final, serr)
 			}
 			return nil
 		})
+	}
+	for b, rd := range done {
+		publish(rd.Staged, finals[b])
+	}
+	for i := range keys {
+		publish(stagedKeys[i], keys[i])
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -130,13 +141,20 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !ds.Convert {
+		// The keys of the files just replaced go with them; a conversion
+		// keeps the rows, and so the keys files, it found.
+		if _, err := storage.DeleteStale(ctx, s.Out, s.keysDir(ds.Date), func(k string) bool { return slices.Contains(keys, k) }); err != nil {
+			return nil, err
+		}
+	}
 	if len(finals) > 0 || len(removed) > 0 {
 		c.Window = time.Since(begin)
 	}
 	c.Removed = removed
-	staged := make([]string, len(done))
-	for b, rd := range done {
-		staged[b] = rd.Staged
+	staged := slices.Clone(stagedKeys)
+	for _, rd := range done {
+		staged = append(staged, rd.Staged)
 	}
 	if err := storage.DeleteKeys(ctx, s.Out, staged); err != nil {
 		return nil, err

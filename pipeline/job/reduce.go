@@ -14,10 +14,12 @@ import (
 )
 
 // reduceDone is a reduced file, waiting in staging for its partition's
-// commit.
+// commit, with its keys file (none for a schema conversion, whose rows
+// are those of the file it rewrites).
 type reduceDone struct {
-	Stats  transform.BucketStats `json:"stats"`
-	Staged string                `json:"staged"`
+	Stats      transform.BucketStats `json:"stats"`
+	Staged     string                `json:"staged"`
+	StagedKeys string                `json:"staged_keys,omitempty"`
 }
 
 // Reduce builds file bucket of buckets of date d into the output's staging
@@ -27,36 +29,39 @@ func (s *Step) Reduce(ctx context.Context, d civil.Date, bucket, buckets int) (N
 	if err := storage.ReadJSON(ctx, s.Scratch, s.reduceKey(d, bucket), &doc); err != nil {
 		return Next{}, err
 	}
-	f, err := os.CreateTemp(s.ReduceOptions.TempDir, "sluice-reduce-*")
+	file, err := newTempFile(s.ReduceOptions.TempDir)
 	if err != nil {
-		return Next{}, fmt.Errorf("reduce %s: create temp file: %w", d, err)
+		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
 	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
-	bw := bufio.NewWriterSize(f, 256<<10)
+	defer file.remove()
 	var st transform.BucketStats
+	done := reduceDone{Staged: s.stagedKey(d, bucket)}
+	var keys *tempFile
 	if cv := doc.Convert; cv != nil {
-		st, err = transform.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, doc.Input.Columns, bw, s.ReduceOptions)
+		st, err = transform.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, doc.Input.Columns, file.w, s.ReduceOptions)
 		st.Date, st.Bucket = d, bucket
 	} else {
-		st, err = transform.ReduceBucket(ctx, s.Scratch, s.Spec, doc.Input, bw, s.ReduceOptions)
-	}
-	if err == nil {
-		err = bw.Flush()
+		if keys, err = newTempFile(s.ReduceOptions.TempDir); err != nil {
+			return Next{}, fmt.Errorf("reduce %s: %w", d, err)
+		}
+		defer keys.remove()
+		rw := transform.ReduceIO{Scratch: s.Scratch, Published: s.Out, File: file.w, Keys: keys.w}
+		st, err = transform.ReduceBucket(ctx, rw, s.Spec, doc.Input, s.ReduceOptions)
+		done.StagedKeys = done.Staged + ".keys"
 	}
 	if err != nil {
 		return Next{}, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	done.Stats = st
+	if err := file.put(ctx, s.Out, done.Staged); err != nil {
 		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
 	}
-	staged := s.stagedKey(d, bucket)
-	if err := s.Out.Put(ctx, staged, f); err != nil {
-		return Next{}, fmt.Errorf("reduce %s: put %s: %w", d, staged, err)
+	if keys != nil {
+		if err := keys.put(ctx, s.Out, done.StagedKeys); err != nil {
+			return Next{}, fmt.Errorf("reduce %s: %w", d, err)
+		}
 	}
-	if err := storage.WriteJSON(ctx, s.Scratch, s.reduceDoneKey(d, bucket), reduceDone{Stats: st, Staged: staged}); err != nil {
+	if err := storage.WriteJSON(ctx, s.Scratch, s.reduceDoneKey(d, bucket), done); err != nil {
 		return Next{}, err
 	}
 	next := Next{Reduced: &st}
@@ -73,4 +78,37 @@ func (s *Step) Reduce(ctx context.Context, d civil.Date, bucket, buckets int) (N
 		next.Commits, next.CommitTotal = []civil.Date{d}, doc.Dates
 	}
 	return next, nil
+}
+
+// tempFile is a local file written through a buffer, then uploaded.
+type tempFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func newTempFile(dir string) (*tempFile, error) {
+	f, err := os.CreateTemp(dir, "sluice-reduce-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temp file: %w", err)
+	}
+	return &tempFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// put uploads what was written to key in b.
+func (t *tempFile) put(ctx context.Context, b storage.Bucket, key string) error {
+	if err := t.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := b.Put(ctx, key, t.f); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (t *tempFile) remove() {
+	t.f.Close()
+	os.Remove(t.f.Name())
 }

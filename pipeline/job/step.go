@@ -155,6 +155,16 @@ func (s *Step) fileKey(d civil.Date, b int) string {
 	return fmt.Sprintf("%spart-%05d-%s.%s", transform.PartitionPath(d), b, s.buildToken(), s.Spec.FileExt())
 }
 
+// keysDir holds the keys files (intermediate.KeysWriter) of date d's
+// published files; keysKey is file b's.
+func (s *Step) keysDir(d civil.Date) string {
+	return "_sluice/keys/" + s.Name + "/date=" + d.String() + "/"
+}
+
+func (s *Step) keysKey(d civil.Date, b int) string {
+	return fmt.Sprintf("%spart-%05d-%s.keys", s.keysDir(d), b, s.buildToken())
+}
+
 func (s *Step) buildToken() string {
 	h := sha256.Sum256([]byte(s.RunID + "/" + s.Name))
 	return hex.EncodeToString(h[:6])

@@ -28,6 +28,10 @@ type ReduceInput struct {
 	Columns []Column     `json:"columns"`
 	Parts   []ReducePart `json:"parts"`
 	Others  []ReduceIDs  `json:"others,omitempty"`
+	// Published are keys files (intermediate.KeysWriter) of partitions the
+	// run does not rebuild: a key they hold is already published there,
+	// and this file leaves it out.
+	Published []ReduceIDs `json:"published,omitempty"`
 }
 
 // ReducePart is one shard's rows of the reduce's date and buckets.
@@ -151,12 +155,26 @@ func newPartitionData(cols []Column, parts []ReducePart) *partitionData {
 	return pd
 }
 
+// ReduceIO is where a reduce reads and writes.
+type ReduceIO struct {
+	Scratch storage.Reader // the map's intermediates
+	// Published holds the keys files of ReduceInput.Published (the job's
+	// output); nil when there are none.
+	Published storage.Reader
+	File      io.Writer // the output file
+	// Keys, when set, receives the keys file of the output file
+	// (intermediate.KeysWriter).
+	Keys io.Writer
+}
+
 // ReduceBucket builds one output file from the map outputs: it reads the
 // rows of its virtual buckets from every shard, keeps one row per key (the
-// copy with the smallest (object key, line) of all dates of the run, see
-// dedupe), sorts them by (utc timestamp, key) and writes the file (Parquet
-// or CSV, as spec says) to w. A rerun gives the same bytes.
-func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in ReduceInput, w io.Writer, opts ReduceOptions) (BucketStats, error) {
+// copy with the smallest (object key, line) of all dates of the run, unless
+// a partition the run does not rebuild already holds the key, see dedupe),
+// sorts them by (utc timestamp, key) and writes the file (Parquet or CSV,
+// as spec says) to rw.File, and its keys to rw.Keys. A rerun gives the
+// same bytes.
+func ReduceBucket(ctx context.Context, rw ReduceIO, spec Spec, in ReduceInput, opts ReduceOptions) (BucketStats, error) {
 	st := BucketStats{Date: in.Date, Bucket: in.Bucket}
 	if err := spec.Validate(); err != nil {
 		return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
@@ -164,7 +182,11 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 	if opts.MemoryBytes <= 0 {
 		opts.MemoryBytes = DefaultReduceMemory
 	}
-	r := &reducer{ctx: ctx, scratch: scratch, in: in, read: intermediate.NewReader(in.Codec)}
+	w := rw.File
+	r := &reducer{ctx: ctx, scratch: rw.Scratch, published: rw.Published, in: in, read: intermediate.NewReader(in.Codec)}
+	if rw.Keys != nil {
+		r.keys = intermediate.NewKeysWriter(rw.Keys)
+	}
 	defer r.close()
 	chunks := r.chunks(opts.MemoryBytes)
 	st.Chunks = len(chunks)
@@ -186,6 +208,9 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		if err != nil {
 			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
 		}
+		if err := r.writeKeys(rows, keep); err != nil {
+			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+		}
 		rowsIn, st.Rows = int64(len(rows)), int64(len(keep))
 		next = func() (*rowRef, error) {
 			if len(keep) == 0 {
@@ -201,6 +226,9 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 			rows, keep, err := r.load(c[0], c[1])
 			if err == nil {
 				err = r.chooseEncodings(dict, rows, keep, sampleHi)
+			}
+			if err == nil {
+				err = r.writeKeys(rows, keep) // chunks are in bucket order
 			}
 			if err != nil {
 				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
@@ -220,6 +248,11 @@ func ReduceBucket(ctx context.Context, scratch storage.Reader, spec Spec, in Red
 		var err error
 		if next, err = mergeRuns(runs); err != nil {
 			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+		}
+	}
+	if r.keys != nil {
+		if err := r.keys.Close(); err != nil {
+			return st, fmt.Errorf("reduce %s bucket %d: keys: %w", in.Date, in.Bucket, err)
 		}
 	}
 	st.Duplicates = rowsIn - st.Rows

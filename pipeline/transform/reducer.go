@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sluice/pipeline/intermediate"
-	"sluice/pipeline/storage"
 	"strings"
 	"unsafe"
+
+	"sluice/pipeline/intermediate"
+	"sluice/pipeline/storage"
 )
 
 // reducer is the state of one ReduceBucket.
 type reducer struct {
-	ctx     context.Context
-	scratch storage.Reader
-	in      ReduceInput
-	read    *intermediate.Reader
-	idsBuf  []byte
-	temps   []*os.File
+	ctx       context.Context
+	scratch   storage.Reader
+	published storage.Reader
+	keys      *intermediate.KeysWriter // nil: no keys file
+	in        ReduceInput
+	read      *intermediate.Reader
+	idsBuf    []byte
+	temps     []*os.File
 }
 
 func (r *reducer) close() {
@@ -166,6 +169,9 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 			}
 		}
 	}
+	if err := r.dropPublished(best, a, b); err != nil {
+		return nil, err
+	}
 	// Sort (timestamp, row) pairs, side by side in memory, and look at the
 	// rows' keys only for equal timestamps: the same order as rowCmp, at a
 	// fraction of the cache misses.
@@ -188,4 +194,80 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 		keep[j] = k.i
 	}
 	return keep, nil
+}
+
+// writeKeys adds the kept rows' keys to the keys file, by virtual bucket.
+// rows are those of consecutive buckets following the ones written before.
+func (r *reducer) writeKeys(rows []rowRef, keep []int32) error {
+	if r.keys == nil {
+		return nil
+	}
+	type vkey struct {
+		vb  int
+		key string
+	}
+	ks := make([]vkey, len(keep))
+	for j, i := range keep {
+		id := rows[i].id
+		ks[j] = vkey{intermediate.VBucket(unsafe.Slice(unsafe.StringData(id), len(id))), id}
+	}
+	slices.SortFunc(ks, func(x, y vkey) int {
+		if x.vb != y.vb {
+			return cmp.Compare(x.vb, y.vb)
+		}
+		return strings.Compare(x.key, y.key)
+	})
+	for _, k := range ks {
+		if err := r.keys.Add(k.vb, unsafe.Slice(unsafe.StringData(k.key), len(k.key))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropPublished removes from best the keys that partitions the run does
+// not rebuild already hold (ReduceInput.Published), in buckets [a, b)
+// (offsets from Lo). Fingerprints are matched within their virtual
+// bucket only (see intermediate.KeyFingerprint).
+func (r *reducer) dropPublished(best map[string]int32, a, b int) error {
+	if len(r.in.Published) == 0 || len(best) == 0 {
+		return nil
+	}
+	type held struct {
+		vb int
+		fp uint64
+	}
+	set := map[held]struct{}{}
+	read := intermediate.NewReader(intermediate.CodecNone)
+	for _, p := range r.in.Published {
+		data, err := read.Load(r.ctx, r.published, intermediate.SpanOf(p.Key, p.Index, a, b), r.idsBuf)
+		if err != nil {
+			return err
+		}
+		r.idsBuf = data
+		fps, err := intermediate.Fingerprints(data)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p.Key, err)
+		}
+		for v := a; v < b; v++ {
+			n := p.Index.Rows[v+1] - p.Index.Rows[v]
+			if n > int64(len(fps)) {
+				return fmt.Errorf("read %s: %w", p.Key, intermediate.ErrCorrupt)
+			}
+			for _, fp := range fps[:n] {
+				set[held{r.in.Lo + v, fp}] = struct{}{}
+			}
+			fps = fps[n:]
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	for id := range best {
+		key := unsafe.Slice(unsafe.StringData(id), len(id))
+		if _, ok := set[held{intermediate.VBucket(key), intermediate.KeyFingerprint(key)}]; ok {
+			delete(best, id)
+		}
+	}
+	return nil
 }

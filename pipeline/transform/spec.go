@@ -40,6 +40,11 @@ type Spec struct {
 	// type in every file, and a value it cannot hold exactly is
 	// quarantined (ReasonTypeMismatch) instead of widening the column.
 	Columns ColumnPins `yaml:"columns"`
+	// DedupeHorizonDays is how many days around a rebuilt date the job
+	// looks for copies of its keys already published in partitions the
+	// run does not rebuild (see pipeline/job); 0 looks only within the
+	// run.
+	DedupeHorizonDays int `yaml:"dedupe_horizon_days"`
 }
 
 // ColumnPins are pinned column types by source path (Spec.Columns).
@@ -70,14 +75,15 @@ func DefaultSpec() Spec {
 			{Name: "ios", Path: "segment-logs/ios/"},
 			{Name: "android", Path: "segment-logs/android/"},
 		},
-		Drop:            []string{"integrations", "_metadata"},
-		TimestampField:  "timestamp",
-		TimeZone:        "America/Los_Angeles",
-		DedupeKey:       "messageId",
-		Format:          "parquet",
-		Compression:     "snappy",
-		ShardBytes:      64 << 20,
-		TargetFileBytes: 256 << 20,
+		Drop:              []string{"integrations", "_metadata"},
+		TimestampField:    "timestamp",
+		TimeZone:          "America/Los_Angeles",
+		DedupeKey:         "messageId",
+		Format:            "parquet",
+		Compression:       "snappy",
+		ShardBytes:        64 << 20,
+		TargetFileBytes:   256 << 20,
+		DedupeHorizonDays: 1,
 	}
 }
 
@@ -135,6 +141,9 @@ func (s Spec) Validate() error {
 	}
 	if s.TargetFileBytes <= 0 {
 		return fmt.Errorf("target_file_bytes: %d must be positive", s.TargetFileBytes)
+	}
+	if s.DedupeHorizonDays < 0 || s.DedupeHorizonDays > 31 {
+		return fmt.Errorf("dedupe_horizon_days: %d is not between 0 and 31", s.DedupeHorizonDays)
 	}
 	for _, path := range slices.Sorted(maps.Keys(s.Columns)) {
 		switch t := s.Columns[path]; {

@@ -50,4 +50,7 @@ go test -race -shuffle=on -count=1 -timeout 20m ./... "$@"
 # The manifests, rules, dashboard and Compose file against the code. No
 # -race: these tests run no concurrent code of their own, and the race
 # build of kustomize and Prometheus costs minutes.
-(cd deploy && go vet ./... && go test -shuffle=on -count=1 -timeout 10m ./...)
+# deploy/go.mod requires the product's module, so a module the product
+# adds must be added there too.
+(cd deploy && { go mod tidy -diff >/dev/null || { echo "test.sh: deploy/go.mod lags behind go.mod: run (cd deploy && go mod tidy)" >&2; exit 1; }; } &&
+	go vet ./... && go test -shuffle=on -count=1 -timeout 10m ./...)

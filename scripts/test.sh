@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine that has Go: installs the servers the
 # integration tests start (redis-server, versitygw) when they are missing,
-# then vets and tests the whole module. Extra arguments go to `go test`.
+# then vets and tests the whole module, and the deploy checks (deploy/, a
+# module of its own so that kustomize and Prometheus stay out of the
+# product's go.mod). Extra arguments go to the product's `go test`.
 #
 # Tests start their own servers on free loopback ports; a Redis already
 # running on 6379 is neither needed nor touched.
@@ -44,3 +46,11 @@ export SLUICE_VERSITYGW="$versitygw"
 go build ./...
 go vet ./...
 go test -race -shuffle=on -count=1 -timeout 20m ./... "$@"
+
+# The manifests, rules, dashboard and Compose file against the code. No
+# -race: these tests run no concurrent code of their own, and the race
+# build of kustomize and Prometheus costs minutes.
+# deploy/go.mod requires the product's module, so a module the product
+# adds must be added there too.
+(cd deploy && { go mod tidy -diff >/dev/null || { echo "test.sh: deploy/go.mod lags behind go.mod: run (cd deploy && go mod tidy)" >&2; exit 1; }; } &&
+	go vet ./... && go test -shuffle=on -count=1 -timeout 10m ./...)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sluice/internal/config"
@@ -81,12 +80,11 @@ func run() error {
 	defer orch.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.S3.TempDir = cfg.TempDir
 	cfg.S3.Log = log
 	taskMemory := worker.TaskMemory(limit, cfg.Concurrency)
 	w, err := worker.New(worker.Config{
-		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg),
+		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg, orch),
 		TempDir: cfg.TempDir, TaskMemory: taskMemory,
 	})
 	if err != nil {

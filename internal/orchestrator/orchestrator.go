@@ -34,6 +34,7 @@ type Orchestrator struct {
 	inspector *asynq.Inspector
 	opts      tasks.Options
 	log       *slog.Logger
+	metrics   *Metrics
 }
 
 // Config wires an Orchestrator.
@@ -80,7 +81,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		workflows: cfg.Workflows, rdb: rdb,
 		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
-		opts: cfg.Options, log: cfg.Log,
+		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows),
 	}
 	for name := range cfg.Workflows {
 		o.names = append(o.names, name)
@@ -105,6 +106,10 @@ func (o *Orchestrator) Workflow(name string) (*workflow.Workflow, error) {
 
 // Workflows lists the loaded workflows' names, sorted.
 func (o *Orchestrator) Workflows() []string { return o.names }
+
+// Metrics are the step series this orchestrator records when it ends a
+// step; a process that serves /metrics registers them.
+func (o *Orchestrator) Metrics() *Metrics { return o.metrics }
 
 // Options are the asynq options the orchestrator's tasks get.
 func (o *Orchestrator) Options() tasks.Options { return o.opts }
@@ -162,18 +167,37 @@ func (o *Orchestrator) Enqueue(ctx context.Context, ts ...*asynq.Task) error {
 
 // FleetSlots counts the concurrency of the live asynq servers that serve
 // the transform queue: what the plan spreads map tasks over.
-func (o *Orchestrator) FleetSlots(context.Context) (int, error) {
+func (o *Orchestrator) FleetSlots(ctx context.Context) (int, error) {
+	fleet, err := o.Fleet(ctx)
+	return fleet[tasks.QueueTransform].Slots, err
+}
+
+// FleetQueue is what the live fleet gives one queue.
+type FleetQueue struct {
+	Workers int // live worker processes (asynq servers) serving the queue
+	Slots   int // their concurrency summed
+}
+
+// Fleet tells, for each of Sluice's queues and any other a live server
+// serves, how many worker processes serve it and with how many slots.
+func (o *Orchestrator) Fleet(context.Context) (map[string]FleetQueue, error) {
+	out := map[string]FleetQueue{tasks.QueueCrawl: {}, tasks.QueueTransform: {}}
 	servers, err := o.inspector.Servers()
 	if err != nil {
-		return 0, err
+		return out, err
 	}
-	n := 0
 	for _, s := range servers {
-		if _, ok := s.Queues[tasks.QueueTransform]; ok && s.Status == "active" {
-			n += s.Concurrency
+		if s.Status != "active" {
+			continue
+		}
+		for q := range s.Queues {
+			f := out[q]
+			f.Workers++
+			f.Slots += s.Concurrency
+			out[q] = f
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // Ping checks that Redis answers.
@@ -217,6 +241,9 @@ func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result wor
 		return fin, o.Resume(ctx, fin.Run)
 	}
 	o.log.Info("step finished", "run", ref.RunID, "step", ref.Step, "state", result, "run_state", fin.Run.State, "starts", fin.Start)
+	if rec := fin.Run.Steps[ref.Step]; !rec.Started.IsZero() && !rec.Ended.IsZero() {
+		o.metrics.stepEnded(ref.Workflow, ref.Step, result, rec.Ended.Sub(rec.Started).Seconds(), summary)
+	}
 	if fin.Run.State != workflow.Running {
 		o.log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
 	}

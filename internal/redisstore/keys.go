@@ -11,6 +11,12 @@ import "time"
 //	sluice:fired:<workflow>:<trigger>:<time> string schedule tick dedupe (7 days)
 //	sluice:barrier:<run>:<step>:<phase>      set   finished members of a job phase
 //	sluice:barrier:<run>:<step>:<phase>:complete string the member that completed it
+//
+// and, read by what scales the fleet (KEDA's Redis list scaler, see
+// deploy/k8s), asynq's lists of a queue's waiting and running tasks:
+//
+//	asynq:{<queue>}:pending                  list  task ids waiting to run
+//	asynq:{<queue>}:active                   list  task ids running now
 const keyPrefix = "sluice:"
 
 func runKey(id string) string   { return keyPrefix + "run:" + id }
@@ -34,3 +40,14 @@ const noDedupeKey = keyPrefix + "nodedupe"
 func barrierKey(runID, step, phase string) string {
 	return keyPrefix + "barrier:" + runID + ":" + step + ":" + phase
 }
+
+// AsynqPendingKey is asynq's list of a queue's pending tasks, and
+// AsynqActiveKey its list of running ones (asynq's own layout, which the
+// package's tests check against asynq). Sluice never writes them; an
+// autoscaler reads their lengths.
+func AsynqPendingKey(queue string) string { return asynqQueuePrefix(queue) + "pending" }
+
+// AsynqActiveKey: see AsynqPendingKey.
+func AsynqActiveKey(queue string) string { return asynqQueuePrefix(queue) + "active" }
+
+func asynqQueuePrefix(queue string) string { return "asynq:{" + queue + "}:" }

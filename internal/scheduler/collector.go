@@ -20,11 +20,15 @@ type runCollector struct {
 	latest      *prometheus.Desc
 	latestSecs  *prometheus.Desc
 	recent      *prometheus.Desc
+	running     *prometheus.Desc
+	now         func() time.Time
 }
 
-func newRunCollector(orch *orchestrator.Orchestrator) *runCollector {
+func newRunCollector(orch *orchestrator.Orchestrator, now func() time.Time) *runCollector {
 	return &runCollector{
 		orch:        orch,
+		now:         now,
+		running:     prometheus.NewDesc("sluice_step_running_seconds", "How long each RUNNING crawler or job step has been running (the longest, when several runs are active).", []string{"workflow", "step"}, nil),
 		lastSuccess: prometheus.NewDesc("sluice_workflow_last_success_timestamp_seconds", "End time of the newest SUCCEEDED run among the recent ones.", []string{"workflow"}, nil),
 		latest:      prometheus.NewDesc("sluice_workflow_latest_run_state", "1 for the state of the newest run.", []string{"workflow", "state"}, nil),
 		latestSecs:  prometheus.NewDesc("sluice_workflow_latest_run_seconds", "Duration of the newest run so far.", []string{"workflow"}, nil),
@@ -37,6 +41,7 @@ func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.latest
 	ch <- c.latestSecs
 	ch <- c.recent
+	ch <- c.running
 }
 
 func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
@@ -50,11 +55,25 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counts := map[workflow.StepState]int{workflow.Running: 0, workflow.Succeeded: 0, workflow.Failed: 0}
 		var lastOK time.Time
+		running := map[string]time.Duration{}
+		now := c.now()
 		for _, r := range runs {
 			counts[r.State]++
 			if r.State == workflow.Succeeded && r.Ended.After(lastOK) {
 				lastOK = r.Ended
 			}
+			if r.State != workflow.Running {
+				continue
+			}
+			wf, _ := c.orch.Workflow(name)
+			for step, rec := range r.Steps {
+				if s := wf.Step(step); rec.State == workflow.Running && s != nil && s.Kind() != workflow.KindTrigger {
+					running[step] = max(running[step], now.Sub(rec.Started))
+				}
+			}
+		}
+		for step, d := range running {
+			ch <- prometheus.MustNewConstMetric(c.running, prometheus.GaugeValue, d.Seconds(), name, step)
 		}
 		for state, n := range counts {
 			ch <- prometheus.MustNewConstMetric(c.recent, prometheus.GaugeValue, float64(n), name, string(state))
@@ -67,9 +86,86 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.latest, prometheus.GaugeValue, 1, name, string(r.State))
 			end := r.Ended
 			if end.IsZero() {
-				end = time.Now()
+				end = now
 			}
 			ch <- prometheus.MustNewConstMetric(c.latestSecs, prometheus.GaugeValue, end.Sub(r.Created).Seconds(), name)
 		}
+	}
+}
+
+// scheduleCollector exports, per SCHEDULED trigger, when it fires next and
+// the time between that fire and the one after (the period within which a
+// run is expected to succeed), computed from the cron at scrape time.
+type scheduleCollector struct {
+	orch   *orchestrator.Orchestrator
+	now    func() time.Time
+	next   *prometheus.Desc
+	period *prometheus.Desc
+}
+
+func newScheduleCollector(orch *orchestrator.Orchestrator, now func() time.Time) *scheduleCollector {
+	return &scheduleCollector{
+		orch:   orch,
+		now:    now,
+		next:   prometheus.NewDesc("sluice_schedule_next_fire_timestamp_seconds", "When the SCHEDULED trigger fires next.", []string{"workflow", "trigger"}, nil),
+		period: prometheus.NewDesc("sluice_schedule_period_seconds", "Time between the trigger's next fire and the one after it.", []string{"workflow", "trigger"}, nil),
+	}
+}
+
+func (c *scheduleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.next
+	ch <- c.period
+}
+
+func (c *scheduleCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, name := range c.orch.Workflows() {
+		wf, _ := c.orch.Workflow(name)
+		for _, trig := range wf.StartTriggers() {
+			if trig.Trigger.Type != workflow.TriggerScheduled {
+				continue
+			}
+			next := trig.Trigger.Schedule.Next(now)
+			after := trig.Trigger.Schedule.Next(next)
+			ch <- prometheus.MustNewConstMetric(c.next, prometheus.GaugeValue, float64(next.Unix()), name, trig.Name)
+			ch <- prometheus.MustNewConstMetric(c.period, prometheus.GaugeValue, after.Sub(next).Seconds(), name, trig.Name)
+		}
+	}
+}
+
+// fleetCollector exports the live worker processes and their slots per
+// queue, as the workers announce themselves in Redis: the worker count
+// survives a fleet scaled to zero (it reads 0), where the workers' own
+// metrics vanish with them.
+type fleetCollector struct {
+	orch    *orchestrator.Orchestrator
+	workers *prometheus.Desc
+	slots   *prometheus.Desc
+}
+
+func newFleetCollector(orch *orchestrator.Orchestrator) *fleetCollector {
+	return &fleetCollector{
+		orch:    orch,
+		workers: prometheus.NewDesc("sluice_fleet_workers", "Live worker processes serving the queue.", []string{"queue"}, nil),
+		slots:   prometheus.NewDesc("sluice_fleet_slots", "Tasks the live workers serving the queue run at once (their concurrency summed).", []string{"queue"}, nil),
+	}
+}
+
+func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.workers
+	ch <- c.slots
+}
+
+func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fleet, err := c.orch.Fleet(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.workers, err)
+		return
+	}
+	for q, f := range fleet {
+		ch <- prometheus.MustNewConstMetric(c.workers, prometheus.GaugeValue, float64(f.Workers), q)
+		ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(f.Slots), q)
 	}
 }

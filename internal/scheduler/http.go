@@ -3,6 +3,7 @@ package scheduler
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynq/x/metrics"
@@ -25,13 +26,7 @@ func Handler(redis config.Redis, orch *orchestrator.Orchestrator) http.Handler {
 	mux.Handle("/monitoring/", mon)
 
 	reg := prometheus.NewRegistry()
-	inspector := asynq.NewInspector(redis)
-	reg.MustRegister(
-		metrics.NewQueueMetricsCollector(inspector),
-		newRunCollector(orch),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	RegisterMetrics(reg, redis, orch)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	health.Register(mux, redis)
 	mux.HandleFunc("/runs", func(w http.ResponseWriter, r *http.Request) {
@@ -48,4 +43,20 @@ func Handler(redis config.Redis, orch *orchestrator.Orchestrator) http.Handler {
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	return mux
+}
+
+// RegisterMetrics registers with reg all that the scheduler serves at
+// /metrics: asynq's queue series (read from Redis at scrape time), the run,
+// schedule and fleet series, orch's step series (the sweep ends steps too),
+// and the Go runtime and process collectors.
+func RegisterMetrics(reg prometheus.Registerer, redis asynq.RedisConnOpt, orch *orchestrator.Orchestrator) {
+	reg.MustRegister(
+		metrics.NewQueueMetricsCollector(asynq.NewInspector(redis)),
+		newRunCollector(orch, time.Now),
+		newScheduleCollector(orch, time.Now),
+		newFleetCollector(orch),
+		orch.Metrics(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
 }

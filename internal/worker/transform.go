@@ -75,7 +75,6 @@ func jobHandler[P interface{ Ref() tasks.StepRef }](w *Worker, phase func(contex
 		if err != nil {
 			return err
 		}
-		w.metrics.observe(next)
 		return w.follow(ctx, p.Ref(), s, next)
 	}
 }

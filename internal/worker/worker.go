@@ -83,7 +83,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	m := cfg.Metrics
 	if m == nil {
-		m = NewMetrics(nil)
+		m = NewMetrics(nil, cfg.Orchestrator)
 	}
 	return &Worker{
 		orch:    cfg.Orchestrator,

@@ -1,0 +1,136 @@
+package orchestrator
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sluice/pipeline/job"
+	"sluice/pipeline/workflow"
+)
+
+// Metrics are the step series: what each crawler and job step did, labelled
+// by workflow and step (never by run, so that their number stays bounded).
+// They are recorded once per step end, by the process whose Finish ended
+// the step (a worker, or the scheduler's sweep of archived tasks), so a
+// retried or duplicated task never counts twice; a job's figures come from
+// its reconciled summary. Sum them over processes. Every series of a loaded
+// step exists from the start at zero (except the per-reason quarantine
+// series), so a worker that lives for one run still shows its increase.
+type Metrics struct {
+	seconds         *prometheus.HistogramVec // workflow, step, state
+	inputBytes      *prometheus.CounterVec
+	inputCompressed *prometheus.CounterVec
+	inputLines      *prometheus.CounterVec
+	rowsWritten     *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	outsideWindow   *prometheus.CounterVec
+	repairedUTF8    *prometheus.CounterVec
+	quarantined     *prometheus.CounterVec // workflow, step, reason
+	partitions      *prometheus.CounterVec // workflow, step, result
+	outputBytes     *prometheus.CounterVec
+	outputFiles     *prometheus.CounterVec
+	collectors      []prometheus.Collector
+	jobCounters     []*prometheus.CounterVec
+}
+
+var (
+	endedStates      = []workflow.StepState{workflow.Succeeded, workflow.Failed}
+	partitionResults = []string{"rebuilt", "skipped"}
+)
+
+func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
+	wfStep := []string{"workflow", "step"}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append(wfStep, labels...))
+	}
+	m := &Metrics{
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_step_seconds",
+			Help:    "Duration of ended crawler and job steps, from RUNNING to their end, by final state (SUCCEEDED, FAILED).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16), // 1 s .. 9 h
+		}, []string{"workflow", "step", "state"}),
+		inputBytes:      counter("sluice_step_input_bytes_total", "Uncompressed input bytes job steps read."),
+		inputCompressed: counter("sluice_step_input_compressed_bytes_total", "Compressed input bytes job steps read (as stored)."),
+		inputLines:      counter("sluice_step_input_lines_total", "Input lines job steps read."),
+		rowsWritten:     counter("sluice_step_rows_written_total", "Rows job steps wrote to output partitions."),
+		duplicates:      counter("sluice_step_duplicates_total", "Duplicate copies of events job steps collapsed."),
+		outsideWindow:   counter("sluice_step_outside_window_total", "Input lines whose date lies outside the run's window."),
+		repairedUTF8:    counter("sluice_step_repaired_utf8_total", "Input lines whose invalid UTF-8 bytes job steps replaced by U+FFFD (also counted as read)."),
+		quarantined:     counter("sluice_step_quarantined_total", "Input lines job steps sent to quarantine, by reason.", "reason"),
+		partitions:      counter("sluice_step_partitions_total", "Partitions of the window job steps rebuilt or skipped (input unchanged).", "result"),
+		outputBytes:     counter("sluice_step_output_bytes_total", "Bytes of the output files job steps published."),
+		outputFiles:     counter("sluice_step_output_files_total", "Output files job steps published."),
+	}
+	m.jobCounters = []*prometheus.CounterVec{m.inputBytes, m.inputCompressed, m.inputLines, m.rowsWritten, m.duplicates, m.outsideWindow, m.repairedUTF8, m.outputBytes, m.outputFiles}
+	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions}
+	for _, c := range m.jobCounters {
+		m.collectors = append(m.collectors, c)
+	}
+	for name, wf := range workflows {
+		for i := range wf.Steps {
+			m.init(name, &wf.Steps[i])
+		}
+	}
+	return m
+}
+
+// init creates the series of one step at zero.
+func (m *Metrics) init(wf string, s *workflow.Step) {
+	kind := s.Kind()
+	if kind == workflow.KindTrigger {
+		return
+	}
+	for _, st := range endedStates {
+		m.seconds.WithLabelValues(wf, s.Name, string(st))
+	}
+	if kind != workflow.KindJob {
+		return
+	}
+	for _, c := range m.jobCounters {
+		c.WithLabelValues(wf, s.Name)
+	}
+	for _, r := range partitionResults {
+		m.partitions.WithLabelValues(wf, s.Name, r)
+	}
+}
+
+// Describe and Collect make Metrics a prometheus.Collector: register
+// Orchestrator.Metrics with the process's registry.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.collectors {
+		c.Describe(ch)
+	}
+}
+
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.collectors {
+		c.Collect(ch)
+	}
+}
+
+// stepEnded records a step that this process just ended.
+func (m *Metrics) stepEnded(wf, step string, state workflow.StepState, seconds float64, summary any) {
+	m.seconds.WithLabelValues(wf, step, string(state)).Observe(seconds)
+	s, ok := summary.(*job.Summary)
+	if !ok || s == nil {
+		return
+	}
+	add := func(c *prometheus.CounterVec, n int64) { c.WithLabelValues(wf, step).Add(float64(n)) }
+	add(m.inputBytes, s.InputBytes)
+	add(m.inputCompressed, s.InputBytesCompressed)
+	add(m.inputLines, s.LinesRead)
+	add(m.rowsWritten, s.RowsWritten)
+	add(m.duplicates, s.Duplicates)
+	add(m.outsideWindow, s.OutsideWindow)
+	add(m.repairedUTF8, s.RepairedUTF8)
+	add(m.outputBytes, s.OutputBytes)
+	files := 0
+	for _, n := range s.Files {
+		files += n
+	}
+	add(m.outputFiles, int64(files))
+	for reason, n := range s.Quarantined {
+		m.quarantined.WithLabelValues(wf, step, reason).Add(float64(n))
+	}
+	m.partitions.WithLabelValues(wf, step, "rebuilt").Add(float64(len(s.Rebuilt)))
+	m.partitions.WithLabelValues(wf, step, "skipped").Add(float64(len(s.Skipped)))
+}

@@ -200,9 +200,6 @@ func (o *Orchestrator) Fleet(context.Context) (map[string]FleetQueue, error) {
 	return out, nil
 }
 
-// Ping checks that Redis answers.
-func (o *Orchestrator) Ping(ctx context.Context) error { return o.rdb.Ping(ctx).Err() }
-
 // Start begins a run of a workflow over a window, unless one is active for
 // the same window (then that run is returned with Created false).
 func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window, opts redisstore.StartOptions) (redisstore.Started, error) {

@@ -57,6 +57,20 @@ func (c *Config) validate() error {
 	if c.Log == nil {
 		return errors.New("orchestrator: no logger")
 	}
+	var names []string
+	for name, wf := range c.Workflows {
+		names = append(names, name)
+		steps := make([]string, len(wf.Steps))
+		for i, s := range wf.Steps {
+			steps[i] = s.Name
+		}
+		if err := tasks.CheckIDs(steps); err != nil {
+			return fmt.Errorf("workflow %s: steps: %w", name, err)
+		}
+	}
+	if err := tasks.CheckIDs(names); err != nil {
+		return fmt.Errorf("workflows: %w", err)
+	}
 	if c.Options == (tasks.Options{}) {
 		c.Options = tasks.DefaultOptions
 	}

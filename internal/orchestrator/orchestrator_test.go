@@ -85,7 +85,7 @@ func Example() {
 	st, _ := orch.Start(ctx, "mobile-user", window, redisstore.StartOptions{Trigger: "example"})
 	fmt.Println("created:", st.Created, "started:", st.Start)
 	ref := tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"}
-	task, _ := in.GetTaskInfo(tasks.QueueCrawl, ref.String())
+	task, _ := in.GetTaskInfo(tasks.QueueCrawl, tasks.CrawlRunID(ref))
 	fmt.Println("queued:", task.Type)
 
 	fin, _ := orch.Finish(ctx, ref, workflow.Succeeded, nil, nil)
@@ -109,7 +109,7 @@ func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
 	if n, err := orch.FailArchived(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("sweep with nothing archived: %d %v", n, err)
 	}
-	if err := in.ArchiveTask(tasks.QueueCrawl, st.Run.ID+"/segmentlogs-IOS"); err != nil {
+	if err := in.ArchiveTask(tasks.QueueCrawl, tasks.CrawlRunID(tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"})); err != nil {
 		t.Fatal(err)
 	}
 	n, err := orch.FailArchived(ctx, time.Hour)
@@ -135,7 +135,7 @@ func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
 	orch, in := setup(t)
 	ctx := context.Background()
 	st := start(t, orch)
-	id := st.Run.ID + "/segmentlogs-IOS"
+	id := tasks.CrawlRunID(tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"})
 	if err := in.DeleteTask(tasks.QueueCrawl, id); err != nil { // as if never enqueued
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestFinishIsIdempotent(t *testing.T) {
 	}
 	var android int
 	for _, ti := range pending {
-		if strings.HasSuffix(ti.ID, "/segmentlogs-Android") {
+		if strings.HasSuffix(ti.ID, ":segmentlogs_Android") {
 			android++
 		}
 	}

@@ -113,6 +113,9 @@ func CommitID(ref StepRef, date string) string {
 	return ref.id("commit", strings.ReplaceAll(date, "-", ""))
 }
 
+// OfRun tells whether a task id is one of a run's.
+func OfRun(taskID, runID string) bool { return strings.HasPrefix(taskID, IDPart(runID)+":") }
+
 // CheckIDs refuses names that would give two steps (or two workflows) the
 // same task ids.
 func CheckIDs(names []string) error {

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -186,5 +187,37 @@ func TestConfigIsValidated(t *testing.T) {
 	t.Parallel()
 	if _, err := orchestrator.New(orchestrator.Config{}); err == nil {
 		t.Error("an empty config was accepted")
+	}
+}
+
+// Cancelling a run ends it CANCELLED, removes its queued tasks (and only
+// its own), and frees its window; a run that has ended cannot be
+// cancelled.
+func TestCancelRemovesTheRunsQueuedTasks(t *testing.T) {
+	t.Parallel()
+	orch, in := setup(t)
+	ctx := context.Background()
+	st := start(t, orch)
+	other, err := orch.Start(ctx, "mobile-user", civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, redisstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := orch.Cancel(ctx, st.Run.ID, "test")
+	if err != nil || run.State != workflow.Cancelled {
+		t.Fatalf("cancel: %s %v", run.State, err)
+	}
+	pending, err := in.ListPendingTasks(tasks.QueueCrawl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || !tasks.OfRun(pending[0].ID, other.Run.ID) {
+		t.Fatalf("pending after cancel: %v, want the other run's crawl alone", pending)
+	}
+	if _, err := orch.Cancel(ctx, st.Run.ID, "again"); !errors.Is(err, orchestrator.ErrNotRunning) {
+		t.Errorf("second cancel: %v, want ErrNotRunning", err)
+	}
+	again, err := orch.Start(ctx, "mobile-user", window, redisstore.StartOptions{})
+	if err != nil || !again.Created {
+		t.Fatalf("start after cancel: %v %v", again.Created, err)
 	}
 }

@@ -108,6 +108,11 @@ func (s *Scheduler) sweep(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("failed steps whose tasks were archived", "steps", n)
 		}
+		if n, err := s.orch.CleanScratch(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep of scratch failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("cleaned the scratch of runs that will not resume", "runs", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -129,6 +129,11 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 		}
 		return nil
 	}
+	// A run cancelled (or failed) meanwhile gets nothing more.
+	if state, err := w.orch.RunState(ctx, ref.RunID); err == nil && state != workflow.Running {
+		w.log.Info("run has ended; not enqueuing what follows", "run", ref.RunID, "step", ref.Step, "run_state", state)
+		return nil
+	}
 	opts := w.orch.Options()
 	var ts []*asynq.Task
 	add := func(t *asynq.Task, err error) error {

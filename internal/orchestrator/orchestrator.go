@@ -144,6 +144,11 @@ func (o *Orchestrator) RunState(ctx context.Context, id string) (workflow.StepSt
 	return o.runs.State(ctx, id)
 }
 
+// ClaimNotice claims the notification of a run's end, once per run.
+func (o *Orchestrator) ClaimNotice(ctx context.Context, runID string) (bool, error) {
+	return o.runs.ClaimNotice(ctx, runID)
+}
+
 // ErrNotRunning is returned by Cancel for a run that has already ended.
 var ErrNotRunning = errors.New("run is not running")
 

@@ -461,3 +461,13 @@ func (r Run) RunningSteps() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ClaimNotice claims the notification of a run's end: true for exactly one
+// caller per run (several scheduler replicas watch the same runs).
+func (s *Runs) ClaimNotice(ctx context.Context, runID string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, notifiedKey(runID), s.now().UTC().Format(time.RFC3339), 7*24*time.Hour).Result()
+	if err != nil {
+		return false, fmt.Errorf("claim notice of run %s: %w", runID, err)
+	}
+	return ok, nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"sluice/internal/api"
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -129,9 +130,14 @@ func TestHandlerServesHealthAndRuns(t *testing.T) {
 	if _, err := orch.Start(t.Context(), "mobile-user", win, redisstore.StartOptions{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(scheduler.Handler(opt, orch))
+	h, err := scheduler.Handler(opt, orch, scheduler.HTTPOptions{Service: &api.Service{Orch: orch, Log: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-	for path, want := range map[string]string{"/healthz": "ok", "/runs": `"Trigger":"test"`, "/metrics": "sluice_workflow_recent_runs"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/runs": `"trigger": "test"`, "/api/v1/runs": `"window": {`, "/metrics": "sluice_workflow_recent_runs",
+		"/console/": "mobile-user", "/api/v1/workflows": `"cron": "* * * * *"`} {
 		resp, err := srv.Client().Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -146,7 +146,9 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	return out
 }
 
-func roundSeconds(d time.Duration) float64 { return float64(d.Round(time.Millisecond)) / float64(time.Second) }
+func roundSeconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
+}
 
 // after lists the steps a step waits on.
 func after(wf *workflow.Workflow, s *workflow.Step) []string {

@@ -33,10 +33,10 @@ type Node struct {
 type Edge struct{ Path template.HTMLAttr }
 
 const (
-	nodeW, nodeH   = 230, 46
-	triggerH       = 30
-	gapX, gapY     = 24, 22
-	margin         = 12
+	nodeW, nodeH = 230, 46
+	triggerH     = 30
+	gapX, gapY   = 24, 22
+	margin       = 12
 )
 
 // layout lays out the steps of a run (or of a workflow, states empty).
@@ -150,4 +150,6 @@ func fmtSeconds(sec float64) string {
 }
 
 // stateClass is the CSS class of a state.
-func stateClass(state string) string { return "st-" + strings.ToLower(strings.ReplaceAll(state, "_", "-")) }
+func stateClass(state string) string {
+	return "st-" + strings.ToLower(strings.ReplaceAll(state, "_", "-"))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,12 +67,10 @@ type serveFlags struct {
 	notifyFormat       string
 	notifySucceeded    bool
 	consoleURL         string
+	sweepEvery         time.Duration
 }
 
-func (f *serveFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "http", ":8080", "address of the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics and /healthz; the default listens on every interface: reads are open to whoever reaches it unless -api-auth-reads, writes need the API token")
 	fs.StringVar(&f.token, "api-token", "", "the API token that starting and cancelling runs (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "a file holding the API token (a mounted secret), instead of -api-token")
@@ -81,6 +80,7 @@ func (f *serveFlags) register(fs interface {
 	fs.StringVar(&f.notifyURL, "notify-url", "", "webhook URL(s), comma-separated, POSTed when a run ends FAILED or CANCELLED (a secret for Slack: prefer SLUICE_NOTIFY_URL)")
 	fs.StringVar(&f.notifyFormat, "notify-format", "json", "webhook body: json, or slack (a Slack-compatible incoming-webhook message)")
 	fs.BoolVar(&f.notifySucceeded, "notify-succeeded", false, "also notify runs that SUCCEEDED")
+	fs.DurationVar(&f.sweepEvery, "sweep-every", 30*time.Second, "how often asynq's archive is swept for tasks that used up their retries unseen, and the scratch for runs that will not resume")
 	fs.StringVar(&f.consoleURL, "console-url", "", "the console's address as people reach it, for links in notices (default http://<host name><-http>)")
 }
 
@@ -162,7 +162,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",
 			"writes", guard.WritesEnabled(), "reads_need_token", f.authReads, "monitoring_writable", f.monitoringWritable,
 			"notify", notifier != nil, "workflows", orch.Workflows())
-		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier})
+		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery})
 		if err != nil {
 			return err
 		}
@@ -189,10 +189,7 @@ type output struct {
 	verbose bool
 }
 
-func (o *output) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
+func (o *output) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.format, "o", "text", "output: text, or json (the API's JSON, for scripts)")
 	fs.BoolVar(&o.verbose, "v", false, "print every detail (full step summaries)")
 }

@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hibiken/asynq"
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/config"
+	"sluice/internal/redisstore"
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
@@ -177,8 +179,13 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 		}
 		return nil
 	}
-	// A run cancelled (or failed) meanwhile gets nothing more.
-	if state, err := w.orch.RunState(ctx, ref.RunID); err == nil && state != workflow.Running {
+	// A run cancelled (or failed) meanwhile gets nothing more; one gone
+	// from Redis stops here too.
+	state, err := w.orch.RunState(ctx, ref.RunID)
+	switch {
+	case errors.Is(err, redisstore.ErrNotFound):
+		return w.runGone(ref)
+	case err == nil && state != workflow.Running:
 		w.log.Info("run has ended; not enqueuing what follows", "run", ref.RunID, "step", ref.Step, "run_state", state)
 		return nil
 	}

@@ -386,7 +386,7 @@ func browseConsole(t *testing.T, ctx context.Context, base, runID string) {
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	runPNG := get(chromedp.FullScreenshot(90))
+	runPNG := get(chromedp.FullScreenshot(100))
 	do(chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#dry-run"),
 		chromedp.SetValue(`input[name=start]`, window[0]), chromedp.SetValue(`input[name=end]`, window[2]),
 		chromedp.Click("#dry-run"), chromedp.WaitVisible("#dry-run-answer"))
@@ -394,7 +394,7 @@ func browseConsole(t *testing.T, ctx context.Context, base, runID string) {
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
-	dryPNG := get(chromedp.FullScreenshot(90))
+	dryPNG := get(chromedp.FullScreenshot(100))
 	if len(nodes) != 8 {
 		t.Errorf("graph nodes %v, want the 8 steps", nodes)
 	}

@@ -83,6 +83,7 @@ func run() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.S3.TempDir = cfg.TempDir
+	cfg.S3.Log = log
 	taskMemory := worker.TaskMemory(limit, cfg.Concurrency)
 	w, err := worker.New(worker.Config{
 		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg),

@@ -49,6 +49,8 @@ type Common struct {
 	S3        s3store.Options
 	LogLevel  string
 	LogFormat string
+
+	readResumes int
 }
 
 // Register adds the common flags to fs.
@@ -58,6 +60,7 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL; empty uses AWS_ENDPOINT_URL_S3 or AWS")
 	fs.StringVar(&c.S3.Region, "s3-region", "", "S3 region; empty uses AWS_REGION, else us-east-1")
 	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", false, "address buckets path-style, as most self-hosted S3 servers need")
+	fs.IntVar(&c.readResumes, "s3-read-resumes", s3store.DefaultReadResumes, "how many times an S3 download that breaks mid-stream resumes from where it broke before the read fails; 0: never")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }
@@ -67,8 +70,28 @@ func (c *Common) Validate() error {
 	if _, err := c.Logger(); err != nil {
 		return err
 	}
+	if err := c.validateS3(); err != nil {
+		return err
+	}
 	_, err := c.Redis()
 	return err
+}
+
+func (c *Common) validateS3() error {
+	if err := s3store.CheckEndpoint(c.S3.Endpoint); err != nil {
+		return fmt.Errorf("%s: %w", setting("s3-endpoint"), err)
+	}
+	if err := s3store.CheckRegion(c.S3.Region); err != nil {
+		return fmt.Errorf("%s: %w", setting("s3-region"), err)
+	}
+	if c.readResumes < 0 {
+		return fmt.Errorf("%s: must be 0 or more, got %d", setting("s3-read-resumes"), c.readResumes)
+	}
+	c.S3.ReadResumes = c.readResumes
+	if c.readResumes == 0 {
+		c.S3.ReadResumes = -1 // s3store's "none"; its zero is the default
+	}
+	return nil
 }
 
 // Logger builds the slog logger the settings ask for.

@@ -50,6 +50,19 @@ func TestLoadWorkflowsChecksTheJobSpec(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "steps[5] (mobile-user-daily).job.transform") || !strings.Contains(err.Error(), "fromat") {
 		t.Fatalf("error %v, want it to name the job's transform and the unknown field", err)
 	}
+	for pins, want := range map[string]string{
+		"{properties.score: decimal}":       `columns.properties.score: "decimal" is not a column type`,
+		"{properties.score: timestamp_utc}": "columns.properties.score: timestamp_utc cannot be pinned",
+		"{messageId: string}":               "columns.messageId: the dedupe key and the timestamp field have fixed types",
+	} {
+		pinned := strings.Replace(string(raw), "format: parquet", "format: parquet\n        columns: "+pins, 1)
+		if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(pinned), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadWorkflows(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("columns %s: %v, want %q", pins, err, want)
+		}
+	}
 	wfs, err := LoadWorkflows(root)
 	if err != nil || wfs["mobile-user"] == nil {
 		t.Fatalf("example: %v", err)

@@ -225,6 +225,22 @@ func (o *Orchestrator) SetProgress(ctx context.Context, ref tasks.StepRef, line 
 	}
 }
 
+// OtherWindows returns the windows of the workflow's running runs other
+// than run: the partitions each of them rebuilds are its own until it ends.
+func (o *Orchestrator) OtherWindows(ctx context.Context, workflow, run string) ([]civil.Window, error) {
+	active, err := o.runs.ActiveWindows(ctx, workflow)
+	if err != nil {
+		return nil, err
+	}
+	var out []civil.Window
+	for id, w := range active {
+		if id != run {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
 // Barrier is the fan-in barrier of a job step's phases.
 func (o *Orchestrator) Barrier(ref tasks.StepRef) job.Barrier {
 	return o.barrier.Step(ref.RunID, ref.Step)

@@ -471,3 +471,35 @@ func (s *Runs) ClaimNotice(ctx context.Context, runID string) (bool, error) {
 	}
 	return ok, nil
 }
+
+// ActiveWindows returns the windows of wf's running runs, by run id: the
+// runs whose partitions are theirs until they end. Entries older than
+// ActiveTTL, or whose run is no longer RUNNING, are left out.
+func (s *Runs) ActiveWindows(ctx context.Context, wf string) (map[string]civil.Window, error) {
+	active, err := s.rdb.HGetAll(ctx, activeKey(wf)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("active runs of %s: %w", wf, err)
+	}
+	out := map[string]civil.Window{}
+	now := s.now().UnixMilli()
+	for id, v := range active {
+		var start, end string
+		var created int64
+		if _, err := fmt.Sscanf(v, "%s %s %d", &start, &end, &created); err != nil || now-created > s.ActiveTTL.Milliseconds() {
+			continue
+		}
+		state, err := s.rdb.HGet(ctx, runKey(id), "state").Result()
+		if errors.Is(err, redis.Nil) || state != string(workflow.Running) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("active runs of %s: %w", wf, err)
+		}
+		w, err := civil.ParseWindow(start, end)
+		if err != nil {
+			continue
+		}
+		out[id] = w
+	}
+	return out, nil
+}

@@ -256,3 +256,28 @@ func TestCancelEndsTheRunAndFreesItsWindow(t *testing.T) {
 		t.Errorf("State of a missing run: %v", err)
 	}
 }
+
+// ActiveWindows lists the running runs' windows, and not those that ended.
+func TestActiveWindows(t *testing.T) {
+	t.Parallel()
+	s, wf := setup(t)
+	ctx := context.Background()
+	a, err := s.Start(ctx, wf, window, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := civil.Window{Start: window.End.AddDays(3), End: window.End.AddDays(4)}
+	b, err := s.Start(ctx, wf, later, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ActiveWindows(ctx, wf.Name)
+	if err != nil || len(got) != 2 || got[a.Run.ID] != window || got[b.Run.ID] != later {
+		t.Fatalf("active %v err %v", got, err)
+	}
+	finishAll(t, s, wf, a.Run.ID)
+	got, err = s.ActiveWindows(ctx, wf.Name)
+	if err != nil || len(got) != 1 || got[b.Run.ID] != later {
+		t.Fatalf("after the first ended: %v err %v", got, err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/catalog"
+	tableschema "sluice/pipeline/schema"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
 )
 
 // Target is one crawler target: a path in a bucket that holds one table.
@@ -280,6 +282,18 @@ func Crawl(ctx context.Context, src storage.Reader, target Target, store *catalo
 			schema = merge("", picked[i].Key, schema, s.schema, &cs)
 		}
 	}
+	var declared *catalog.Type
+	if len(todo) > 0 || !exists { // else the table stays as it is: read nothing
+		if declared, err = declaredSchema(ctx, src, prefix); err != nil {
+			return res, fmt.Errorf("crawl %s.%s: %w", db, name, err)
+		}
+	}
+	if declared != nil {
+		// A table a Sluice job writes declares its schema, which every
+		// file agrees with: take it as it is (types and, for CSV, the
+		// column order) rather than what the sampled files suggest.
+		schema, cs = *declared, conflicts{}
+	}
 	if len(formats) == 0 && (!exists || len(todo) == len(lay.partitions)) {
 		return res, fmt.Errorf("crawl %s.%s: %q: no readable data files: %w", db, name, prefix, ErrNoData)
 	}
@@ -422,6 +436,35 @@ func updateTable(ctx context.Context, store *catalog.Store, db, name string, tar
 		*cs = tcs
 		return nil
 	})
+}
+
+// declaredSchema is the schema a Sluice job declares for the table below
+// prefix (pipeline/schema), as a catalog struct, or nil when there is none.
+func declaredSchema(ctx context.Context, src storage.Reader, prefix string) (*catalog.Type, error) {
+	sc, ok, err := tableschema.Load(ctx, src, prefix)
+	if err != nil || !ok {
+		return nil, err
+	}
+	t := catalog.StructOf()
+	for _, c := range sc.Columns {
+		t.Fields = append(t.Fields, catalog.Column{Name: c.Name, Type: catalog.Prim(catalogKind(c.Type))})
+	}
+	return &t, nil
+}
+
+// catalogKind is the catalog type of a job's column type.
+func catalogKind(t transform.ColumnType) catalog.Kind {
+	switch t {
+	case transform.TypeBool:
+		return catalog.KindBoolean
+	case transform.TypeBigint:
+		return catalog.KindBigint
+	case transform.TypeDouble:
+		return catalog.KindDouble
+	case transform.TypeLocalTime, transform.TypeUTCTime:
+		return catalog.KindTimestamp
+	}
+	return catalog.KindString
 }
 
 // diffColumns names the columns of now that are not in old, and those whose

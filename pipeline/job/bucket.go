@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -12,6 +13,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -39,7 +41,21 @@ type buckets struct {
 	Quarantines []int `json:"quarantines,omitempty"`
 	// Reduces is the number of reduce tasks over all dates.
 	Reduces int `json:"reduces"`
+	// Schema is the table schema's version the run writes with, and
+	// SchemaChanges what the run changed in it.
+	Schema        int            `json:"schema"`
+	SchemaChanges schema.Changes `json:"schema_changes"`
+	// Converts are published partitions outside the rebuild whose files
+	// are rewritten to the schema's types (one reduce task per file);
+	// ConvertedThrough is the version that leaves every file at, 0 when
+	// some partition was deferred (see planConversions).
+	Converts         []dateSplit `json:"converts,omitempty"`
+	Deferred         []string    `json:"deferred,omitempty"`
+	ConvertedThrough int         `json:"converted_through,omitempty"`
 }
+
+// commits is how many partitions the step commits.
+func (b *buckets) commits() int { return len(b.Dates) + len(b.Converts) }
 
 // dateSplit is one date's split into files.
 type dateSplit struct {
@@ -51,7 +67,7 @@ type dateSplit struct {
 }
 
 func (b *buckets) date(d civil.Date) (dateSplit, bool) {
-	for _, ds := range b.Dates {
+	for _, ds := range slices.Concat(b.Dates, b.Converts) {
 		if ds.Date == d {
 			return ds, true
 		}
@@ -62,6 +78,9 @@ func (b *buckets) date(d civil.Date) (dateSplit, bool) {
 // reduceDoc is a reduce task's input in scratch.
 type reduceDoc struct {
 	Input transform.ReduceInput `json:"input"`
+	// Convert, when set, is the published file this task rewrites to
+	// Input.Columns (a schema conversion) instead of reducing Input.
+	Convert *storage.ObjectInfo `json:"convert,omitempty"`
 	// Reduces and Dates count the step's reduce tasks and dates, for
 	// progress and the commit barrier.
 	Reduces int `json:"reduces"`
@@ -86,8 +105,14 @@ func (s *Step) Bucket(ctx context.Context, shards int) (Next, error) {
 	} else if err != nil {
 		return Next{}, err
 	}
-	next := Next{CommitTotal: len(bk.Dates)}
-	for _, ds := range bk.Dates {
+	if bk.commits() == 0 {
+		// Nothing to write: a run that only came to convert and found
+		// nothing left to do.
+		sum, err := s.finish(ctx, &bk)
+		return Next{Done: sum}, err
+	}
+	next := Next{CommitTotal: bk.commits()}
+	for _, ds := range slices.Concat(bk.Dates, bk.Converts) {
 		if ds.Files == 0 {
 			next.Commits = append(next.Commits, ds.Date)
 		}
@@ -114,8 +139,12 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 	if err := s.guardShrink(p, bk.Map); err != nil {
 		return bk, err
 	}
-	cols := transform.PlanColumns(s.Spec, mans)
-	bk.Collisions = cols.Collisions
+	sc, changes, coll, err := s.reserveSchema(ctx, mans)
+	if err != nil {
+		return bk, err
+	}
+	bk.Schema, bk.SchemaChanges, bk.Collisions = sc.Version, changes, coll
+	cols := sc.Plan(s.Spec, coll)
 	ratio := outputRatio(s.Spec, p)
 	var docs []reduceDoc
 	for _, d := range p.Dates {
@@ -140,11 +169,30 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 		}
 		bk.Dates = append(bk.Dates, ds)
 	}
+	if sc.Converted < sc.Version {
+		bk.ConvertedThrough = sc.Version
+		if s.Spec.Format == "parquet" { // CSV text reads as the wider type as it is
+			convs, deferred, err := s.planConversions(ctx, sc, p)
+			if err != nil {
+				return bk, err
+			}
+			if bk.Deferred = deferred; len(deferred) > 0 {
+				bk.ConvertedThrough = 0
+			}
+			tableCols := cols.TableColumns()
+			for _, cv := range convs {
+				bk.Converts = append(bk.Converts, dateSplit{Date: cv.Date, Files: len(cv.Files)})
+				for b, f := range cv.Files {
+					docs = append(docs, reduceDoc{Convert: &f, Input: transform.ReduceInput{Date: cv.Date, Bucket: b, Buckets: len(cv.Files), Columns: tableCols}})
+				}
+			}
+		}
+	}
 	bk.Reduces = len(docs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for _, doc := range docs {
-		doc.Reduces, doc.Dates = len(docs), len(bk.Dates)
+		doc.Reduces, doc.Dates = len(docs), bk.commits()
 		g.Go(func() error {
 			return storage.WriteJSON(gctx, s.Scratch, s.reduceKey(doc.Input.Date, doc.Input.Bucket), doc)
 		})
@@ -152,7 +200,8 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) 
 	if err := g.Wait(); err != nil {
 		return bk, err
 	}
-	s.log().Info("transform split into files", "files", bk.Reduces, "dates", len(bk.Dates), "ratio", ratio)
+	s.log().Info("transform split into files", "files", bk.Reduces, "dates", len(bk.Dates), "ratio", ratio,
+		"schema", sc.Version, "converted_partitions", len(bk.Converts), "deferred_partitions", len(bk.Deferred))
 	return bk, storage.WriteJSON(ctx, s.Scratch, s.bucketsKey(), bk)
 }
 

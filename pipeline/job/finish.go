@@ -38,7 +38,7 @@ func (s *Step) finish(ctx context.Context, bk *buckets) (*Summary, error) {
 	sum := &Summary{
 		Shards: p.Shards, ShardBytes: p.ShardBytes, Slots: p.Slots,
 		InputObjects: bk.Map.Objects, InputBytesCompressed: bk.Map.BytesCompressed, InputBytes: bk.Map.BytesUncompressed,
-		LinesRead: bk.Map.LinesRead, OutsideWindow: bk.Map.OutsideWindow, Quarantined: bk.Map.Quarantined,
+		LinesRead: bk.Map.LinesRead, OutsideWindow: bk.Map.OutsideWindow, RepairedUTF8: bk.Map.RepairedUTF8, Quarantined: bk.Map.Quarantined,
 		QuarantineDir: quarantineDir, Partitions: map[string]int64{}, Files: map[string]int{},
 		Rebuilt: p.Rebuild, Skipped: p.Skipped,
 	}
@@ -66,7 +66,51 @@ func (s *Step) finish(ctx context.Context, bk *buckets) (*Summary, error) {
 	if err := s.recordBookmarks(ctx, p, bk, commits); err != nil {
 		return sum, err
 	}
+	if sum.Schema, err = s.finishConversions(ctx, bk); err != nil {
+		return sum, err
+	}
 	return sum, nil
+}
+
+// finishConversions records the converted partitions' new files in their
+// build records and, when no partition was deferred, that the table's
+// files all hold the schema's types now.
+func (s *Step) finishConversions(ctx context.Context, bk *buckets) (*SchemaSummary, error) {
+	ss := &SchemaSummary{Version: bk.Schema, Added: bk.SchemaChanges.Added, Widened: bk.SchemaChanges.Widened, Deferred: bk.Deferred}
+	if len(bk.Converts) > 0 {
+		ss.Converted = map[string]int{}
+		names := make([]string, len(bk.Converts))
+		for i, cv := range bk.Converts {
+			names[i] = cv.Date.String()
+		}
+		builds, err := s.Bookmarks.Builds(ctx, names)
+		if err != nil {
+			return ss, err
+		}
+		for _, cv := range bk.Converts {
+			var c Commit
+			if err := storage.ReadJSON(ctx, s.Scratch, s.commitKey(cv.Date), &c); err != nil {
+				return ss, err
+			}
+			ss.Converted[cv.Date.String()] = len(c.Files)
+			if b, ok := builds[cv.Date.String()]; ok {
+				b.Files, b.Bytes = c.Files, c.Bytes
+				if err := s.Bookmarks.RecordBuild(ctx, b); err != nil {
+					return ss, err
+				}
+			}
+		}
+		s.log().Info("partitions converted to the table schema", "version", bk.Schema, "partitions", len(bk.Converts))
+	}
+	if bk.ConvertedThrough > 0 {
+		if err := s.markConverted(ctx, bk.ConvertedThrough); err != nil {
+			return ss, err
+		}
+	}
+	if len(bk.Deferred) > 0 {
+		s.log().Warn("schema conversion deferred: other runs own these partitions; a later run converts them", "partitions", bk.Deferred)
+	}
+	return ss, nil
 }
 
 // publishQuarantine copies the quarantine of every shard that has one to

@@ -3,8 +3,10 @@ package job_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -67,5 +69,51 @@ func TestParquetEncodings(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(fmt.Sprint(encodings))
+	}
+}
+
+// One huge string value does not bloat the footer: a column chunk whose
+// min or max would be longer than 4 KiB keeps no bounds (null count
+// only), every other column keeps its statistics, and the value itself is
+// written whole.
+func TestHugeValueKeepsFooterSmall(t *testing.T) {
+	t.Parallel()
+	ts := "2026-10-30T18:00:00Z"
+	huge := strings.Repeat("x", 20<<20)
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-30")+"a.gz", gz(
+		ev("small", ts, `"note":"short"`),
+		ev("huge", ts, `"note":"`+huge+`"`),
+	))
+	runJob(t, newStep(in, memstore.New(), out, testSpec(), window(t, "2026-10-30", "2026-10-30")))
+	files := partitionFiles(t, out, "2026-10-30")
+	data := out.Objects()[files[0]]
+	footer := int(binary.LittleEndian.Uint32(data[len(data)-8:]))
+	if footer > 64<<10 {
+		t.Errorf("footer of %d bytes", footer)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f.Metadata().RowGroups[0].Columns {
+		st := c.MetaData.Statistics
+		switch col := c.MetaData.PathInSchema[0]; col {
+		case "note":
+			if st.MinValue != nil || st.MaxValue != nil || st.NullCount != 0 {
+				t.Errorf("note: statistics min %d bytes, max %d bytes, nulls %d", len(st.MinValue), len(st.MaxValue), st.NullCount)
+			}
+		case "message_id":
+			if string(st.MinValue) != "huge" || string(st.MaxValue) != "small" {
+				t.Errorf("message_id: min %q max %q", st.MinValue, st.MaxValue)
+			}
+		}
+	}
+	rows := readPartition(t, out, "2026-10-30").byID(t)
+	if got := rows["huge"]["note"].String(); got != huge {
+		t.Errorf("huge value read back as %d bytes", len(got))
+	}
+	if got := rows["small"]["note"].String(); got != "short" {
+		t.Errorf("small note %q", got)
 	}
 }

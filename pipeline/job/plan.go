@@ -13,6 +13,7 @@ import (
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -87,9 +88,19 @@ func (s *Step) Plan(ctx context.Context) (Next, error) {
 		return Next{}, err
 	}
 	if len(p.Dates) == 0 {
-		sum := &Summary{Skipped: p.Skipped, Balanced: true,
-			Reconciliation: "nothing to do: every partition's input is unchanged since its last build (start with -force to rebuild)"}
-		return Next{Done: sum}, nil
+		sc, err := schema.NewStore(s.Out).Load(ctx)
+		if err != nil {
+			return Next{}, err
+		}
+		if sc.Converted >= sc.Version {
+			sum := &Summary{Skipped: p.Skipped, Balanced: true,
+				Reconciliation: "nothing to do: every partition's input is unchanged since its last build (start with -force to rebuild)"}
+			return Next{Done: sum}, nil
+		}
+		// Nothing to rebuild, but files to convert to a widened schema
+		// (a run that had to leave them to a later one): the bucket
+		// phase does that.
+		return Next{Bucket: true}, nil
 	}
 	s.progress(ctx, "map 0/%d shards", p.Shards)
 	if p.Shards == 0 {

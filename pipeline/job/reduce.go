@@ -36,7 +36,13 @@ func (s *Step) Reduce(ctx context.Context, d civil.Date, bucket, buckets int) (N
 		os.Remove(f.Name())
 	}()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	st, err := transform.ReduceBucket(ctx, s.Scratch, s.Spec, doc.Input, bw, s.ReduceOptions)
+	var st transform.BucketStats
+	if cv := doc.Convert; cv != nil {
+		st, err = transform.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, doc.Input.Columns, bw, s.ReduceOptions)
+		st.Date, st.Bucket = d, bucket
+	} else {
+		st, err = transform.ReduceBucket(ctx, s.Scratch, s.Spec, doc.Input, bw, s.ReduceOptions)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -36,6 +36,10 @@ type Step struct {
 	// Bookmarks are the job's object index and build records (in Out).
 	Bookmarks *bookmark.Store
 	Barrier   Barrier
+	// OtherRuns, when set, returns the windows of the job's other running
+	// runs: their partitions are theirs, and a schema conversion leaves
+	// them alone (see planConversions).
+	OtherRuns func(ctx context.Context) ([]civil.Window, error)
 	// Progress, when set, receives a line about the step's progress for
 	// people to read; it is advisory.
 	Progress func(ctx context.Context, line string)

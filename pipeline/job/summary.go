@@ -15,14 +15,17 @@ type Summary struct {
 	Slots      int   `json:"slots,omitempty"`       // transform slots of the live fleet when planned
 	// InputObjects and InputBytesCompressed are what the map read;
 	// InputBytes is the same uncompressed.
-	InputObjects         int              `json:"input_objects"`
-	InputBytesCompressed int64            `json:"input_bytes_compressed"`
-	InputBytes           int64            `json:"input_bytes"`
-	LinesRead            int64            `json:"lines_read"`
-	RowsWritten          int64            `json:"rows_written"`
-	Duplicates           int64            `json:"duplicates"`
-	OutsideWindow        int64            `json:"outside_window"`
-	Quarantined          map[string]int64 `json:"quarantined"`
+	InputObjects         int   `json:"input_objects"`
+	InputBytesCompressed int64 `json:"input_bytes_compressed"`
+	InputBytes           int64 `json:"input_bytes"`
+	LinesRead            int64 `json:"lines_read"`
+	RowsWritten          int64 `json:"rows_written"`
+	Duplicates           int64 `json:"duplicates"`
+	OutsideWindow        int64 `json:"outside_window"`
+	// RepairedUTF8 counts lines whose bytes that are not UTF-8 were
+	// replaced by U+FFFD (they are read as usual, so also counted above).
+	RepairedUTF8 int64            `json:"repaired_utf8,omitempty"`
+	Quarantined  map[string]int64 `json:"quarantined"`
 	// QuarantineDir is the output folder of this run's quarantined lines
 	// (with their source object, line number and reason), when any were.
 	QuarantineDir string `json:"quarantine_dir,omitempty"`
@@ -41,6 +44,10 @@ type Summary struct {
 	SpilledPartitions []string `json:"spilled_partitions,omitempty"`
 	// Removed are the files of earlier builds the commits deleted.
 	Removed int `json:"removed_files,omitempty"`
+	// Schema is what the run did to the table's schema: the version it
+	// wrote with, the columns it added and widened, and the published
+	// partitions it converted to the widened types.
+	Schema *SchemaSummary `json:"schema,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
 	Collisions     []transform.Collision `json:"collisions,omitempty"`

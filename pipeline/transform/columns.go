@@ -2,7 +2,6 @@ package transform
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -69,20 +68,44 @@ type Column struct {
 	Type ColumnType `json:"type"`
 }
 
-// ColumnPlan is how one run names and types its output columns. It is
-// decided once, over the manifests of every shard, so that all files of the
-// run agree.
+// ColumnPlan is how one run names and types its output columns: the
+// table's schema (pipeline/schema) as the reduce needs it, so that all
+// files of the run, and of the table, agree.
 type ColumnPlan struct {
-	// Names maps each source path to its column name (see resolveNames).
+	// Names maps each source path to its column name.
 	Names map[string]string `json:"names"`
 	// Types is each column's type, the generated timestamps included.
-	Types      map[string]ColumnType `json:"types"`
-	Collisions []Collision           `json:"collisions,omitempty"`
+	Types map[string]ColumnType `json:"types"`
+	// Order is the table's column order (CSV files write every column in
+	// this order).
+	Order      []string    `json:"order"`
+	Collisions []Collision `json:"collisions,omitempty"`
 	timestamp  string
 }
 
-// PlanColumns names and types the columns of a run from its shards.
-func PlanColumns(spec Spec, mans []*ShardManifest) ColumnPlan {
+// NewColumnPlan is the plan of a table whose columns, in table order, are
+// cols; names maps each source path to its column.
+func NewColumnPlan(spec Spec, names map[string]string, cols []Column, collisions []Collision) ColumnPlan {
+	p := ColumnPlan{Names: names, Types: map[string]ColumnType{}, Collisions: collisions, timestamp: columnName(spec.TimestampField)}
+	for _, c := range cols {
+		p.Types[c.Name] = c.Type
+		p.Order = append(p.Order, c.Name)
+	}
+	return p
+}
+
+// TimestampColumns are the names of the generated columns: the event's
+// local wall-clock time and its instant.
+func TimestampColumns(spec Spec) (local, utc string) {
+	ts := columnName(spec.TimestampField)
+	return ts, ts + "_utc"
+}
+
+// RunTypes is the type each source path the run's shards saw needs: the
+// widest kind of value it held (bigint -> double -> string, boolean with a
+// number -> string, only nulls -> string), or its pinned type
+// (Spec.Columns), whose values the map already checked.
+func RunTypes(spec Spec, mans []*ShardManifest) map[string]ColumnType {
 	masks := map[string]uint8{}
 	for _, m := range mans {
 		for _, df := range m.Dates {
@@ -93,23 +116,37 @@ func PlanColumns(spec Spec, mans []*ShardManifest) ColumnPlan {
 			}
 		}
 	}
-	ts := columnName(spec.TimestampField)
-	names, coll := resolveNames(slices.Collect(maps.Keys(masks)), []string{ts, ts + "_utc"})
-	p := ColumnPlan{Names: names, Types: map[string]ColumnType{ts: TypeLocalTime, ts + "_utc": TypeUTCTime}, Collisions: coll, timestamp: ts}
-	for path, n := range names {
-		p.Types[n] = widen(masks[path])
+	out := make(map[string]ColumnType, len(masks))
+	for path, mask := range masks {
+		out[path] = widen(mask)
+		if t, ok := spec.Columns[path]; ok {
+			out[path] = t
+		}
 	}
-	return p
+	return out
 }
 
-// DateColumns lists the columns of date d's files, sorted by name: for
-// Parquet, which readers match by name, the columns that occur on d; for
-// CSV, which readers match by position, every column of the run.
+// TableColumns lists every column of the table, in table order.
+func (p ColumnPlan) TableColumns() []Column {
+	cols := make([]Column, len(p.Order))
+	for i, n := range p.Order {
+		cols[i] = Column{Name: n, Type: p.Types[n]}
+	}
+	return cols
+}
+
+// DateColumns lists the columns of date d's files: for Parquet, which
+// readers match by name, the columns that occur on d, sorted by name; for
+// CSV, which readers match by position, every column of the table, in
+// table order.
 func (p ColumnPlan) DateColumns(spec Spec, mans []*ShardManifest, d civil.Date) []Column {
+	if spec.Format == "csv" {
+		return p.TableColumns()
+	}
 	use := map[string]bool{p.timestamp: true, p.timestamp + "_utc": true}
 	for _, m := range mans {
 		for _, df := range m.Dates {
-			if df.Date != d && spec.Format != "csv" {
+			if df.Date != d {
 				continue
 			}
 			for id, k := range df.Kinds {
@@ -141,4 +178,45 @@ func (p ColumnPlan) ColMap(cols []Column, m *ShardManifest) []int32 {
 		}
 	}
 	return out
+}
+
+// noPin marks a column whose type the spec does not pin.
+const noPin ColumnType = 255
+
+// maxExactDouble is the largest integer every smaller one of which a
+// double holds exactly (2^53).
+const maxExactDouble = 1 << 53
+
+// kindNames name field kinds in quarantine details.
+var kindNames = [...]string{kindNull: "null", kindBool: "boolean", kindInt: "integer", kindDouble: "decimal number", kindString: "string"}
+
+// pinHolds reports whether a column pinned to t holds a field of kind
+// exactly: anything as a string, integers as bigint, integers (up to 2^53,
+// checked by the caller) and decimals as double, booleans as boolean, and
+// null in any of them.
+func pinHolds(t ColumnType, kind byte) bool {
+	switch kind {
+	case kindNull:
+		return true
+	case kindBool:
+		return t == TypeBool || t == TypeString
+	case kindInt:
+		return t != TypeBool
+	case kindDouble:
+		return t == TypeDouble || t == TypeString
+	}
+	return t == TypeString
+}
+
+// pinOf is the pinned type of a source path, or noPin.
+func (m *mapper) pinOf(path string) ColumnType {
+	if t, ok := m.spec.Columns[path]; ok {
+		return t
+	}
+	return noPin
+}
+
+// lastPin is the pinned type of the field just begun.
+func (m *mapper) lastPin() ColumnType {
+	return m.pins[m.rowCols[len(m.rowCols)-2]]
 }

@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
 	"unsafe"
@@ -82,6 +83,7 @@ type flattener struct {
 	id, ts    topLookup
 	path      []byte // source path of the member being read
 	badNumber bool
+	mismatch  string // a value its pinned column cannot hold: what and where
 	scratch   []byte // unescaped strings
 	arr       []byte // array text
 }
@@ -98,6 +100,7 @@ func (f *flattener) scan(line []byte) (isObject, ok bool) {
 	f.m.rowCols = f.m.rowCols[:0]
 	f.m.nfields = 0
 	f.badNumber = false
+	f.mismatch = ""
 	f.unknown = false
 	i := skipWS(line, 0)
 	if i >= len(line) {
@@ -462,11 +465,15 @@ func (f *flattener) begin(kind byte) bool {
 			p := string(f.path)
 			m.colPaths = append(m.colPaths, p)
 			m.colIDs[p] = id
+			m.pins = append(m.pins, m.pinOf(p))
 		}
 		for len(m.succ) <= prev {
 			m.succ = append(m.succ, 0)
 		}
 		m.succ[prev] = id + 1
+	}
+	if pin := m.pins[id]; pin != noPin && !pinHolds(pin, kind) && f.mismatch == "" {
+		f.mismatch = fmt.Sprintf("%s: a %s where the pinned type is %s", f.path, kindNames[kind], pin)
 	}
 	m.fields = binary.AppendUvarint(m.fields, uint64(id))
 	m.fields = append(m.fields, kind)
@@ -496,6 +503,9 @@ func (f *flattener) addNumber(raw []byte) {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			if f.begin(kindInt) {
 				f.m.fields = binary.AppendVarint(f.m.fields, n)
+				if (n > maxExactDouble || n < -maxExactDouble) && f.m.lastPin() == TypeDouble && f.mismatch == "" {
+					f.mismatch = fmt.Sprintf("%s: %d has no exact double (the pinned type)", f.path, n)
+				}
 			}
 			return
 		}

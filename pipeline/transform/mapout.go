@@ -6,10 +6,12 @@ package transform
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -28,9 +30,11 @@ func (m *mapper) quarantineLine(lineNo int64, reason, detail string, raw []byte)
 		m.quarantine = f
 		m.quarantineGz, _ = gzip.NewWriterLevel(f, gzip.BestSpeed)
 	}
-	rec, err := json.Marshal(QuarantineRecord{
-		Source: m.curSource, Key: m.curKey, Line: lineNo, Reason: reason, Detail: detail, Raw: string(raw),
-	})
+	qr := QuarantineRecord{Source: m.curSource, Key: m.curKey, Line: lineNo, Reason: reason, Detail: detail, Raw: string(raw)}
+	if !utf8.Valid(raw) {
+		qr.RawBase64 = base64.StdEncoding.EncodeToString(raw)
+	}
+	rec, err := json.Marshal(qr)
 	if err != nil {
 		return fmt.Errorf("encode quarantine record: %w", err)
 	}

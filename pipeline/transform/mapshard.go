@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/valyala/fastjson"
@@ -74,6 +75,7 @@ func MapShard(ctx context.Context, in storage.Reader, scratch storage.Bucket, di
 
 // mapper is the per-shard state; it is used by one goroutine.
 type mapper struct {
+	repaired          []byte // the current line with its bytes that are not UTF-8 replaced
 	spec              Spec
 	opts              MapOptions
 	codec             string
@@ -85,8 +87,9 @@ type mapper struct {
 	parser            fastjson.Parser   // only to describe invalid lines as before
 	colIDs            map[string]uint32 // source path -> shard column id
 	colPaths          []string
-	succ              []uint32 // by column id + 1: the column id + 1 that last followed it
-	fields            []byte   // encoded fields of the current row
+	pins              []ColumnType // by column id: the pinned type (Spec.Columns), or noPin
+	succ              []uint32     // by column id + 1: the column id + 1 that last followed it
+	fields            []byte       // encoded fields of the current row
 	nfields           int
 	rowCols           []uint32 // (column id, kind) pairs of the current row
 	idBuf, tsBuf      []byte
@@ -266,18 +269,43 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 	if tooLong {
 		return m.quarantineLine(lineNo, ReasonLineTooLong, fmt.Sprintf("longer than %d bytes", MaxLineBytes), line)
 	}
+	raw := line
+	if !utf8.Valid(line) {
+		m.repaired = repairUTF8(m.repaired[:0], line)
+		line = m.repaired
+		m.stats.RepairedUTF8++
+	}
 	r := m.readLine(line)
 	if r.hasDay && !slices.Contains(m.objDays, r.day) { // an object's events span few days
 		m.objDays = append(m.objDays, r.day)
 	}
 	switch {
 	case r.reason != "":
-		return m.quarantineLine(lineNo, r.reason, r.detail, line)
+		return m.quarantineLine(lineNo, r.reason, r.detail, raw)
 	case r.outside:
 		m.stats.OutsideWindow++
 		return nil
 	}
 	return m.writeRow(r.day, objIdx, lineNo, r.us, r.off, r.id)
+}
+
+// repairUTF8 appends line to dst with every byte that does not belong to
+// a valid UTF-8 sequence replaced by U+FFFD, one per byte, as Go's
+// encoding/json decodes such strings. Parquet and CSV readers refuse a
+// file with invalid STRING bytes, so one bad line must not reach a file;
+// bytes outside JSON strings make the line invalid JSON either way, so
+// repairing the whole line repairs exactly its strings (and member names).
+func repairUTF8(dst, line []byte) []byte {
+	for len(line) > 0 {
+		r, n := utf8.DecodeRune(line)
+		if r == utf8.RuneError && n == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, line[:n]...)
+		}
+		line = line[n:]
+	}
+	return dst
 }
 
 // lineResult is what a line becomes: a quarantine record (reason set), an
@@ -337,6 +365,8 @@ func (m *mapper) readLine(line []byte) lineResult {
 	}
 	if m.flat.badNumber {
 		r.reason, r.detail = ReasonInvalidJSON, "bad number"
+	} else if m.flat.mismatch != "" {
+		r.reason, r.detail = ReasonTypeMismatch, m.flat.mismatch
 	}
 	return r
 }

@@ -18,6 +18,7 @@ const (
 	ReasonBadTimestamp     = "bad_timestamp"
 	ReasonLineTooLong      = "line_too_long"
 	ReasonCorruptObject    = "corrupt_object" // not gzip, or the stream breaks off
+	ReasonTypeMismatch     = "type_mismatch"  // a value its pinned column type cannot hold (Spec.Columns)
 )
 
 // MaxLineBytes is the longest line MapShard parses; longer lines are
@@ -29,14 +30,18 @@ const QuarantineRawBytes = 64 << 10
 
 // MapStats summarises one mapped shard.
 type MapStats struct {
-	Shard             int                  `json:"shard"`
-	Objects           int                  `json:"objects"`
-	LinesRead         int64                `json:"lines_read"` // non-blank lines (plus one per corrupt object)
-	Rows              map[civil.Date]int64 `json:"rows"`       // rows written per local date, before dedupe
-	OutsideWindow     int64                `json:"outside_window"`
-	Quarantined       map[string]int64     `json:"quarantined"` // by reason
-	BytesCompressed   int64                `json:"bytes_compressed"`
-	BytesUncompressed int64                `json:"bytes_uncompressed"`
+	Shard         int                  `json:"shard"`
+	Objects       int                  `json:"objects"`
+	LinesRead     int64                `json:"lines_read"` // non-blank lines (plus one per corrupt object)
+	Rows          map[civil.Date]int64 `json:"rows"`       // rows written per local date, before dedupe
+	OutsideWindow int64                `json:"outside_window"`
+	// RepairedUTF8 counts the lines that held bytes which are not UTF-8:
+	// each such byte was replaced by U+FFFD (see repairUTF8) and the line
+	// read as usual.
+	RepairedUTF8      int64            `json:"repaired_utf8,omitempty"`
+	Quarantined       map[string]int64 `json:"quarantined"` // by reason
+	BytesCompressed   int64            `json:"bytes_compressed"`
+	BytesUncompressed int64            `json:"bytes_uncompressed"`
 	// ObjectDates lists, per object key, the local dates of its valid
 	// events, inside the window or not. Bookmarks use it to know which
 	// partitions an object feeds (see pipeline/bookmark).
@@ -73,6 +78,7 @@ func (s *MapStats) Add(o MapStats) {
 	s.Objects += o.Objects
 	s.LinesRead += o.LinesRead
 	s.OutsideWindow += o.OutsideWindow
+	s.RepairedUTF8 += o.RepairedUTF8
 	s.BytesCompressed += o.BytesCompressed
 	s.BytesUncompressed += o.BytesUncompressed
 	if s.Rows == nil {
@@ -103,4 +109,7 @@ type QuarantineRecord struct {
 	Reason string `json:"reason"`
 	Detail string `json:"detail,omitempty"`
 	Raw    string `json:"raw"`
+	// RawBase64 is the line's exact bytes when they are not UTF-8 (Raw,
+	// a JSON string, then holds U+FFFD in their place).
+	RawBase64 string `json:"raw_base64,omitempty"`
 }

@@ -63,12 +63,12 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// resolveNames gives every source path a unique column name. reserved names
-// (the generated columns) are never given to a path. Paths are processed in
+// ResolveNames gives every source path a unique column name. reserved names
+// (the generated columns, the table's columns) are never given to a path. Paths are processed in
 // sorted order: the first path with a natural name keeps it; the others get
 // the smallest free suffix _2, _3, ... chosen after all natural names are
 // claimed, so a suffix never displaces a field that has that name itself.
-func resolveNames(paths []string, reserved []string) (map[string]string, []Collision) {
+func ResolveNames(paths []string, reserved []string) (map[string]string, []Collision) {
 	sorted := slices.Clone(paths)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)

@@ -40,7 +40,7 @@ func TestResolveNamesCollisions(t *testing.T) {
 		"timestamp_utc", // generated columns own their names
 		"event",
 	}
-	names, coll := resolveNames(paths, []string{"timestamp", "timestamp_utc"})
+	names, coll := ResolveNames(paths, []string{"timestamp", "timestamp_utc"})
 	want := map[string]string{
 		"context.device.adTrackingEnabled":   "context_device_ad_tracking_enabled", // 'T' < '_'
 		"context.device.ad_tracking_enabled": "context_device_ad_tracking_enabled_2",
@@ -62,7 +62,7 @@ func TestResolveNamesCollisions(t *testing.T) {
 	for i, p := range paths {
 		rev[len(paths)-1-i] = p
 	}
-	names2, _ := resolveNames(rev, []string{"timestamp", "timestamp_utc"})
+	names2, _ := ResolveNames(rev, []string{"timestamp", "timestamp_utc"})
 	if !reflect.DeepEqual(names, names2) {
 		t.Errorf("order dependent: %v vs %v", names, names2)
 	}

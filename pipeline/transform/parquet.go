@@ -98,7 +98,8 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, opts 
 	}
 	pages := &pageBufferPool{dir: opts.TempDir}
 	defer pages.close()
-	pw := parquet.NewWriter(w, schema,
+	fw := &footerWriter{w: w}
+	pw := parquet.NewWriter(fw, schema,
 		parquet.Compression(parquetCodec(spec.Compression)),
 		// Row groups are cut by size below, never by a row count.
 		parquet.MaxRowsPerRowGroup(math.MaxInt64),
@@ -159,7 +160,14 @@ func writeParquet(w io.Writer, spec Spec, pd *partitionData, next rowIter, opts 
 			return err
 		}
 	}
+	if err := pw.Flush(); err != nil {
+		return err
+	}
+	fw.holdFooter()
 	if err := pw.Close(); err != nil {
+		return err
+	}
+	if err := fw.finish(); err != nil {
 		return err
 	}
 	return pages.err

@@ -3,7 +3,11 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/civil"
 )
@@ -31,6 +35,32 @@ type Spec struct {
 	// TargetFileBytes is the size output files aim at: each date is split
 	// into as many files (and reduce tasks) as its estimated output needs.
 	TargetFileBytes int64 `yaml:"target_file_bytes"`
+	// Columns pins the type of source fields (paths joined with ".", as
+	// "properties.score"), as Glue's ApplyMapping does: the column has that
+	// type in every file, and a value it cannot hold exactly is
+	// quarantined (ReasonTypeMismatch) instead of widening the column.
+	Columns ColumnPins `yaml:"columns"`
+}
+
+// ColumnPins are pinned column types by source path (Spec.Columns).
+type ColumnPins map[string]ColumnType
+
+// UnmarshalYAML reads the pins, naming the path of a type it does not
+// know.
+func (p *ColumnPins) UnmarshalYAML(n *yaml.Node) error {
+	var raw map[string]string
+	if err := n.Decode(&raw); err != nil {
+		return fmt.Errorf("columns: %w", err)
+	}
+	*p = ColumnPins{}
+	for _, path := range slices.Sorted(maps.Keys(raw)) {
+		var t ColumnType
+		if err := t.UnmarshalText([]byte(raw[path])); err != nil {
+			return fmt.Errorf("columns.%s: %q is not a column type (string, boolean, bigint or double)", path, raw[path])
+		}
+		(*p)[path] = t
+	}
+	return nil
 }
 
 // DefaultSpec is the Glue "mobile-user-daily" job.
@@ -105,6 +135,16 @@ func (s Spec) Validate() error {
 	}
 	if s.TargetFileBytes <= 0 {
 		return fmt.Errorf("target_file_bytes: %d must be positive", s.TargetFileBytes)
+	}
+	for _, path := range slices.Sorted(maps.Keys(s.Columns)) {
+		switch t := s.Columns[path]; {
+		case path == "" || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") || strings.Contains(path, ".."):
+			return fmt.Errorf("columns: %q is not a source path (fields joined with \".\", as properties.score)", path)
+		case path == s.DedupeKey || path == s.TimestampField:
+			return fmt.Errorf("columns.%s: the dedupe key and the timestamp field have fixed types", path)
+		case t != TypeString && t != TypeBool && t != TypeBigint && t != TypeDouble:
+			return fmt.Errorf("columns.%s: %s cannot be pinned (string, boolean, bigint or double)", path, t)
+		}
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func (b *Bucket) PutIfMatch(ctx context.Context, key string, body io.Reader, eta
 		return "", fmt.Errorf("put %s: %w", key, storage.ErrPreconditionFailed)
 	}
 	if err != nil {
-		return "", fmt.Errorf("put %s: %w", key, err)
+		return "", b.fail(err, "put "+key)
 	}
 	return strings.Trim(aws.ToString(out.ETag), `"`), nil
 }

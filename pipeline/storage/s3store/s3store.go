@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"sluice/pipeline/fault"
 	"sluice/pipeline/storage"
 )
 
@@ -52,6 +55,16 @@ type Options struct {
 	Concurrency int
 	// TempDir is where Put spools bodies; empty means os.TempDir().
 	TempDir string
+	// ReadResumes is how many times the body of one Get or GetRange that
+	// breaks mid-stream is resumed (a ranged GET of the rest, If-Match the
+	// first response's ETag) before the read fails; zero means
+	// DefaultReadResumes, negative none.
+	ReadResumes int
+	// ResumeBackoff is the wait before the first resume, doubling for each
+	// further one; zero means DefaultResumeBackoff.
+	ResumeBackoff time.Duration
+	// Log receives a warning for every resume; nil logs nothing.
+	Log *slog.Logger
 }
 
 // Bucket is a storage.Bucket over an S3 bucket, optionally below a prefix.
@@ -75,10 +88,29 @@ var (
 )
 
 // New returns a Bucket for the S3 bucket, with every key stored below prefix
-// (which may be empty). It does not contact the server.
+// (which may be empty). It does not contact the server. A configuration no
+// request could work with (a bad endpoint or region, half a key pair) is a
+// permanent error (pipeline/fault).
 func New(ctx context.Context, bucket, prefix string, opts Options) (*Bucket, error) {
+	b, err := newBucket(ctx, bucket, prefix, opts)
+	if err != nil {
+		return nil, fault.Permanent(err)
+	}
+	return b, nil
+}
+
+func newBucket(ctx context.Context, bucket, prefix string, opts Options) (*Bucket, error) {
 	if bucket == "" {
 		return nil, errors.New("s3 bucket name is empty")
+	}
+	if err := CheckEndpoint(opts.Endpoint); err != nil {
+		return nil, fmt.Errorf("s3 endpoint: %w", err)
+	}
+	if err := CheckRegion(opts.Region); err != nil {
+		return nil, fmt.Errorf("s3 region: %w", err)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.PartSize == 0 {
 		opts.PartSize = DefaultPartSize
@@ -112,7 +144,18 @@ func New(ctx context.Context, bucket, prefix string, opts Options) (*Bucket, err
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 		o.UsePathStyle = opts.PathStyle
+		// A ranged GET (GetRange, a resume) carries no checksum of the
+		// object; the SDK would print a debug line for every one.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
+	// The environment and the AWS config files may set both too; a bad value
+	// from there would fail every request with an error of no SDK type.
+	if err := CheckEndpoint(aws.ToString(client.Options().BaseEndpoint)); err != nil {
+		return nil, fmt.Errorf("s3 endpoint (from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the AWS config file): %w", err)
+	}
+	if region := client.Options().Region; region == "" || CheckRegion(region) != nil {
+		return nil, fmt.Errorf("s3 region (from AWS_REGION or the AWS config file): %q is not a region name such as us-east-1", region)
+	}
 
 	prefix = strings.Trim(prefix, "/")
 	if prefix != "" {
@@ -152,20 +195,21 @@ func isNotFound(err error) bool {
 	return false
 }
 
-// Get opens the object at key. The body is tied to ctx.
+// Get opens the object at key. The body is tied to ctx; one that breaks
+// mid-stream resumes where it broke (Options.ReadResumes).
 func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: b.key(key)})
 	if isNotFound(err) {
 		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, b.fail(err, "get "+key)
 	}
-	return out.Body, nil
+	return b.newResumingBody(ctx, key, 0, out), nil
 }
 
 // GetRange opens length bytes of the object at key from offset, with an
-// HTTP Range request.
+// HTTP Range request. The body resumes as Get's does.
 func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	if length == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
@@ -185,9 +229,9 @@ func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64)
 		return io.NopCloser(strings.NewReader("")), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s %s: %w", key, rng, err)
+		return nil, b.fail(err, "get "+key+" "+rng)
 	}
-	return out.Body, nil
+	return b.newResumingBody(ctx, key, offset, out), nil
 }
 
 // Stat describes the object at key.
@@ -197,7 +241,7 @@ func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, erro
 		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, storage.ErrNotExist)
 	}
 	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("stat %s: %w", key, err)
+		return storage.ObjectInfo{}, b.fail(err, "stat "+key)
 	}
 	return storage.ObjectInfo{
 		Key:     key,
@@ -221,7 +265,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, storage.ErrNotExist)
 	}
 	if err != nil {
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		return b.fail(err, "copy "+src+" to "+dst)
 	}
 	return nil
 }
@@ -230,7 +274,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
 func (b *Bucket) Delete(ctx context.Context, key string) error {
 	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.key(key)})
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", key, err)
+		return b.fail(err, "delete "+key)
 	}
 	return nil
 }
@@ -249,13 +293,15 @@ func (b *Bucket) DeleteBatch(ctx context.Context, keys []string) error {
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 	})
 	if err != nil {
-		return fmt.Errorf("delete %d objects: %w", len(keys), err)
+		return b.fail(err, fmt.Sprintf("delete %d objects", len(keys)))
 	}
 	for _, e := range out.Errors {
 		if aws.ToString(e.Code) == "NoSuchKey" {
 			continue
 		}
-		return fmt.Errorf("delete %s: %s: %s", strings.TrimPrefix(aws.ToString(e.Key), b.prefix), aws.ToString(e.Code), aws.ToString(e.Message))
+		// A key's error is an API error of its own (AccessDenied, say).
+		keyErr := &smithy.GenericAPIError{Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}
+		return b.fail(keyErr, "delete "+strings.TrimPrefix(aws.ToString(e.Key), b.prefix))
 	}
 	return nil
 }
@@ -270,7 +316,7 @@ func (b *Bucket) List(ctx context.Context, prefix string, fn func(storage.Object
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return b.fail(err, "list "+prefix)
 		}
 		for _, obj := range page.Contents {
 			info := storage.ObjectInfo{
@@ -299,7 +345,7 @@ func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) 
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list dirs %s: %w", prefix, err)
+			return nil, b.fail(err, "list dirs "+prefix)
 		}
 		for _, cp := range page.CommonPrefixes {
 			dirs = append(dirs, strings.TrimPrefix(aws.ToString(cp.Prefix), b.prefix))
@@ -331,7 +377,7 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 		Body:   io.NewSectionReader(f, 0, size),
 	})
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return b.fail(err, "put "+key)
 	}
 	return nil
 }

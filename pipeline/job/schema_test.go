@@ -1,0 +1,266 @@
+package job_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"sluice/pipeline/catalog"
+	"sluice/pipeline/civil"
+	"sluice/pipeline/crawl"
+	"sluice/pipeline/fault"
+	"sluice/pipeline/job"
+	"sluice/pipeline/schema"
+	"sluice/pipeline/storage/memstore"
+	"sluice/pipeline/transform"
+)
+
+// schemaRun is one run of a sequence over the same table: its window's
+// only date, and the lines of its one input object.
+type schemaRun struct {
+	date  string
+	lines []string
+}
+
+// scoreRuns is a field that is an integer in one run, a decimal in a later
+// one and a string in a third, each run a different window; the third
+// also brings a new nested field.
+func scoreRuns() []schemaRun {
+	return []schemaRun{
+		{"2026-10-01", []string{ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3,"name":"x"}`)}},
+		{"2026-10-02", []string{ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)}},
+		{"2026-10-03", []string{ev("c", "2026-10-03T18:00:00Z", `"properties":{"score":"high","address":{"city":"Oslo"}}`)}},
+	}
+}
+
+// runSeries runs each run as its own job step (its own run id) over one
+// input and output, and calls check after each.
+func runSeries(t *testing.T, spec transform.Spec, runs []schemaRun, check func(i int, s *job.Step, sum *job.Summary)) {
+	t.Helper()
+	in, out := memstore.New(), memstore.New()
+	for i, r := range runs {
+		put(t, in, dayFolder("ios", r.date)+"part.gz", gz(r.lines...))
+		s := newStep(in, memstore.New(), out, spec, window(t, r.date, r.date))
+		s.RunID = "run-" + r.date
+		check(i, s, runJob(t, s).summary)
+	}
+}
+
+// tableAgrees checks that every file of every partition has, for every
+// column, the table schema's type, and that a crawl of the table declares
+// exactly those types.
+func tableAgrees(t *testing.T, out *memstore.Bucket, spec transform.Spec) schema.Schema {
+	t.Helper()
+	ctx := context.Background()
+	sc, err := schema.NewStore(out).Load(ctx)
+	if err != nil || sc.Version == 0 {
+		t.Fatalf("schema version %d, err %v", sc.Version, err)
+	}
+	types := sc.Types()
+	for key, data := range out.Objects() {
+		if !strings.HasPrefix(key, "year=") || !strings.HasSuffix(key, ".parquet") {
+			continue
+		}
+		cols, _, err := transform.FileColumns(ctx, out, key, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cols {
+			if types[c.Name] != c.Type {
+				t.Errorf("%s: column %s is %s in the file, %s in the table (version %d)", key, c.Name, c.Type, types[c.Name], sc.Version)
+			}
+		}
+	}
+	store := catalog.New(memstore.New())
+	target := crawl.Target{Database: "segmentlogs", TableName: "mobile", Location: "s3://lake/mobile/"}
+	if _, err := crawl.Crawl(ctx, out, target, store, crawl.Options{}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := store.GetTable(ctx, "segmentlogs", "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, c := range tbl.Columns {
+		got = append(got, c.Name+" "+c.Type.String())
+	}
+	kind := map[transform.ColumnType]string{transform.TypeString: "string", transform.TypeBool: "boolean", transform.TypeBigint: "bigint",
+		transform.TypeDouble: "double", transform.TypeLocalTime: "timestamp", transform.TypeUTCTime: "timestamp"}
+	for _, c := range sc.Columns {
+		want = append(want, c.Name+" "+kind[c.Type])
+	}
+	if spec.Format != "csv" { // Parquet readers match by name: compare as sets
+		slices.Sort(got)
+		slices.Sort(want)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("catalog columns\n%v\nwant the table schema's\n%v", got, want)
+	}
+	return sc
+}
+
+// A column keeps one type in every Parquet file of the table: a widening
+// rewrites the published partitions outside the run, in the same run, and
+// a new nested field is appended.
+func TestSchemaWidensEveryPartition(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	want := []struct {
+		score     transform.ColumnType
+		converted []string
+		values    map[string]string // partition -> properties_score as read back
+	}{
+		{transform.TypeBigint, nil, map[string]string{"2026-10-01": "3"}},
+		{transform.TypeDouble, []string{"2026-10-01"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5"}},
+		{transform.TypeString, []string{"2026-10-01", "2026-10-02"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5", "2026-10-03": "high"}},
+	}
+	runSeries(t, spec, scoreRuns(), func(i int, s *job.Step, sum *job.Summary) {
+		out := s.Out.(*memstore.Bucket)
+		sc := tableAgrees(t, out, spec)
+		col, _ := sc.Column("properties_score")
+		if col.Type != want[i].score || sc.Version != i+1 || sc.Converted != sc.Version {
+			t.Errorf("run %d: score %s, version %d, converted %d", i, col.Type, sc.Version, sc.Converted)
+		}
+		var converted []string
+		for d := range sum.Schema.Converted {
+			converted = append(converted, d)
+		}
+		slices.Sort(converted)
+		if !slices.Equal(converted, want[i].converted) {
+			t.Errorf("run %d: converted %v, want %v", i, converted, want[i].converted)
+		}
+		for d, v := range want[i].values {
+			tb := readPartition(t, out, d)
+			if got := tb.rows[0]["properties_score"].String(); got != v {
+				t.Errorf("run %d: %s score %q, want %q", i, d, got, v)
+			}
+			if _, has := tb.types["properties_address_city"]; has != (d == "2026-10-03") {
+				t.Errorf("run %d: %s has properties_address_city: %v", i, d, has)
+			}
+		}
+		if i == 2 && !slices.Equal(sum.Schema.Added, []string{"properties_address_city"}) {
+			t.Errorf("added %v", sum.Schema.Added)
+		}
+	})
+}
+
+// CSV files are read by position: every file writes the table's columns in
+// the table's order, new columns at the end, so an older file's columns
+// are a prefix of the table's and its values parse as the wider type.
+func TestSchemaCSVColumnsByPosition(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	spec.Format, spec.Compression = "csv", "none"
+	runSeries(t, spec, scoreRuns(), func(i int, s *job.Step, sum *job.Summary) {
+		out := s.Out.(*memstore.Bucket)
+		sc := tableAgrees(t, out, spec)
+		var order []string
+		for _, c := range sc.Columns {
+			order = append(order, c.Name)
+		}
+		if i == 2 && order[len(order)-1] != "properties_address_city" {
+			t.Errorf("new column not last: %v", order)
+		}
+		for key, data := range out.Objects() {
+			if !strings.HasPrefix(key, "year=") {
+				continue
+			}
+			recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := recs[0]; !slices.Equal(h, order[:len(h)]) {
+				t.Errorf("run %d: %s header %v is not a prefix of the table's columns %v", i, key, h, order)
+			}
+			row := recs[1]
+			score := row[slices.Index(order, "properties_score")]
+			if !strings.Contains("3 3.5 high", score) || score == "" {
+				t.Errorf("run %d: %s score %q", i, key, score)
+			}
+		}
+	})
+}
+
+// A pinned type is kept whatever the data says: a value it cannot hold is
+// quarantined with its reason; pinning a column narrower than the table
+// has it is refused, naming the field.
+func TestPinnedColumnType(t *testing.T) {
+	t.Parallel()
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"part.gz", gz(
+		ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`),
+		ev("b", "2026-10-01T19:00:00Z", `"properties":{"score":3.5}`),
+		ev("c", "2026-10-01T20:00:00Z", `"properties":{"score":9007199254740993}`), // 2^53+1: no exact double
+	))
+	spec := testSpec()
+	spec.Columns = map[string]transform.ColumnType{"properties.score": transform.TypeBigint}
+	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
+	sum := runJob(t, s).summary
+	if sum.Quarantined[transform.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
+		t.Errorf("bigint pin: quarantined %v, rows %d", sum.Quarantined, sum.RowsWritten)
+	}
+	recs := readQuarantine(t, out)
+	if len(recs) != 1 || !strings.Contains(recs[0].Detail, "properties.score") || !strings.Contains(recs[0].Detail, "bigint") {
+		t.Errorf("quarantine %+v", recs)
+	}
+	tableAgrees(t, out, spec)
+
+	// Pinned double: 2^53+1 has no exact double and is quarantined; the
+	// table's bigint widens to double.
+	spec.Columns["properties.score"] = transform.TypeDouble
+	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
+	s.RunID, s.SpecID = "run-double", "spec-double" // a new spec rebuilds
+	sum = runJob(t, s).summary
+	if sum.Quarantined[transform.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
+		t.Errorf("double pin: quarantined %v, rows %d", sum.Quarantined, sum.RowsWritten)
+	}
+	if sc := tableAgrees(t, out, spec); sc.Types()["properties_score"] != transform.TypeDouble {
+		t.Errorf("score %s", sc.Types()["properties_score"])
+	}
+
+	// Back to bigint: the files hold doubles, refused before any file
+	// changes.
+	spec.Columns["properties.score"] = transform.TypeBigint
+	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
+	s.RunID, s.SpecID = "run-narrow", "spec-narrow"
+	_, err := tryJob(s)
+	if err == nil || !fault.IsPermanent(err) || !strings.Contains(err.Error(), "columns.properties.score") {
+		t.Fatalf("narrowing pin: %v", err)
+	}
+}
+
+// A widening that meets a partition owned by another running run leaves it
+// to a later run, which converts it.
+func TestSchemaConversionDeferredToLaterRun(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
+	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
+	s.RunID = "run-2"
+	s.OtherRuns = func(context.Context) ([]civil.Window, error) {
+		return []civil.Window{window(t, "2026-09-30", "2026-10-01")}, nil
+	}
+	sum := runJob(t, s).summary
+	if !slices.Equal(sum.Schema.Deferred, []string{"2026-10-01"}) || len(sum.Schema.Converted) != 0 {
+		t.Fatalf("deferred %v converted %v", sum.Schema.Deferred, sum.Schema.Converted)
+	}
+	sc, _ := schema.NewStore(out).Load(context.Background())
+	if sc.Converted >= sc.Version {
+		t.Fatalf("converted %d of version %d with a partition deferred", sc.Converted, sc.Version)
+	}
+	// A later run with nothing to rebuild still converts what was left.
+	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
+	s.RunID = "run-3"
+	sum = runJob(t, s).summary
+	if sum.Schema == nil || sum.Schema.Converted["2026-10-01"] != 1 {
+		t.Fatalf("later run: %+v", sum.Schema)
+	}
+	tableAgrees(t, out, spec)
+}

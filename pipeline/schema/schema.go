@@ -1,0 +1,198 @@
+// Package schema keeps the output table's schema across runs: one list of
+// columns with their types, versioned, beside the table (under _sluice/
+// in the output location, so it shares the table's durability and a
+// reader ignores it, and owes nothing to Redis).
+//
+// Every run of the job writes with the table's schema, so that no file can
+// disagree with the table Athena reads (HIVE_BAD_DATA,
+// HIVE_PARTITION_SCHEMA_MISMATCH):
+//
+//   - a column keeps its name and type across runs; each source path keeps
+//     the column it was first given;
+//   - a field never seen before becomes a new column, appended at the end
+//     (CSV readers match columns by position; older files simply lack the
+//     trailing columns, which readers take as null);
+//   - data that needs a wider type widens the column, bigint -> double ->
+//     string, and boolean or number -> string: a new version, which the job
+//     finishes by rewriting every published Parquet file that holds the
+//     narrower type (see pipeline/job);
+//   - a pinned type (the job's columns:) is the column's type whatever the
+//     data says; values it cannot hold are quarantined by the map. Pinning
+//     a column to a narrower type than the table has is refused.
+package schema
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"sluice/pipeline/transform"
+)
+
+// Column is one column of the table.
+type Column struct {
+	Name string               `json:"name"`
+	Type transform.ColumnType `json:"type"`
+	// Paths are the source paths written to the column (segments joined
+	// with "."); none for the generated timestamp columns.
+	Paths []string `json:"paths,omitempty"`
+	// Since is the version that added the column.
+	Since int `json:"since"`
+}
+
+// Schema is one version of the table's schema.
+type Schema struct {
+	Version int `json:"version"` // 0: the table has no schema yet
+	// Columns are in table order: CSV files write them in this order.
+	Columns []Column  `json:"columns"`
+	RunID   string    `json:"run_id,omitempty"` // the run that made this version
+	At      time.Time `json:"at"`
+	// Changes are what this version changed from the one before.
+	Changes Changes `json:"changes"`
+	// Converted is the newest version whose widenings every published
+	// file has been rewritten to (see pipeline/job): while it is below
+	// Version, some file may still hold a narrower type.
+	Converted int `json:"converted"`
+}
+
+// Changes are what one version changed.
+type Changes struct {
+	Added   []string   `json:"added,omitempty"`
+	Widened []Widening `json:"widened,omitempty"`
+}
+
+// Widening is one column whose type became wider.
+type Widening struct {
+	Column string               `json:"column"`
+	From   transform.ColumnType `json:"from"`
+	To     transform.ColumnType `json:"to"`
+}
+
+func (w Widening) String() string { return fmt.Sprintf("%s %s -> %s", w.Column, w.From, w.To) }
+
+// Empty reports whether the version changed nothing.
+func (c Changes) Empty() bool { return len(c.Added) == 0 && len(c.Widened) == 0 }
+
+// Column returns the column named name.
+func (s Schema) Column(name string) (Column, bool) {
+	i := slices.IndexFunc(s.Columns, func(c Column) bool { return c.Name == name })
+	if i < 0 {
+		return Column{}, false
+	}
+	return s.Columns[i], true
+}
+
+// Types maps each column name to its type.
+func (s Schema) Types() map[string]transform.ColumnType {
+	out := make(map[string]transform.ColumnType, len(s.Columns))
+	for _, c := range s.Columns {
+		out[c.Name] = c.Type
+	}
+	return out
+}
+
+// Join is the narrowest type that holds values of both a and b: bigint and
+// double are double, any other two different types are string. The
+// timestamp types only join with themselves.
+func Join(a, b transform.ColumnType) transform.ColumnType {
+	switch {
+	case a == b:
+		return a
+	case a == transform.TypeBigint && b == transform.TypeDouble, a == transform.TypeDouble && b == transform.TypeBigint:
+		return transform.TypeDouble
+	}
+	return transform.TypeString
+}
+
+// Merge returns the schema that holds s and a run's columns: runTypes maps
+// each source path the run saw to the type its values need (pins already
+// applied, see transform.RunTypes). New paths get new columns, named by
+// transform.ResolveNames without taking a name the table has, and appended
+// in name order; known paths widen their column when they must. The
+// returned Changes are empty, and the schema is s, when nothing changed.
+// It fails when a pin would narrow a column.
+func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnType) (Schema, Changes, []transform.Collision, error) {
+	next := s
+	next.Columns = slices.Clone(s.Columns)
+	version := s.Version + 1
+	var ch Changes
+	local, utc := transform.TimestampColumns(spec)
+	if s.Version == 0 {
+		next.Columns = append(next.Columns,
+			Column{Name: local, Type: transform.TypeLocalTime, Since: version},
+			Column{Name: utc, Type: transform.TypeUTCTime, Since: version})
+	}
+	byPath := map[string]int{}
+	taken := []string{}
+	for i, c := range next.Columns {
+		taken = append(taken, c.Name)
+		for _, p := range c.Paths {
+			byPath[p] = i
+		}
+	}
+	pinned := spec.Columns
+	var newPaths []string
+	for _, path := range slices.Sorted(maps.Keys(runTypes)) {
+		i, ok := byPath[path]
+		if !ok {
+			newPaths = append(newPaths, path)
+			continue
+		}
+		c := &next.Columns[i]
+		want := Join(c.Type, runTypes[path])
+		if pin, ok := pinned[path]; ok {
+			if Join(c.Type, pin) != pin {
+				return s, Changes{}, nil, fmt.Errorf("columns.%s: pinned %s, but column %s is already %s in the table (since version %d) and its files hold %s values; a pin can only keep or widen a column's type",
+					path, pin, c.Name, c.Type, c.Since, c.Type)
+			}
+			want = pin
+		}
+		if want != c.Type {
+			ch.Widened = append(ch.Widened, Widening{Column: c.Name, From: c.Type, To: want})
+			c.Type = want
+		}
+	}
+	names, coll := transform.ResolveNames(newPaths, taken)
+	var added []Column
+	for _, path := range newPaths {
+		added = append(added, Column{Name: names[path], Type: runTypes[path], Paths: []string{path}, Since: version})
+	}
+	slices.SortFunc(added, func(a, b Column) int { return strings.Compare(a.Name, b.Name) })
+	for _, c := range added {
+		ch.Added = append(ch.Added, c.Name)
+	}
+	next.Columns = append(next.Columns, added...)
+	if s.Version == 0 {
+		// The first version is in name order, as the files' columns are.
+		slices.SortFunc(next.Columns, func(a, b Column) int { return strings.Compare(a.Name, b.Name) })
+		ch.Added = nil
+		for _, c := range next.Columns {
+			ch.Added = append(ch.Added, c.Name)
+		}
+	}
+	if ch.Empty() {
+		return s, ch, coll, nil
+	}
+	next.Version = version
+	next.Changes = ch
+	if len(ch.Widened) == 0 && next.Converted == s.Version {
+		next.Converted = version // nothing to rewrite
+	}
+	return next, ch, coll, nil
+}
+
+// Plan is the run's transform.ColumnPlan for the table's schema s: each
+// source path's column, every column's type, and the table order.
+func (s Schema) Plan(spec transform.Spec, collisions []transform.Collision) transform.ColumnPlan {
+	names := map[string]string{}
+	order := make([]transform.Column, len(s.Columns))
+	for i, c := range s.Columns {
+		order[i] = transform.Column{Name: c.Name, Type: c.Type}
+		for _, p := range c.Paths {
+			names[p] = c.Name
+		}
+	}
+	return transform.NewColumnPlan(spec, names, order, collisions)
+}

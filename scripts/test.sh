@@ -23,6 +23,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
 fi
 
+# The console's test drives a real headless Chromium (chromedp).
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+	echo "test.sh: installing chromium" >&2
+	as_root apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+fi
+
 gobin="$(go env GOBIN)"
 if [ -z "$gobin" ]; then
 	gopath="$(go env GOPATH)"

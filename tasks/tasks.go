@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -73,6 +74,62 @@ type StepRef struct {
 
 func (r StepRef) String() string { return r.RunID + "/" + r.Step }
 
+// Task ids. Each names the run, the step and the shard, file or date, as
+// <run>:<step>[:<phase>[:<member>]], e.g.
+// mobile_user.20261030..20261101.20261102T130000Z.a1b2c3:mobile_user_daily:map:00007.
+// asynqmon puts ids in URL paths (so an id holds no '/') and shows what
+// comes before the first '-' in its ID column (so an id holds no '-': names
+// have it replaced by '_', dates are written YYYYMMDD). Names are letters,
+// digits, '-', '_' and '.', so the replacement can only make two names of
+// a workflow collide when they differ by '-' against '_'; CheckIDs refuses
+// such a workflow.
+
+// IDPart is a name as it appears in task ids.
+func IDPart(name string) string { return strings.NewReplacer("-", "_", "/", "_").Replace(name) }
+
+func (r StepRef) id(parts ...string) string {
+	return strings.Join(append([]string{IDPart(r.RunID), IDPart(r.Step)}, parts...), ":")
+}
+
+// CrawlRunID is the id of a crawler step's task.
+func CrawlRunID(ref StepRef) string { return ref.id() }
+
+// PlanID is the id of a job step's plan task.
+func PlanID(ref StepRef) string { return ref.id("plan") }
+
+// MapID is the id of a job step's map task for one shard.
+func MapID(ref StepRef, shard int) string { return ref.id("map", fmt.Sprintf("%05d", shard)) }
+
+// BucketID is the id of a job step's bucket task.
+func BucketID(ref StepRef) string { return ref.id("bucket") }
+
+// ReduceID is the id of the reduce task of file b of a date (YYYY-MM-DD).
+func ReduceID(ref StepRef, date string, b int) string {
+	return ref.id("reduce", strings.ReplaceAll(date, "-", ""), fmt.Sprintf("%05d", b))
+}
+
+// CommitID is the id of the commit task of a date (YYYY-MM-DD).
+func CommitID(ref StepRef, date string) string {
+	return ref.id("commit", strings.ReplaceAll(date, "-", ""))
+}
+
+// OfRun tells whether a task id is one of a run's.
+func OfRun(taskID, runID string) bool { return strings.HasPrefix(taskID, IDPart(runID)+":") }
+
+// CheckIDs refuses names that would give two steps (or two workflows) the
+// same task ids.
+func CheckIDs(names []string) error {
+	seen := map[string]string{}
+	for _, n := range names {
+		p := IDPart(n)
+		if prev, ok := seen[p]; ok && prev != n {
+			return fmt.Errorf("names %q and %q differ only by '-' and '_', which task ids do not tell apart; rename one", prev, n)
+		}
+		seen[p] = n
+	}
+	return nil
+}
+
 // Ref is the step a task works for; every payload embeds its StepRef.
 func (r StepRef) Ref() StepRef { return r }
 
@@ -83,7 +140,7 @@ type CrawlRunPayload struct {
 
 // NewCrawlRunTask runs a crawler step.
 func NewCrawlRunTask(p CrawlRunPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeCrawlRun, p, o.asynq(QueueCrawl, p.String())...)
+	return newTask(TypeCrawlRun, p, o.asynq(QueueCrawl, CrawlRunID(p.StepRef))...)
 }
 
 // TransformPlanPayload is the payload of TypeTransformPlan.
@@ -93,7 +150,7 @@ type TransformPlanPayload struct {
 
 // NewTransformPlanTask starts a job step.
 func NewTransformPlanTask(p TransformPlanPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformPlan, p, o.asynq(QueueTransform, p.String()+"/plan")...)
+	return newTask(TypeTransformPlan, p, o.asynq(QueueTransform, PlanID(p.StepRef))...)
 }
 
 // TransformMapPayload is the payload of TypeTransformMap. The shard's object
@@ -107,7 +164,7 @@ type TransformMapPayload struct {
 
 // NewTransformMapTask processes one shard.
 func NewTransformMapTask(p TransformMapPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformMap, p, o.asynq(QueueTransform, fmt.Sprintf("%s/map/%05d", p.StepRef, p.Shard))...)
+	return newTask(TypeTransformMap, p, o.asynq(QueueTransform, MapID(p.StepRef, p.Shard))...)
 }
 
 // TransformBucketPayload is the payload of TypeTransformBucket.
@@ -118,7 +175,7 @@ type TransformBucketPayload struct {
 
 // NewTransformBucketTask splits the mapped dates into files.
 func NewTransformBucketTask(p TransformBucketPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformBucket, p, o.asynq(QueueTransform, p.String()+"/bucket")...)
+	return newTask(TypeTransformBucket, p, o.asynq(QueueTransform, BucketID(p.StepRef))...)
 }
 
 // TransformReducePayload is the payload of TypeTransformReduce.
@@ -131,7 +188,7 @@ type TransformReducePayload struct {
 
 // NewTransformReduceTask builds one file of an output partition.
 func NewTransformReduceTask(p TransformReducePayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, fmt.Sprintf("%s/reduce/%s/%05d", p.StepRef, p.Date, p.Bucket))...)
+	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, ReduceID(p.StepRef, p.Date, p.Bucket))...)
 }
 
 // TransformCommitPayload is the payload of TypeTransformCommit.
@@ -143,7 +200,7 @@ type TransformCommitPayload struct {
 
 // NewTransformCommitTask publishes one output partition.
 func NewTransformCommitTask(p TransformCommitPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformCommit, p, o.asynq(QueueTransform, fmt.Sprintf("%s/commit/%s", p.StepRef, p.Date))...)
+	return newTask(TypeTransformCommit, p, o.asynq(QueueTransform, CommitID(p.StepRef, p.Date))...)
 }
 
 func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {

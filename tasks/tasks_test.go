@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -32,13 +33,27 @@ func TestTaskIDsAreDeterministicAndEnqueueIsIdempotent(t *testing.T) {
 			t.Fatalf("enqueue %d: enqueued %v err %v, want %v", i, got, err, c.want)
 		}
 	}
-	info, err := asynq.NewInspector(opt).GetTaskInfo(QueueTransform, "run-1/job/map/00007")
+	info, err := asynq.NewInspector(opt).GetTaskInfo(QueueTransform, "run_1:job:map:00007")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := Decode[TransformMapPayload](asynq.NewTask(info.Type, info.Payload))
 	if err != nil || p.Shard != 7 || p.RunID != "run-1" {
 		t.Fatalf("payload %+v err %v", p, err)
+	}
+	// asynqmon's routes and ID column take ids without '/' and '-'.
+	red, _ := NewTransformReduceTask(TransformReducePayload{StepRef: ref, Date: "2026-10-31", Bucket: 3, Buckets: 4}, DefaultOptions)
+	if id := ReduceID(ref, "2026-10-31", 3); id != "run_1:job:reduce:20261031:00003" || strings.ContainsAny(id, "/-") {
+		t.Errorf("reduce id %q", id)
+	}
+	if _, err := Enqueue(ctx, client, red); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckIDs([]string{"a-b", "a.b", "c"}); err != nil {
+		t.Error(err)
+	}
+	if err := CheckIDs([]string{"a-b", "a_b"}); err == nil {
+		t.Error("a-b and a_b accepted")
 	}
 	if _, err := Decode[TransformMapPayload](asynq.NewTask(TypeTransformMap, []byte("{"))); !fault.IsPermanent(err) {
 		t.Fatalf("bad payload: %v, want a permanent error", err)

@@ -17,8 +17,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := cli.Main(ctx, os.Args[1:], os.Stdout)
 	stop()
-	if err != nil {
+	if code := cli.ExitCode(err); code != cli.ExitOK {
 		fmt.Fprintln(os.Stderr, "scheduler:", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
 }

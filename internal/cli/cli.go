@@ -1,7 +1,8 @@
-// Package cli is the scheduler command's subcommands: serve (schedules and
-// the monitoring UI), start (a run on demand), runs and show (run history),
-// generate (sample data), catalog (the data catalog) and demo (everything
-// embedded, nothing to install).
+// Package cli is the scheduler command's subcommands: serve (schedules, the
+// console, the API and the monitoring UI), start (a run on demand, or a dry
+// run), cancel, runs and show (run history), generate (sample data),
+// catalog (the data catalog), demo (everything embedded, nothing to
+// install) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -21,13 +22,15 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "fire workflow schedules and serve /monitoring/, /metrics, /runs", serve},
-	{"start", "start a run for a date or a date range now (reprocessing uses this)", start},
+	{"serve", "fire workflow schedules; serve the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics", serve},
+	{"start", "start a run for a date or a date range now (reprocessing uses this); -dry-run says what it would rebuild", start},
+	{"cancel", "cancel a running run", cancelRun},
 	{"runs", "list recent runs and their states", listRuns},
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
+	{"version", "print the version", version},
 }
 
 // Main runs the subcommand named by args[0].
@@ -42,7 +45,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	usage(os.Stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageErr(fmt.Errorf("unknown command %q", args[0]))
 }
 
 func usage(w io.Writer) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hibiken/asynq"
 
+	"sluice/internal/api"
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -35,8 +39,8 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	dir := fs.String("dir", "sluice-demo", "folder for the raw logs, the output table, the catalog and scratch")
 	workflowFile := fs.String("workflow", "", "workflow file to run (default: the embedded mobile-user example)")
 	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "in-process workers")
-	verbose := fs.Bool("v", false, "log every task")
-	if err := fs.Parse(args); err != nil {
+	verbose := fs.Bool("v", false, "print every detail: each task's log, full step summaries, every table's columns")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	began := time.Now()
@@ -130,21 +134,64 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout)
-	printRunSteps(stdout, run, wf)
+	printRun(stdout, api.RunOf(run, wf, true), *verbose)
 	if run.State != workflow.Succeeded {
-		return fmt.Errorf("run %s ended %s", run.ID, run.State)
+		return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
 	}
 
 	catBucket, err := storeurl.Open(ctx, wf.Catalog, config.Common{}.S3)
 	if err != nil {
 		return err
 	}
-	if err := printCatalog(ctx, stdout, catalog.New(catBucket), false); err != nil {
+	fmt.Fprintln(stdout, "\ncatalog tables:")
+	var tables bytes.Buffer
+	if err := printCatalog(ctx, &tables, catalog.New(catBucket), !*verbose); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nfiles: raw logs in %s, table in %s, catalog in %s\n", filepath.Join(abs, "raw"), filepath.Join(abs, "mobile_user"), filepath.Join(abs, "catalog"))
+	fmt.Fprint(stdout, indent(tables.String(), "  ")+"\n")
+	if err := printPartitions(ctx, stdout, catalog.New(catBucket), wf); err != nil {
+		return err
+	}
+	table := filepath.Join(abs, "mobile_user")
+	fmt.Fprintf(stdout, "\nfiles: raw logs in %s, table in %s, catalog in %s\n", filepath.Join(abs, "raw"), table, filepath.Join(abs, "catalog"))
 	fmt.Fprintf(stdout, "demo finished in %s\n", time.Since(began).Round(time.Millisecond))
+	fmt.Fprintf(stdout, `
+next:
+  query the table:    duckdb -c "SELECT date, event, count(*) FROM read_parquet('%s/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL"
+  see the schema:     go run ./cmd/scheduler catalog -catalog file://%s show segmentlogs.mobile
+  open the console:   redis-server & go run ./cmd/scheduler serve, then http://localhost:8080/console/ (README: Running it for real)
+  every detail:       go run ./cmd/scheduler demo -v
+`, table, filepath.Join(abs, "catalog"))
 	return nil
+}
+
+// printPartitions prints the partitions of the table the workflow's last
+// crawler catalogs (the output table), with their files and rows.
+func printPartitions(ctx context.Context, w io.Writer, store *catalog.Store, wf *workflow.Workflow) error {
+	var last *workflow.CrawlerSpec
+	for _, s := range wf.Steps {
+		if s.Crawler != nil {
+			last = s.Crawler
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	t, err := store.GetTable(ctx, last.Database, last.Table)
+	if err != nil {
+		return err
+	}
+	parts, err := store.ListPartitions(ctx, last.Database, last.Table)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%s.%s partitions:\n", last.Database, last.Table)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PARTITION\tFILES\tROWS")
+	for _, p := range parts {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\n", strings.Trim(strings.TrimPrefix(p.Location, t.Location), "/"), p.Files, p.Rows)
+	}
+	return tw.Flush()
 }
 
 var errStop = errors.New("stop")

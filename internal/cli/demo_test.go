@@ -26,16 +26,20 @@ func TestDemoRunsTheWholeWorkflowEmbedded(t *testing.T) {
 	for _, want := range []string{
 		"generating sample Segment logs",
 		"SUCCEEDED, window 2024-03-09..2024-03-11",
-		"Table segmentlogs.ios", "Table segmentlogs.android", "Table segmentlogs.mobile",
-		"context_device_model", `"balanced": true`,
+		"segmentlogs.ios", "segmentlogs.android", "segmentlogs.mobile", "books balanced",
+		"next:", "query the table", "open the console",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	// Every step SUCCEEDED: the run line plus 8 steps.
+	// Every step SUCCEEDED: the run line plus 8 steps; and the output is
+	// short enough to read (an analyst needs about 30 lines, not 500).
 	if n := strings.Count(text, "SUCCEEDED"); n < 9 {
 		t.Errorf("%d SUCCEEDED in the output, want at least 9", n)
+	}
+	if n := strings.Count(text, "\n"); n > 50 {
+		t.Errorf("the demo printed %d lines, want at most 50:\n%s", n, text)
 	}
 	// The printed row counts are those of the partitions on disk.
 	rows := regexp.MustCompile(`year=2024/month=3/date=(2024-03-\d\d)\s+1\s+(\d+)`).FindAllStringSubmatch(text, -1)

@@ -4,18 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"sluice/internal/access"
+	"sluice/internal/api"
 	"sluice/internal/config"
+	"sluice/internal/notify"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 	"sluice/internal/scheduler"
+	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/workflow"
 )
 
@@ -24,43 +33,134 @@ import (
 // answers) and disconnect.
 func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
 	if err := common.Validate(); err != nil {
-		return err
+		return usageErr(err)
 	}
 	log, err := common.Logger()
 	if err != nil {
-		return err
+		return usageErr(err)
 	}
 	wfs, err := common.LoadWorkflows()
 	if err != nil {
-		return err
+		return usageErr(err)
 	}
 	opt, err := common.ConnectRedis(ctx)
 	if err != nil {
-		return err
+		return usageErr(err)
 	}
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log})
+	s3 := common.S3
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log,
+		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }})
 	if err != nil {
-		return err
+		return usageErr(err)
 	}
 	defer orch.Close()
 	return fn(orch, log)
 }
 
+// serveFlags are the settings of `scheduler serve` beside the common ones.
+type serveFlags struct {
+	addr               string
+	token, tokenFile   string
+	authReads          bool
+	monitoringWritable bool
+	prometheus         string
+	notifyURL          string
+	notifyFormat       string
+	notifySucceeded    bool
+	consoleURL         string
+	sweepEvery         time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "http", ":8080", "address of the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics and the probes /livez, /readyz, /healthz; the default listens on every interface: reads are open to whoever reaches it unless -api-auth-reads, writes need the API token")
+	fs.StringVar(&f.token, "api-token", "", "the API token that starting and cancelling runs (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
+	fs.StringVar(&f.tokenFile, "api-token-file", "", "a file holding the API token (a mounted secret), instead of -api-token")
+	fs.BoolVar(&f.authReads, "api-auth-reads", false, "also require the API token to read: the console, the API's GETs, asynqmon")
+	fs.BoolVar(&f.monitoringWritable, "monitoring-writable", false, "let asynqmon's actions (run, delete, archive tasks, pause queues) through, with the API token; read-only otherwise")
+	fs.StringVar(&f.prometheus, "prometheus-address", "", "Prometheus server asynqmon queries for its queue charts, e.g. http://prometheus:9090")
+	fs.StringVar(&f.notifyURL, "notify-url", "", "webhook URL(s), comma-separated, POSTed when a run ends FAILED or CANCELLED (a secret for Slack: prefer SLUICE_NOTIFY_URL)")
+	fs.StringVar(&f.notifyFormat, "notify-format", "json", "webhook body: json, or slack (a Slack-compatible incoming-webhook message)")
+	fs.BoolVar(&f.notifySucceeded, "notify-succeeded", false, "also notify runs that SUCCEEDED")
+	fs.DurationVar(&f.sweepEvery, "sweep-every", 30*time.Second, "how often asynq's archive is swept for tasks that used up their retries unseen, and the scratch for runs that will not resume")
+	fs.StringVar(&f.consoleURL, "console-url", "", "the console's address as people reach it, for links in notices (default http://<host name><-http>)")
+}
+
+// apiToken reads the token from -api-token or -api-token-file.
+func (f *serveFlags) apiToken() (string, error) {
+	token := f.token
+	if f.tokenFile != "" {
+		if token != "" {
+			return "", errors.New("-api-token (SLUICE_API_TOKEN) and -api-token-file (SLUICE_API_TOKEN_FILE): give one")
+		}
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("-api-token-file (SLUICE_API_TOKEN_FILE): %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" && len(token) < 16 {
+		return "", errors.New("-api-token (SLUICE_API_TOKEN): the token is shorter than 16 characters; use e.g. `openssl rand -hex 32`")
+	}
+	return token, nil
+}
+
+func (f *serveFlags) console() string {
+	if f.consoleURL != "" {
+		return strings.TrimSuffix(f.consoleURL, "/")
+	}
+	host, port, _ := strings.Cut(f.addr, ":")
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	return "http://" + host + ":" + port
+}
+
 func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
+	var f serveFlags
 	fs := newFlags("serve")
 	common.Register(fs)
-	addr := fs.String("http", ":8080", "address of the monitoring UI (/monitoring/), /metrics, /runs and the probes /livez, /readyz, /healthz")
-	if err := config.Parse(fs, args); err != nil {
+	f.register(fs)
+	if err := parse(fs, args); err != nil {
 		return err
 	}
+	token, err := f.apiToken()
+	if err != nil {
+		return usageErr(err)
+	}
+	if f.authReads && token == "" {
+		return usageErr(errors.New("-api-auth-reads (SLUICE_API_AUTH_READS): needs an API token (SLUICE_API_TOKEN or -api-token-file)"))
+	}
 	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		var notifier scheduler.Notifier
+		if f.notifyURL != "" {
+			n, err := notify.New(notify.Config{URLs: strings.Split(f.notifyURL, ","), Format: f.notifyFormat, OnSuccess: f.notifySucceeded,
+				ConsoleURL: f.console(), Log: log}, orch)
+			if err != nil {
+				return usageErr(err)
+			}
+			notifier = n
+		}
+		planner, err := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log})
+		if err != nil {
+			return err
+		}
 		redisOpt, _ := common.Redis()
-		srv := &http.Server{Addr: *addr, Handler: scheduler.Handler(redisOpt, orch), ReadHeaderTimeout: 10 * time.Second}
+		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads})
+		h, err := scheduler.Handler(redisOpt, orch, scheduler.HTTPOptions{
+			Service: &api.Service{Orch: orch, Planner: planner, Log: log}, Guard: guard,
+			MonitoringWritable: f.monitoringWritable, PrometheusAddress: f.prometheus,
+		})
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Addr: f.addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		errc := make(chan error, 1)
 		go func() { errc <- srv.ListenAndServe() }()
-		log.Info("scheduler serving", "http", *addr, "monitoring", "/monitoring/", "workflows", orch.Workflows())
-		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log})
+		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",
+			"writes", guard.WritesEnabled(), "reads_need_token", f.authReads, "monitoring_writable", f.monitoringWritable,
+			"notify", notifier != nil, "workflows", orch.Workflows())
+		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery})
 		if err != nil {
 			return err
 		}
@@ -72,7 +172,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-ctx.Done():
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("-http %s: %w", *addr, err)
+				return fmt.Errorf("-http %s: %w", f.addr, err)
 			}
 		}
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,66 +181,128 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 }
 
+// output is the -o and -v settings of the commands that print runs.
+type output struct {
+	format  string
+	verbose bool
+}
+
+func (o *output) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.format, "o", "text", "output: text, or json (the API's JSON, for scripts)")
+	fs.BoolVar(&o.verbose, "v", false, "print every detail (full step summaries)")
+}
+
+func (o *output) validate() error {
+	if o.format != "text" && o.format != "json" {
+		return usageErr(fmt.Errorf("-o: %q is not text or json", o.format))
+	}
+	return nil
+}
+
+func (o *output) json() bool { return o.format == "json" }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 func start(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
+	var out output
 	fs := newFlags("start")
 	common.Register(fs)
+	out.register(fs)
 	name := fs.String("workflow", "mobile-user", "workflow to run")
 	from := fs.String("start", "", "first date of the window, YYYY-MM-DD (required)")
 	to := fs.String("end", "", "last date of the window, YYYY-MM-DD (default: -start)")
-	wait := fs.Bool("wait", false, "wait for the run to end, printing progress; exit 1 if it fails")
+	wait := fs.Bool("wait", false, "wait for the run to end, showing progress; exit 1 if it fails or is cancelled")
 	waitRetry := fs.Duration("wait-retry", DefaultWaitRetry, "with -wait, how long a failing read of the run (Redis restarting, a failover) is retried, with backoff, before giving up; 0: not at all")
 	force := fs.Bool("force", false, "rebuild every partition of the window, even those whose input is unchanged since their last build")
 	allowShrink := fs.Bool("allow-shrink", false, "let the run replace published partitions with far fewer rows than they were built from, or empty them (refused otherwise: it is what a wrong input location looks like)")
-	if err := config.Parse(fs, args); err != nil {
+	dryRun := fs.Bool("dry-run", false, "say which partitions the run would rebuild and why, what it would read and how many tasks, and start nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := out.validate(); err != nil {
 		return err
 	}
 	if *from == "" {
-		return errors.New("-start: a date is required, e.g. -start 2026-10-30")
+		return usageErr(errors.New("-start: a date is required, e.g. -start 2026-10-30"))
 	}
 	win, err := civil.ParseWindow(*from, *to)
 	if err != nil {
-		return fmt.Errorf("-start/-end: %w", err)
+		return usageErr(fmt.Errorf("-start/-end: %w", err))
 	}
 	if *waitRetry < 0 {
-		return fmt.Errorf("-wait-retry (%s): %s must not be negative", config.EnvVar("wait-retry"), *waitRetry)
+		return usageErr(fmt.Errorf("-wait-retry (%s): %s must not be negative", config.EnvVar("wait-retry"), *waitRetry))
 	}
 	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
-		var w *WaitOptions
-		if *wait {
-			w = &WaitOptions{Retry: *waitRetry, Log: log}
+		if *dryRun {
+			planner, err := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log})
+			if err != nil {
+				return err
+			}
+			svc := &api.Service{Orch: orch, Planner: planner, Log: log}
+			res, err := svc.Start(ctx, api.StartRequest{Workflow: *name, Start: win.Start.String(), End: win.End.String(), Force: *force, DryRun: true})
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return printJSON(stdout, res.DryRun)
+			}
+			printDryRun(stdout, res.DryRun)
+			return nil
 		}
-		return startRun(ctx, orch, stdout, *name, win, *force, *allowShrink, w)
+		return startRun(ctx, orch, stdout, *name, win, runOptions{force: *force, allowShrink: *allowShrink, wait: *wait, out: out,
+			waitOptions: WaitOptions{Retry: *waitRetry, Log: log}})
 	})
 }
 
-// startRun starts a run and, when wait is not nil, waits for it to end.
-func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Writer, name string, win civil.Window, force, allowShrink bool, wait *WaitOptions) error {
-	st, err := orch.Start(ctx, name, win, redisstore.StartOptions{Trigger: "on-demand", Force: force, AllowShrink: allowShrink})
+type runOptions struct {
+	force, allowShrink, wait bool
+	out                      output
+	waitOptions              WaitOptions // with wait: how reads of the run are retried
+}
+
+func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Writer, name string, win civil.Window, o runOptions) error {
+	st, err := orch.Start(ctx, name, win, redisstore.StartOptions{Trigger: "on-demand", By: "scheduler start", Force: o.force, AllowShrink: o.allowShrink})
 	if err != nil {
 		return err
+	}
+	msgs := stdout
+	if o.out.json() {
+		msgs = os.Stderr
 	}
 	if st.Created {
-		fmt.Fprintf(stdout, "started run %s (%s %s)\n", st.Run.ID, name, win)
+		fmt.Fprintf(msgs, "started run %s (%s %s)\n", st.Run.ID, name, win)
 	} else {
-		fmt.Fprintf(stdout, "run %s of %s %s is already active; not starting another\n", st.Run.ID, name, win)
-		if force && !st.Run.Force {
-			fmt.Fprintln(stdout, "note: that run does not rebuild unchanged partitions; start again with -force once it has ended")
+		fmt.Fprintf(msgs, "run %s of %s %s is already active; not starting another\n", st.Run.ID, name, win)
+		if o.force && !st.Run.Force {
+			fmt.Fprintln(msgs, "note: that run does not rebuild unchanged partitions; start again with -force once it has ended")
 		}
 	}
-	if wait == nil {
-		return nil
+	run := st.Run
+	if o.wait {
+		p := newProgress(os.Stderr)
+		w := o.waitOptions
+		w.Progress = p.update
+		run, err = WaitForRun(ctx, orch, st.Run.ID, w)
+		p.done()
+		if err != nil {
+			return err
+		}
 	}
-	wait.Progress = func(r redisstore.Run) { fmt.Fprintln(stdout, progressLine(r)) }
-	run, err := WaitForRun(ctx, orch, st.Run.ID, *wait)
-	if err != nil {
-		return err
+	wf, _ := orch.Workflow(run.Workflow)
+	if o.out.json() {
+		if err := printJSON(stdout, api.RunOf(run, wf, true)); err != nil {
+			return err
+		}
+	} else if o.wait {
+		printRun(stdout, api.RunOf(run, wf, true), o.out.verbose)
 	}
-	if wf, err := orch.Workflow(run.Workflow); err == nil {
-		printRunSteps(stdout, run, wf)
-	}
-	if run.State != workflow.Succeeded {
-		return fmt.Errorf("run %s ended %s", run.ID, run.State)
+	if o.wait && run.State != workflow.Succeeded {
+		return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
 	}
 	return nil
 }
@@ -193,91 +355,85 @@ func progressLine(r redisstore.Run) string {
 
 func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
+	var out output
 	fs := newFlags("runs")
 	common.Register(fs)
+	out.register(fs)
 	limit := fs.Int("limit", 20, "runs per workflow")
-	if err := config.Parse(fs, args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+	if err := out.validate(); err != nil {
+		return err
+	}
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		runs, err := (&api.Service{Orch: orch, Log: log}).Runs(ctx, "", *limit*len(orch.Workflows()))
+		if err != nil {
+			return err
+		}
+		if out.json() {
+			if runs == nil {
+				runs = []api.Run{}
+			}
+			return printJSON(stdout, map[string]any{"runs": runs})
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
-		for _, name := range orch.Workflows() {
-			runs, err := orch.Runs(ctx, name, *limit)
-			if err != nil {
-				return err
-			}
-			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Window, r.State, r.Trigger, r.Created.Format(time.RFC3339), duration(r))
-			}
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s..%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Window.Start, r.Window.End, r.State, r.Trigger,
+				r.CreatedAt.Format(time.RFC3339), fmtDuration(r.DurationSeconds))
 		}
 		return tw.Flush()
 	})
 }
 
-func duration(r redisstore.Run) string {
-	end := r.Ended
-	if end.IsZero() {
-		end = time.Now()
-	}
-	return end.Sub(r.Created).Round(100 * time.Millisecond).String()
-}
-
 func showRun(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
+	var out output
 	fs := newFlags("show")
 	common.Register(fs)
-	if err := config.Parse(fs, args); err != nil {
+	out.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := out.validate(); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: scheduler show RUN_ID")
+		return usageErr(errors.New("usage: scheduler show [-v] [-o json] RUN_ID"))
 	}
-	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
-		run, err := orch.Run(ctx, fs.Arg(0))
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		run, err := (&api.Service{Orch: orch, Log: log}).Run(ctx, fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		wf, err := orch.Workflow(run.Workflow)
-		if err != nil {
-			return err
+		if out.json() {
+			return printJSON(stdout, run)
 		}
-		printRunSteps(stdout, run, wf)
+		printRun(stdout, run, out.verbose)
 		return nil
 	})
 }
 
-func printRun(w io.Writer, run redisstore.Run) {
-	fmt.Fprintf(w, "run %s: %s, window %s, %s\n", run.ID, run.State, run.Window, duration(run))
-}
-
-// printRunSteps prints a run with its steps in workflow order.
-func printRunSteps(w io.Writer, run redisstore.Run, wf *workflow.Workflow) {
-	printRun(w, run)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")
-	for _, s := range wf.Steps {
-		rec := run.Steps[s.Name]
-		started, took := "", ""
-		if !rec.Started.IsZero() {
-			started = rec.Started.Format("15:04:05")
-			if !rec.Ended.IsZero() {
-				took = rec.Ended.Sub(rec.Started).Round(time.Millisecond).String()
-			}
-		}
-		note := rec.Progress
-		if rec.Error != "" {
-			note = "error: " + rec.Error
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind(), rec.State, started, took, note)
+func cancelRun(ctx context.Context, args []string, stdout io.Writer) error {
+	var common config.Common
+	fs := newFlags("cancel")
+	common.Register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
 	}
-	tw.Flush()
-	for _, s := range wf.Steps {
-		if rec := run.Steps[s.Name]; len(rec.Summary) > 0 {
-			var pretty map[string]any
-			_ = json.Unmarshal(rec.Summary, &pretty)
-			b, _ := json.MarshalIndent(pretty, "", "  ")
-			fmt.Fprintf(w, "\n%s summary:\n%s\n", s.Name, indent(string(b), "  "))
-		}
+	if fs.NArg() != 1 {
+		return usageErr(errors.New("usage: scheduler cancel RUN_ID"))
 	}
+	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, _ *slog.Logger) error {
+		run, err := orch.Cancel(ctx, fs.Arg(0), "cancelled with scheduler cancel")
+		if errors.Is(err, orchestrator.ErrNotRunning) {
+			return usageErr(err)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "run %s %s: its queued tasks are removed, running ones stop at their next check; committed partitions stay\n", run.ID, run.State)
+		return nil
+	})
 }

@@ -84,3 +84,16 @@ func TestParseQueues(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactHidesURLPasswords(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"redis://:S3cretPW@redis:6379/0":                 "redis://:xxxxx@redis:6379/0",
+		"dial redis-sentinel://u:pw@a:1,b:2?master=m: x": "dial redis-sentinel://u:xxxxx@a:1,b:2?master=m: x",
+		"https://hooks.example/x no password":            "https://hooks.example/x no password",
+	} {
+		if got := RedactText(in); got != want {
+			t.Errorf("RedactText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

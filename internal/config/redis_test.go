@@ -175,3 +175,17 @@ func TestRedisErrorsFromTheServerPassThrough(t *testing.T) {
 		t.Errorf("refused: %v", err)
 	}
 }
+
+func TestRedactText(t *testing.T) {
+	t.Parallel()
+	in := `dial redis://:S3cret@10.0.0.1:6379/0 failed; sentinel redis-sentinel://u:pw2@h:26379/m?db=1&sentinel_password=pw3 and "https://hooks.example/x?token=abc"`
+	got := RedactText(in)
+	for _, secret := range []string{"S3cret", "pw2", "pw3", "abc"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q still holds %q", got, secret)
+		}
+	}
+	if !strings.Contains(got, "redis://:xxxxx@10.0.0.1:6379/0") || !strings.Contains(got, "db=1") {
+		t.Errorf("redacted too much: %q", got)
+	}
+}

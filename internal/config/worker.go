@@ -25,6 +25,7 @@ type Worker struct {
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
 	RetryDelay        time.Duration
+	RunCheckInterval  time.Duration
 	TempDir           string
 	MemoryLimit       int64
 	memoryLimit       string
@@ -43,6 +44,7 @@ func (w *Worker) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back to the queue")
 	fs.DurationVar(&w.TaskCheckInterval, "task-check-interval", time.Second, "how often an idle worker polls the queues")
 	fs.DurationVar(&w.RetryDelay, "retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
+	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, bucket or reduce task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
 	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, Parquet pages, S3 upload spools")
 	fs.StringVar(&w.memoryLimit, "memory-limit", "192MiB", "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); map and reduce tasks hold a third of it in rows and sort the rest in runs on -temp-dir")
 }
@@ -60,8 +62,8 @@ func (w *Worker) Validate() error {
 		return fmt.Errorf("%s: %w", setting("queues"), err)
 	}
 	w.Queues = qs
-	for name, d := range map[string]time.Duration{"shutdown-timeout": w.ShutdownTimeout, "task-check-interval": w.TaskCheckInterval, "retry-delay": w.RetryDelay} {
-		if d < 0 || (name == "task-check-interval" && d == 0) {
+	for name, d := range map[string]time.Duration{"shutdown-timeout": w.ShutdownTimeout, "task-check-interval": w.TaskCheckInterval, "retry-delay": w.RetryDelay, "run-check-interval": w.RunCheckInterval} {
+		if d < 0 || ((name == "task-check-interval" || name == "run-check-interval") && d == 0) {
 			return fmt.Errorf("%s: %s must be positive", setting(name), d)
 		}
 	}

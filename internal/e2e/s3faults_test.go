@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sluice/internal/testenv"
+	"sluice/tasks"
 )
 
 // Every other download the workers start is cut mid-stream (at most twice
@@ -62,7 +63,7 @@ func TestMissingBucketFailsAtOnce(t *testing.T) {
 		}
 	}
 	runID := field(strings.ReplaceAll(out, "started run ", "run="), "run")
-	info := c.taskInfo(runID + "/mobile-user-daily/plan")
+	info := c.taskInfo(tasks.PlanID(tasks.StepRef{Workflow: "mobile-user", RunID: runID, Step: "mobile-user-daily"}))
 	if info.Retried != 0 {
 		t.Errorf("plan task retried %d times, want 0 (a missing bucket is permanent)", info.Retried)
 	}

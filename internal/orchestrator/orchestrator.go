@@ -18,6 +18,7 @@ import (
 	"sluice/internal/redisstore"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
+	"sluice/pipeline/storage"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -35,6 +36,7 @@ type Orchestrator struct {
 	opts      tasks.Options
 	log       *slog.Logger
 	metrics   *Metrics
+	open      func(ctx context.Context, location string) (storage.Bucket, error)
 }
 
 // Config wires an Orchestrator.
@@ -46,6 +48,9 @@ type Config struct {
 	// when zero).
 	Options tasks.Options
 	Log     *slog.Logger
+	// Open opens a storage location, for CleanScratch; nil: the scratch
+	// is not swept.
+	Open func(ctx context.Context, location string) (storage.Bucket, error)
 }
 
 func (c *Config) validate() error {
@@ -57,6 +62,20 @@ func (c *Config) validate() error {
 	}
 	if c.Log == nil {
 		return errors.New("orchestrator: no logger")
+	}
+	var names []string
+	for name, wf := range c.Workflows {
+		names = append(names, name)
+		steps := make([]string, len(wf.Steps))
+		for i, s := range wf.Steps {
+			steps[i] = s.Name
+		}
+		if err := tasks.CheckIDs(steps); err != nil {
+			return fmt.Errorf("workflow %s: steps: %w", name, err)
+		}
+	}
+	if err := tasks.CheckIDs(names); err != nil {
+		return fmt.Errorf("workflows: %w", err)
 	}
 	if c.Options == (tasks.Options{}) {
 		c.Options = tasks.DefaultOptions
@@ -81,7 +100,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		workflows: cfg.Workflows, rdb: rdb,
 		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
-		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows),
+		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows), open: cfg.Open,
 	}
 	for name := range cfg.Workflows {
 		o.names = append(o.names, name)
@@ -122,6 +141,84 @@ func (o *Orchestrator) Run(ctx context.Context, id string) (redisstore.Run, erro
 // Runs lists a workflow's newest runs, newest first.
 func (o *Orchestrator) Runs(ctx context.Context, workflow string, limit int) ([]redisstore.Run, error) {
 	return o.runs.List(ctx, workflow, limit)
+}
+
+// RunState reads a run's state alone (redisstore.ErrNotFound when the run
+// is gone).
+func (o *Orchestrator) RunState(ctx context.Context, id string) (workflow.StepState, error) {
+	return o.runs.State(ctx, id)
+}
+
+// ClaimNotice claims the notification of a run's end, once per run.
+func (o *Orchestrator) ClaimNotice(ctx context.Context, runID string) (bool, error) {
+	return o.runs.ClaimNotice(ctx, runID)
+}
+
+// ErrNotRunning is returned by Cancel for a run that has already ended.
+var ErrNotRunning = errors.New("run is not running")
+
+// Cancel ends a running run as CANCELLED (see redisstore.Runs.Cancel) and
+// removes its tasks that wait in the queues (pending, scheduled, waiting
+// for a retry); those running stop at their next check of the run (see the
+// worker), and complete without doing more. Partitions
+// already committed stay; nothing half-written is published, because only
+// the commit publishes and it finishes what it started.
+func (o *Orchestrator) Cancel(ctx context.Context, id, reason string) (redisstore.Run, error) {
+	run, err := o.runs.Get(ctx, id)
+	if err != nil {
+		return run, err
+	}
+	wf, err := o.Workflow(run.Workflow)
+	if err != nil {
+		return run, err
+	}
+	fin, err := o.runs.Cancel(ctx, wf, id, reason)
+	if err != nil {
+		return fin.Run, err
+	}
+	if !fin.Changed {
+		return fin.Run, fmt.Errorf("cancel run %s: %w: it is %s", id, ErrNotRunning, fin.Run.State)
+	}
+	removed, err := o.removeTasks(id)
+	o.log.Info("run cancelled", "run", id, "workflow", run.Workflow, "window", run.Window.String(), "reason", reason, "tasks_removed", removed)
+	return fin.Run, err
+}
+
+// removeTasks deletes a run's waiting tasks.
+func (o *Orchestrator) removeTasks(runID string) (int, error) {
+	removed := 0
+	for _, queue := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
+		lists := []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			o.inspector.ListPendingTasks, o.inspector.ListScheduledTasks, o.inspector.ListRetryTasks,
+		}
+		for _, list := range lists {
+			// Collect first, then delete: deleting would shift the pages.
+			var mine []*asynq.TaskInfo
+			for page := 1; ; page++ {
+				infos, err := list(queue, asynq.Page(page), asynq.PageSize(1000))
+				if errors.Is(err, asynq.ErrQueueNotFound) {
+					break
+				}
+				if err != nil {
+					return removed, fmt.Errorf("list tasks of %s: %w", queue, err)
+				}
+				for _, ti := range infos {
+					if tasks.OfRun(ti.ID, runID) {
+						mine = append(mine, ti)
+					}
+				}
+				if len(infos) < 1000 {
+					break
+				}
+			}
+			for _, ti := range mine {
+				if err := o.inspector.DeleteTask(queue, ti.ID); err == nil {
+					removed++
+				}
+			}
+		}
+	}
+	return removed, nil
 }
 
 // SetProgress records a line about a running step's progress. It is

@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,7 +86,7 @@ func Example() {
 	st, _ := orch.Start(ctx, "mobile-user", window, redisstore.StartOptions{Trigger: "example"})
 	fmt.Println("created:", st.Created, "started:", st.Start)
 	ref := tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"}
-	task, _ := in.GetTaskInfo(tasks.QueueCrawl, ref.String())
+	task, _ := in.GetTaskInfo(tasks.QueueCrawl, tasks.CrawlRunID(ref))
 	fmt.Println("queued:", task.Type)
 
 	fin, _ := orch.Finish(ctx, ref, workflow.Succeeded, nil, nil)
@@ -109,7 +110,7 @@ func TestSweepFailsStepsOfArchivedTasks(t *testing.T) {
 	if n, err := orch.FailArchived(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("sweep with nothing archived: %d %v", n, err)
 	}
-	if err := in.ArchiveTask(tasks.QueueCrawl, st.Run.ID+"/segmentlogs-IOS"); err != nil {
+	if err := in.ArchiveTask(tasks.QueueCrawl, tasks.CrawlRunID(tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"})); err != nil {
 		t.Fatal(err)
 	}
 	n, err := orch.FailArchived(ctx, time.Hour)
@@ -135,7 +136,7 @@ func TestStartingAnActiveRunAgainEnqueuesItsSteps(t *testing.T) {
 	orch, in := setup(t)
 	ctx := context.Background()
 	st := start(t, orch)
-	id := st.Run.ID + "/segmentlogs-IOS"
+	id := tasks.CrawlRunID(tasks.StepRef{Workflow: "mobile-user", RunID: st.Run.ID, Step: "segmentlogs-IOS"})
 	if err := in.DeleteTask(tasks.QueueCrawl, id); err != nil { // as if never enqueued
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestFinishIsIdempotent(t *testing.T) {
 	}
 	var android int
 	for _, ti := range pending {
-		if strings.HasSuffix(ti.ID, "/segmentlogs-Android") {
+		if strings.HasSuffix(ti.ID, ":segmentlogs_Android") {
 			android++
 		}
 	}
@@ -186,5 +187,37 @@ func TestConfigIsValidated(t *testing.T) {
 	t.Parallel()
 	if _, err := orchestrator.New(orchestrator.Config{}); err == nil {
 		t.Error("an empty config was accepted")
+	}
+}
+
+// Cancelling a run ends it CANCELLED, removes its queued tasks (and only
+// its own), and frees its window; a run that has ended cannot be
+// cancelled.
+func TestCancelRemovesTheRunsQueuedTasks(t *testing.T) {
+	t.Parallel()
+	orch, in := setup(t)
+	ctx := context.Background()
+	st := start(t, orch)
+	other, err := orch.Start(ctx, "mobile-user", civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, redisstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := orch.Cancel(ctx, st.Run.ID, "test")
+	if err != nil || run.State != workflow.Cancelled {
+		t.Fatalf("cancel: %s %v", run.State, err)
+	}
+	pending, err := in.ListPendingTasks(tasks.QueueCrawl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || !tasks.OfRun(pending[0].ID, other.Run.ID) {
+		t.Fatalf("pending after cancel: %v, want the other run's crawl alone", pending)
+	}
+	if _, err := orch.Cancel(ctx, st.Run.ID, "again"); !errors.Is(err, orchestrator.ErrNotRunning) {
+		t.Errorf("second cancel: %v, want ErrNotRunning", err)
+	}
+	again, err := orch.Start(ctx, "mobile-user", window, redisstore.StartOptions{})
+	if err != nil || !again.Created {
+		t.Fatalf("start after cancel: %v %v", again.Created, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"sluice/internal/redisstore"
+	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -73,4 +75,63 @@ func (o *Orchestrator) failArchivedTask(ctx context.Context, ti *asynq.TaskInfo)
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// CleanScratch deletes the scratch and staging objects of runs that will
+// never resume: runs whose records are gone from Redis (flushed, or a Redis
+// restarted without persistence) and cancelled runs. Failed runs keep
+// theirs for inspection (a lifecycle rule expires them). It needs
+// Config.Open and returns how many runs it cleaned.
+func (o *Orchestrator) CleanScratch(ctx context.Context) (int, error) {
+	if o.open == nil {
+		return 0, nil
+	}
+	cleaned := 0
+	for _, name := range o.names {
+		for _, step := range o.workflows[name].Steps {
+			if step.Job == nil {
+				continue
+			}
+			n, err := o.cleanJobScratch(ctx, name, step.Job)
+			cleaned += n
+			if err != nil {
+				return cleaned, fmt.Errorf("step %s: %w", step.Name, err)
+			}
+		}
+	}
+	return cleaned, nil
+}
+
+func (o *Orchestrator) cleanJobScratch(ctx context.Context, wf string, spec *workflow.JobSpec) (int, error) {
+	scratch, err := o.open(ctx, spec.Scratch)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := job.ScratchRuns(ctx, scratch, wf+".")
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	out, err := o.open(ctx, spec.Output)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		state, err := o.runs.State(ctx, id)
+		switch {
+		case errors.Is(err, redisstore.ErrNotFound):
+			o.log.Warn("cleaning the scratch of a run whose records are gone from Redis", "run", id, "scratch", spec.Scratch)
+		case err != nil:
+			return n, err
+		case state == workflow.Cancelled:
+			o.log.Info("cleaning the scratch of a cancelled run", "run", id, "scratch", spec.Scratch)
+		default:
+			continue
+		}
+		if err := job.CleanRun(ctx, scratch, out, id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

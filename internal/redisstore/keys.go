@@ -9,6 +9,7 @@ import "time"
 //	sluice:runs:<workflow>                   zset  run ids by creation time
 //	sluice:active:<workflow>                 hash  active runs: run id -> "start end created-ms"
 //	sluice:fired:<workflow>:<trigger>:<time> string schedule tick dedupe (7 days)
+//	sluice:notified:<run>                    string the run's end was notified (7 days)
 //	sluice:barrier:<run>:<step>:<phase>      set   finished members of a job phase
 //	sluice:barrier:<run>:<step>:<phase>:complete string the member that completed it
 //
@@ -36,6 +37,8 @@ func DedupeKey(wf, trigger string, fire time.Time) string {
 // noDedupeKey stands in for the dedupe key of a start that has none (the
 // start script always takes one).
 const noDedupeKey = keyPrefix + "nodedupe"
+
+func notifiedKey(runID string) string { return keyPrefix + "notified:" + runID }
 
 func barrierKey(runID, step, phase string) string {
 	return keyPrefix + "barrier:" + runID + ":" + step + ":" + phase

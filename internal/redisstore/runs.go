@@ -51,7 +51,10 @@ type Run struct {
 	Workflow string
 	Window   civil.Window
 	State    workflow.StepState
-	Trigger  string // what started it: a trigger name, "on-demand", …
+	Trigger  string // what started it: a trigger name, "on-demand", "api", …
+	// By says who or what asked for the run, when known (the API's
+	// caller, the command line).
+	By string
 	// Force rebuilds every partition of the window, even those whose inputs
 	// are unchanged since they were last built.
 	Force bool
@@ -84,6 +87,7 @@ var ErrOverlap = errors.New("window overlaps an active run")
 // StartOptions qualify Start.
 type StartOptions struct {
 	Trigger string
+	By      string
 	// Dedupe, when set, is a key that makes the start happen once however
 	// many schedulers try it (see DedupeKey).
 	Dedupe string
@@ -142,7 +146,7 @@ func (s *Runs) Start(ctx context.Context, wf *workflow.Workflow, win civil.Windo
 	tr := wf.Begin()
 	fields := []any{
 		"workflow", wf.Name, "window_start", win.Start.String(), "window_end", win.End.String(),
-		"state", string(tr.Run), "trigger", opts.Trigger, "force", strconv.FormatBool(opts.Force), "allow_shrink", strconv.FormatBool(opts.AllowShrink),
+		"state", string(tr.Run), "trigger", opts.Trigger, "by", opts.By, "force", strconv.FormatBool(opts.Force), "allow_shrink", strconv.FormatBool(opts.AllowShrink),
 		"created", now.Format(time.RFC3339Nano), "updated", now.Format(time.RFC3339Nano),
 	}
 	for name, st := range tr.States {
@@ -206,7 +210,7 @@ func decodeRun(id string, h map[string]string) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("run %s: %w", id, err)
 	}
-	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], Steps: map[string]StepRecord{}}
+	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], By: h["by"], Steps: map[string]StepRecord{}}
 	r.Force, _ = strconv.ParseBool(h["force"])
 	r.AllowShrink, _ = strconv.ParseBool(h["allow_shrink"])
 	r.Created, _ = time.Parse(time.RFC3339Nano, h["created"])
@@ -335,17 +339,89 @@ func (s *Runs) Finish(ctx context.Context, wf *workflow.Workflow, runID, step st
 		out = Finished{Run: run, Changed: true, Start: tr.Start}
 		return nil
 	}
+	if err := s.transact(ctx, key, txf); err != nil {
+		return Finished{}, fmt.Errorf("finish %s of run %s: %w", step, runID, err)
+	}
+	return out, nil
+}
+
+// transact runs txf in a WATCH transaction on key, again while another
+// writer changes the key at the same moment.
+func (s *Runs) transact(ctx context.Context, key string, txf func(*redis.Tx) error) error {
 	for attempt := 0; attempt < 50; attempt++ {
 		err := s.rdb.Watch(ctx, txf, key)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue // another step of this run finished at the same moment
 		}
-		if err != nil {
-			return Finished{}, fmt.Errorf("finish %s of run %s: %w", step, runID, err)
-		}
-		return out, nil
+		return err
 	}
-	return Finished{}, fmt.Errorf("finish %s of run %s: too much contention", step, runID)
+	return errors.New("too much contention")
+}
+
+// Cancel ends a RUNNING run as CANCELLED (see workflow.Cancel): its running
+// steps become CANCELLED with reason as their error, and its window is
+// free at once. Changed is false when the run had already ended.
+func (s *Runs) Cancel(ctx context.Context, wf *workflow.Workflow, runID, reason string) (Finished, error) {
+	var out Finished
+	key := runKey(runID)
+	txf := func(tx *redis.Tx) error {
+		h, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		run, err := decodeRun(runID, h)
+		if err != nil {
+			return err
+		}
+		out = Finished{Run: run}
+		if run.State != workflow.Running {
+			return nil
+		}
+		tr := wf.Cancel(run.States())
+		now := s.now().UTC()
+		fields := []any{"state", string(tr.Run), "updated", now.Format(time.RFC3339Nano), "ended", now.Format(time.RFC3339Nano)}
+		for name, st := range tr.States {
+			rec := run.Steps[name]
+			if rec.State == st {
+				continue
+			}
+			if rec.State == workflow.Running {
+				rec.Ended, rec.Error, rec.Progress = now, "cancelled: "+reason, ""
+			}
+			rec.State = st
+			run.Steps[name] = rec
+			b, _ := json.Marshal(rec)
+			fields = append(fields, "step:"+name, string(b))
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, fields...)
+			p.HDel(ctx, activeKey(wf.Name), runID)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		run.State, run.Updated, run.Ended = tr.Run, now, now
+		out = Finished{Run: run, Changed: true}
+		return nil
+	}
+	if err := s.transact(ctx, key, txf); err != nil {
+		return Finished{}, fmt.Errorf("cancel run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// State reads a run's state alone: what a running task checks now and then
+// (ErrNotFound when the run is gone).
+func (s *Runs) State(ctx context.Context, id string) (workflow.StepState, error) {
+	v, err := s.rdb.HGet(ctx, runKey(id), "state").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get run %s: %w", id, err)
+	}
+	return workflow.StepState(v), nil
 }
 
 // SetProgress records a progress line for a running step. It is advisory:
@@ -384,6 +460,16 @@ func (r Run) RunningSteps() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ClaimNotice claims the notification of a run's end: true for exactly one
+// caller per run (several scheduler replicas watch the same runs).
+func (s *Runs) ClaimNotice(ctx context.Context, runID string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, notifiedKey(runID), s.now().UTC().Format(time.RFC3339), 7*24*time.Hour).Result()
+	if err != nil {
+		return false, fmt.Errorf("claim notice of run %s: %w", runID, err)
+	}
+	return ok, nil
 }
 
 // ActiveWindows returns the windows of wf's running runs, by run id: the

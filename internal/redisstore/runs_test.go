@@ -211,6 +211,52 @@ func TestOverlappingWindowsDoNotRunAtOnce(t *testing.T) {
 	}
 }
 
+// A cancelled run ends at once: its running step CANCELLED, the steps not
+// reached NOT_RUN, its window free for a new run; a late finish of the
+// cancelled step changes nothing, and a second cancel reports no change.
+func TestCancelEndsTheRunAndFreesItsWindow(t *testing.T) {
+	t.Parallel()
+	s, wf := setup(t)
+	ctx := context.Background()
+	st, err := s.Start(ctx, wf, window, StartOptions{Trigger: "api", By: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin, err := s.Cancel(ctx, wf, st.Run.ID, "by test")
+	if err != nil || !fin.Changed {
+		t.Fatalf("cancel: %+v %v", fin, err)
+	}
+	run, err := s.Get(ctx, st.Run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != workflow.Cancelled || run.Ended.IsZero() || run.By != "test" {
+		t.Fatalf("run after cancel: %s ended %v by %q", run.State, run.Ended, run.By)
+	}
+	if rec := run.Steps["segmentlogs-IOS"]; rec.State != workflow.Cancelled || rec.Error != "cancelled: by test" {
+		t.Errorf("running step after cancel: %+v", rec)
+	}
+	if rec := run.Steps["mobile-user-daily"]; rec.State != workflow.NotRun {
+		t.Errorf("step not reached after cancel: %s", rec.State)
+	}
+	if state, err := s.State(ctx, st.Run.ID); err != nil || state != workflow.Cancelled {
+		t.Errorf("State: %s %v", state, err)
+	}
+	if f, err := s.Finish(ctx, wf, st.Run.ID, "segmentlogs-IOS", workflow.Succeeded, nil, nil); err != nil || f.Changed {
+		t.Errorf("finish after cancel: changed %v err %v", f.Changed, err)
+	}
+	if again, err := s.Cancel(ctx, wf, st.Run.ID, "again"); err != nil || again.Changed {
+		t.Errorf("second cancel: changed %v err %v", again.Changed, err)
+	}
+	next, err := s.Start(ctx, wf, window, StartOptions{})
+	if err != nil || !next.Created {
+		t.Fatalf("start after cancel: created %v err %v", next.Created, err)
+	}
+	if _, err := s.State(ctx, "no-such-run"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("State of a missing run: %v", err)
+	}
+}
+
 // ActiveWindows lists the running runs' windows, and not those that ended.
 func TestActiveWindows(t *testing.T) {
 	t.Parallel()

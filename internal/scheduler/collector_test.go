@@ -46,7 +46,11 @@ func TestMetricsExportScheduleFleetAndRunningSteps(t *testing.T) {
 	}
 	defer srv.Shutdown()
 
-	h := httptest.NewServer(scheduler.Handler(opt, orch))
+	handler, err := scheduler.Handler(opt, orch, scheduler.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httptest.NewServer(handler)
 	defer h.Close()
 	var page string
 	deadline := time.Now().Add(15 * time.Second)

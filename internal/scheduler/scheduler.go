@@ -26,6 +26,7 @@ type Scheduler struct {
 	log        *slog.Logger
 	now        func() time.Time
 	sweepEvery time.Duration
+	notifier   Notifier
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -41,7 +42,13 @@ type Config struct {
 	// SweepEvery is how often the archive is swept for tasks that used up
 	// their retries unseen (default 30 s; see orchestrator.FailArchived).
 	SweepEvery time.Duration
+	// Notifier, when set, runs beside the loops (notify.Notifier: webhooks
+	// on run end).
+	Notifier Notifier
 }
+
+// Notifier is a loop that runs until its context ends.
+type Notifier interface{ Run(ctx context.Context) }
 
 // New returns a scheduler; Start runs it.
 func New(cfg Config) (*Scheduler, error) {
@@ -54,7 +61,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}
-	return &Scheduler{orch: cfg.Orchestrator, log: cfg.Log, now: cfg.Now, sweepEvery: cfg.SweepEvery}, nil
+	return &Scheduler{orch: cfg.Orchestrator, log: cfg.Log, now: cfg.Now, sweepEvery: cfg.SweepEvery, notifier: cfg.Notifier}, nil
 }
 
 // Start starts one loop per SCHEDULED trigger of the loaded workflows and
@@ -69,6 +76,9 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.done = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sweep(ctx) })
+	if s.notifier != nil {
+		wg.Go(func() { s.notifier.Run(ctx) })
+	}
 	for _, name := range s.orch.Workflows() {
 		wf, _ := s.orch.Workflow(name)
 		for _, trig := range wf.StartTriggers() {
@@ -107,6 +117,11 @@ func (s *Scheduler) sweep(ctx context.Context) {
 			s.log.Warn("sweep of archived tasks failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("failed steps whose tasks were archived", "steps", n)
+		}
+		if n, err := s.orch.CleanScratch(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep of scratch failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("cleaned the scratch of runs that will not resume", "runs", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/internal/api"
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -128,9 +129,14 @@ func TestHandlerServesHealthAndRuns(t *testing.T) {
 	if _, err := orch.Start(t.Context(), "mobile-user", win, redisstore.StartOptions{Trigger: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(scheduler.Handler(opt, orch))
+	h, err := scheduler.Handler(opt, orch, scheduler.HTTPOptions{Service: &api.Service{Orch: orch, Log: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/healthz": "ok", "/runs": `"Trigger":"test"`, "/metrics": "sluice_workflow_recent_runs"} {
+	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/healthz": "ok", "/runs": `"trigger": "test"`, "/api/v1/runs": `"window": {`, "/metrics": "sluice_workflow_recent_runs",
+		"/console/": "mobile-user", "/api/v1/workflows": `"cron": "* * * * *"`} {
 		resp, err := srv.Client().Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +160,11 @@ func TestHandlerIsNotReadyWithoutRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(scheduler.Handler(gone, orch))
+	h, err := scheduler.Handler(gone, orch, scheduler.HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for path, want := range map[string]int{"/livez": 200, "/readyz": 503, "/healthz": 503} {
 		resp, err := srv.Client().Get(srv.URL + path)

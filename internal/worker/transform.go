@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hibiken/asynq"
 	"gopkg.in/yaml.v3"
 
 	"sluice/internal/config"
+	"sluice/internal/redisstore"
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
@@ -28,34 +30,82 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	s, err := w.newJobStep(ctx, ref.RunID, step, run.Window, run.Force, run.AllowShrink)
+	if err != nil {
+		return nil, false, err
+	}
+	s.Barrier = w.orch.Barrier(ref)
+	s.Progress = func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) }
+	s.OtherRuns = func(ctx context.Context) ([]civil.Window, error) {
+		return w.orch.OtherWindows(ctx, ref.Workflow, ref.RunID)
+	}
+	return s, true, nil
+}
+
+// newJobStep builds a job step's phases over its buckets and bookmarks:
+// what a run's tasks use, and what a dry run asks.
+func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.Step, win civil.Window, force, allowShrink bool) (*job.Step, error) {
 	spec, err := config.JobTransform(step.Job)
 	if err != nil {
-		return nil, false, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
+		return nil, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
 	}
 	s := &job.Step{
-		RunID: ref.RunID, Name: step.Name, Spec: spec, Window: run.Window, Force: run.Force, AllowShrink: run.AllowShrink,
-		Barrier:  w.orch.Barrier(ref),
-		Progress: func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) },
-		OtherRuns: func(ctx context.Context) ([]civil.Window, error) {
-			return w.orch.OtherWindows(ctx, ref.Workflow, ref.RunID)
-		},
+		RunID: runID, Name: step.Name, Spec: spec, Window: win, Force: force, AllowShrink: allowShrink,
 		Log:           w.log,
 		MapOptions:    w.mapOpts,
 		ReduceOptions: w.reduce,
 	}
 	if s.In, err = w.bucket(ctx, step.Job.Input); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if s.Out, err = w.bucket(ctx, step.Job.Output); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if s.Scratch, err = w.bucket(ctx, step.Job.Scratch); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	specYAML, _ := yaml.Marshal(&step.Job.Transform)
 	s.SpecID = bookmark.SpecHash(append(specYAML, []byte(step.Job.Input+"\n"+step.Job.Output)...), outputFormatVersion)
 	s.Bookmarks = bookmark.NewStore(s.Out, step.Name)
-	return s, true, nil
+	return s, nil
+}
+
+// StepDryRun is a dry run of one job step.
+type StepDryRun struct {
+	Step string `json:"step"`
+	job.DryRun
+}
+
+// DryRun asks the planner of every job step of a workflow what a run over
+// win would rebuild and read (see job.Step.DryRun), for the live fleet.
+// Nothing is written and no run starts.
+func (w *Worker) DryRun(ctx context.Context, workflowName string, win civil.Window, force bool) ([]StepDryRun, error) {
+	wf, err := w.orch.Workflow(workflowName)
+	if err != nil {
+		return nil, err
+	}
+	slots, err := w.orch.FleetSlots(ctx)
+	if err != nil {
+		w.log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
+	}
+	var out []StepDryRun
+	for i := range wf.Steps {
+		step := &wf.Steps[i]
+		if step.Job == nil {
+			continue
+		}
+		s, err := w.newJobStep(ctx, "dry-run", step, win, force, false)
+		if err != nil {
+			return nil, err
+		}
+		s.PlanOptions.Slots = slots
+		dr, err := s.DryRun(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("dry run of %s: %w", step.Name, err)
+		}
+		out = append(out, StepDryRun{Step: step.Name, DryRun: dr})
+	}
+	return out, nil
 }
 
 // jobHandler adapts a job phase to an asynq handler: decode the payload,
@@ -129,6 +179,16 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 		if err := s.Cleanup(ctx); err != nil {
 			w.log.Warn("scratch cleanup failed; the files are harmless and can be deleted", "run", ref.RunID, "step", ref.Step, "err", err)
 		}
+		return nil
+	}
+	// A run cancelled (or failed) meanwhile gets nothing more; one gone
+	// from Redis stops here too.
+	state, err := w.orch.RunState(ctx, ref.RunID)
+	switch {
+	case errors.Is(err, redisstore.ErrNotFound):
+		return w.runGone(ref)
+	case err == nil && state != workflow.Running:
+		w.log.Info("run has ended; not enqueuing what follows", "run", ref.RunID, "step", ref.Step, "run_state", state)
 		return nil
 	}
 	opts := w.orch.Options()

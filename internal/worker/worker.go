@@ -34,6 +34,8 @@ type Worker struct {
 	metrics *Metrics
 	mapOpts transform.MapOptions
 	reduce  transform.ReduceOptions
+	// runCheck is how often a running task checks that its run goes on.
+	runCheck time.Duration
 
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
@@ -54,6 +56,10 @@ type Config struct {
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
 	TaskMemory int64
+	// RunCheckInterval is how often a running plan, map, bucket or reduce
+	// task checks its run, and stops when the run was cancelled, has ended
+	// or is gone from Redis (default 5 s).
+	RunCheckInterval time.Duration
 }
 
 func (c *Config) validate() error {
@@ -85,13 +91,17 @@ func New(cfg Config) (*Worker, error) {
 	if m == nil {
 		m = NewMetrics(nil, cfg.Orchestrator)
 	}
+	if cfg.RunCheckInterval <= 0 {
+		cfg.RunCheckInterval = 5 * time.Second
+	}
 	return &Worker{
-		orch:    cfg.Orchestrator,
-		log:     cfg.Log,
-		metrics: m,
-		mapOpts: transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
-		reduce:  transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
-		buckets: map[string]storage.Bucket{},
+		orch:     cfg.Orchestrator,
+		log:      cfg.Log,
+		metrics:  m,
+		runCheck: cfg.RunCheckInterval,
+		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
+		reduce:   transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
+		buckets:  map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
 		},
@@ -102,7 +112,7 @@ func New(cfg Config) (*Worker, error) {
 // middleware that turns a final failure into a FAILED step.
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(w.observe, w.failStepOnLastAttempt)
+	mux.Use(w.observe, w.failStepOnLastAttempt, w.watchRun)
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
@@ -141,7 +151,7 @@ func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.W
 	}
 	run, err := w.orch.Run(ctx, ref.RunID)
 	if errors.Is(err, redisstore.ErrNotFound) {
-		return nil, nil, run, false, fault.Permanent(err)
+		return nil, nil, run, false, w.runGone(ref)
 	}
 	if err != nil {
 		return nil, nil, run, false, err
@@ -175,8 +185,8 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 			return err
 		}
 		ref, derr := tasks.Decode[tasks.StepRef](t)
-		if derr != nil || ref.RunID == "" {
-			return err
+		if derr != nil || ref.RunID == "" || errors.Is(err, redisstore.ErrNotFound) {
+			return err // no step to fail: the run is gone (logged by runGone)
 		}
 		w.log.Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
 		// The task's own context may be done (its timeout is what failed it).

@@ -177,7 +177,7 @@ func TestShardThatExhaustsItsRetriesFailsTheStepAndTheRun(t *testing.T) {
 	if len(archived) != 1 || archived[0].Type != tasks.TypeTransformMap || archived[0].Retried != 2 {
 		t.Fatalf("archive: %+v, want the one map task after 2 retries", archived)
 	}
-	if _, err := h.inspector.GetTaskInfo(tasks.QueueTransform, run.ID+"/mobile-user-daily/reduce/2024-03-09"); !errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := h.inspector.GetTaskInfo(tasks.QueueTransform, tasks.ReduceID(tasks.StepRef{Workflow: "mobile-user", RunID: run.ID, Step: "mobile-user-daily"}, "2024-03-09", 0)); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("a reduce task exists for a failed step: %v", err)
 	}
 }

@@ -110,10 +110,27 @@ func (s *Step) Plan(ctx context.Context) (Next, error) {
 }
 
 func (s *Step) plan(ctx context.Context) (plan, error) {
+	p, shards, _, err := s.decide(ctx)
+	if err != nil {
+		return p, err
+	}
+	for _, sh := range shards {
+		if err := storage.WriteJSON(ctx, s.Scratch, s.shardKey(sh.Index), sh); err != nil {
+			return p, err
+		}
+	}
+	return p, storage.WriteJSON(ctx, s.Scratch, s.planKey(), p)
+}
+
+// decide is the planner: it lists the input, asks the bookmarks, applies
+// the shrink guard to an empty listing and cuts the shards, writing
+// nothing (DryRun shows what it decides). It also returns the last build
+// of every partition of the window that has one.
+func (s *Step) decide(ctx context.Context) (plan, []transform.Shard, map[string]bookmark.Build, error) {
 	var p plan
 	candidates, err := s.listInput(ctx)
 	if err != nil {
-		return p, err
+		return p, nil, nil, err
 	}
 	keys := make([]string, len(candidates))
 	for i, o := range candidates {
@@ -126,14 +143,14 @@ func (s *Step) plan(ctx context.Context) (plan, error) {
 	}
 	known, err := s.Bookmarks.Objects(ctx, keys)
 	if err != nil {
-		return p, err
+		return p, nil, nil, err
 	}
 	builds, err := s.Bookmarks.Builds(ctx, names)
 	if err != nil {
-		return p, err
+		return p, nil, nil, err
 	}
 	if len(candidates) == 0 && len(builds) > 0 && !s.AllowShrink {
-		return p, fault.Permanent(fmt.Errorf("the input %s holds no objects for the window %s under %s, but partitions %s are published: refusing to empty them (check the job's input location; start with -allow-shrink to empty them on purpose)",
+		return p, nil, nil, fault.Permanent(fmt.Errorf("the input %s holds no objects for the window %s under %s, but partitions %s are published: refusing to empty them (check the job's input location; start with -allow-shrink to empty them on purpose)",
 			s.In.Location(), s.Window, sourcePaths(s.Spec), strings.Join(slices.Sorted(maps.Keys(builds)), ", ")))
 	}
 	decision := bookmark.Decide(dates, candidates, known, builds, s.SpecID, s.Force)
@@ -155,12 +172,7 @@ func (s *Step) plan(ctx context.Context) (plan, error) {
 	p.ShardBytes = s.shardBytes(p.Bytes)
 	shards := CutShards(decision.Objects, p.ShardBytes)
 	p.Shards = len(shards)
-	for _, sh := range shards {
-		if err := storage.WriteJSON(ctx, s.Scratch, s.shardKey(sh.Index), sh); err != nil {
-			return p, err
-		}
-	}
-	return p, storage.WriteJSON(ctx, s.Scratch, s.planKey(), p)
+	return p, shards, builds, nil
 }
 
 // shardBytes sizes the map shards for input bytes of compressed input: about

@@ -8,19 +8,21 @@ import (
 // StepState is where one step of a run stands.
 type StepState string
 
-// Step and run states. A run is RUNNING, SUCCEEDED or FAILED; a step can also
-// be WAITING (not reached yet) and NOT_RUN (the run ended without reaching it,
-// e.g. because the step before it failed).
+// Step and run states. A run is RUNNING, SUCCEEDED, FAILED or CANCELLED; a
+// step can also be WAITING (not reached yet) and NOT_RUN (the run ended
+// without reaching it, e.g. because the step before it failed). A step that
+// was RUNNING when its run was cancelled is CANCELLED.
 const (
 	Waiting   StepState = "WAITING"
 	Running   StepState = "RUNNING"
 	Succeeded StepState = "SUCCEEDED"
 	Failed    StepState = "FAILED"
 	NotRun    StepState = "NOT_RUN"
+	Cancelled StepState = "CANCELLED"
 )
 
 // Done reports whether the state is final.
-func (s StepState) Done() bool { return s == Succeeded || s == Failed || s == NotRun }
+func (s StepState) Done() bool { return s == Succeeded || s == Failed || s == NotRun || s == Cancelled }
 
 // States maps step name to state for one run.
 type States map[string]StepState
@@ -72,6 +74,23 @@ func (w *Workflow) Finish(current States, step string, result StepState) (Transi
 	}
 	st[step] = result
 	return w.settle(st, nil), nil
+}
+
+// Cancel ends a running run: its RUNNING steps become CANCELLED, those not
+// reached NOT_RUN, and the run CANCELLED. Nothing starts.
+func (w *Workflow) Cancel(current States) Transition {
+	st := make(States, len(current))
+	for k, v := range current {
+		switch v {
+		case Running:
+			st[k] = Cancelled
+		case Waiting:
+			st[k] = NotRun
+		default:
+			st[k] = v
+		}
+	}
+	return Transition{States: st, Run: Cancelled}
 }
 
 // settle fires every conditional trigger whose predicate holds, until

@@ -1,0 +1,132 @@
+// Package access guards the scheduler's HTTP endpoints: a bearer token for
+// everything that changes state (starting and cancelling runs, asynqmon's
+// actions) and, when asked, for reads too; and refusal of cross-origin
+// writes from browsers (net/http's CrossOriginProtection, which reads
+// Sec-Fetch-Site and Origin), so that a web page elsewhere cannot make an
+// operator's browser act, token or not.
+//
+// Browsers sign in once on the console's sign-in page: the server then sets
+// an HttpOnly, SameSite=Strict cookie holding an HMAC of the token (never
+// the token), which the guard accepts like the bearer header.
+package access
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// CookieName is the console's session cookie.
+const CookieName = "sluice_session"
+
+// Config says what the guard asks for.
+type Config struct {
+	// Token is the secret that writes need (and reads, with
+	// ReadsNeedToken). Empty: every write is refused.
+	Token string
+	// ReadsNeedToken makes pages, API reads and asynqmon's views need
+	// the token too.
+	ReadsNeedToken bool
+}
+
+// Guard wraps handlers with the checks of a Config.
+type Guard struct {
+	cfg    Config
+	cookie string // the session cookie's value for Token
+	cop    *http.CrossOriginProtection
+}
+
+// New returns a guard.
+func New(cfg Config) *Guard {
+	g := &Guard{cfg: cfg, cop: http.NewCrossOriginProtection()}
+	if cfg.Token != "" {
+		m := hmac.New(sha256.New, []byte(cfg.Token))
+		m.Write([]byte("sluice console session"))
+		g.cookie = hex.EncodeToString(m.Sum(nil))
+	}
+	g.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cross-origin request refused: state-changing requests must come from this server's own pages or from a non-browser client", http.StatusForbidden)
+	}))
+	return g
+}
+
+// WritesEnabled tells whether a token is configured, without which no
+// write is accepted.
+func (g *Guard) WritesEnabled() bool { return g.cfg.Token != "" }
+
+// ReadsNeedToken tells whether reads need the token.
+func (g *Guard) ReadsNeedToken() bool { return g.cfg.ReadsNeedToken }
+
+// SameOrigin refuses every cross-origin request that is not a safe method
+// (GET, HEAD, OPTIONS), whatever it carries: wrap the whole server with it.
+func (g *Guard) SameOrigin(h http.Handler) http.Handler { return g.cop.Handler(h) }
+
+// Signed tells whether the request carries the token (a bearer header or
+// the session cookie).
+func (g *Guard) Signed(r *http.Request) bool {
+	if g.cfg.Token == "" {
+		return false
+	}
+	if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth)), []byte(g.cfg.Token)) == 1
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		return subtle.ConstantTimeCompare([]byte(c.Value), []byte(g.cookie)) == 1
+	}
+	return false
+}
+
+// CanRead tells whether the request may read.
+func (g *Guard) CanRead(r *http.Request) bool { return !g.cfg.ReadsNeedToken || g.Signed(r) }
+
+// Read lets a request through when reads are open or it carries the token.
+func (g *Guard) Read(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.CanRead(r) {
+			g.refuse(w, "reading needs the API token (Authorization: Bearer …, or sign in at /console/login)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Write lets a request through only with the token.
+func (g *Guard) Write(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.cfg.Token == "" {
+			http.Error(w, "writes are disabled: the scheduler has no API token (set SLUICE_API_TOKEN or -api-token-file)", http.StatusForbidden)
+			return
+		}
+		if !g.Signed(r) {
+			g.refuse(w, "this needs the API token (Authorization: Bearer …, or sign in at /console/login)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (g *Guard) refuse(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// SignIn sets the session cookie when token is the configured one.
+func (g *Guard) SignIn(w http.ResponseWriter, r *http.Request, token string) bool {
+	if g.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(g.cfg.Token)) != 1 {
+		return false
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: g.cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil, MaxAge: int((12 * time.Hour).Seconds()),
+	})
+	return true
+}
+
+// SignOut clears the session cookie.
+func SignOut(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}

@@ -1,0 +1,298 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"sluice/internal/config"
+	"sluice/internal/redisstore"
+	"sluice/internal/worker"
+	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
+	"sluice/pipeline/workflow"
+	"sluice/tasks"
+)
+
+// MonitoringPath is where asynqmon is mounted.
+const MonitoringPath = "/monitoring"
+
+// Window is a window of dates, both inclusive (ISO dates).
+type Window struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+func windowOf(w civil.Window) Window { return Window{Start: w.Start.String(), End: w.End.String()} }
+
+// Run is a run as the API shows it.
+type Run struct {
+	ID       string `json:"id"`
+	Workflow string `json:"workflow"`
+	Window   Window `json:"window"`
+	State    string `json:"state"`
+	// Trigger is what started the run (a schedule trigger's name,
+	// "on-demand", "api", "console"); StartedBy who asked, when known.
+	Trigger         string     `json:"trigger"`
+	StartedBy       string     `json:"started_by,omitempty"`
+	Force           bool       `json:"force"`
+	AllowShrink     bool       `json:"allow_shrink"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	DurationSeconds float64    `json:"duration_seconds"`
+	// Steps are in workflow order; only a single run's answer has them.
+	Steps []Step `json:"steps,omitempty"`
+	Links Links  `json:"links"`
+}
+
+// Links point to the run's pages.
+type Links struct {
+	Self    string `json:"self"`
+	Console string `json:"console"`
+}
+
+// Step is one step of a run.
+type Step struct {
+	Name            string     `json:"name"`
+	Kind            string     `json:"kind"`
+	State           string     `json:"state"`
+	StartedAt       *time.Time `json:"started_at,omitempty"`
+	EndedAt         *time.Time `json:"ended_at,omitempty"`
+	DurationSeconds *float64   `json:"duration_seconds,omitempty"`
+	Progress        *Progress  `json:"progress,omitempty"`
+	Error           string     `json:"error,omitempty"`
+	// Summary is what the step reported: a crawl's result, a job's
+	// reconciliation, partitions and quarantine.
+	Summary json.RawMessage `json:"summary,omitempty"`
+	// After are the steps whose state this one waits on (the graph's
+	// edges): a trigger's conditions, a crawler's or job's trigger.
+	After []string `json:"after,omitempty"`
+	// Tasks are the step's asynq tasks, with their asynqmon pages.
+	Tasks []Task `json:"tasks,omitempty"`
+}
+
+// Progress is how far a running job phase is.
+type Progress struct {
+	Phase string `json:"phase"`
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+	Unit  string `json:"unit"`
+	Text  string `json:"text"`
+}
+
+// Task names one asynq task of a step.
+type Task struct {
+	ID    string `json:"id"`
+	Queue string `json:"queue"`
+	Kind  string `json:"kind"` // plan, map, bucket, reduce, commit, crawl
+	URL   string `json:"url"`  // its asynqmon page
+}
+
+var progressLine = regexp.MustCompile(`^(\S+) (\d+)/(\d+)(?: (\S+))?$`)
+
+// ParseProgress reads a step's progress line ("map 12/40 shards").
+func ParseProgress(line string) *Progress {
+	if line == "" {
+		return nil
+	}
+	p := &Progress{Text: line}
+	if m := progressLine.FindStringSubmatch(line); m != nil {
+		p.Phase, p.Unit = m[1], m[4]
+		p.Done, _ = strconv.Atoi(m[2])
+		p.Total, _ = strconv.Atoi(m[3])
+	}
+	return p
+}
+
+// RunOf is a run's API view; withSteps adds the steps (in wf's order).
+func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
+	out := Run{
+		ID: r.ID, Workflow: r.Workflow, Window: windowOf(r.Window), State: string(r.State), Trigger: r.Trigger, StartedBy: r.By,
+		Force: r.Force, AllowShrink: r.AllowShrink, CreatedAt: r.Created.UTC(), UpdatedAt: r.Updated.UTC(),
+		Links: Links{Self: "/api/v1/runs/" + r.ID, Console: "/console/runs/" + r.ID},
+	}
+	end := time.Now()
+	if !r.Ended.IsZero() {
+		e := r.Ended.UTC()
+		out.EndedAt, end = &e, r.Ended
+	}
+	out.DurationSeconds = roundSeconds(end.Sub(r.Created))
+	if !withSteps || wf == nil {
+		return out
+	}
+	for i := range wf.Steps {
+		s := &wf.Steps[i]
+		rec := r.Steps[s.Name]
+		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: config.RedactText(rec.Error),
+			Progress: ParseProgress(rec.Progress), Summary: rec.Summary, After: after(wf, s)}
+		if !rec.Started.IsZero() {
+			t := rec.Started.UTC()
+			st.StartedAt = &t
+			e := time.Now()
+			if !rec.Ended.IsZero() {
+				e = rec.Ended
+				te := e.UTC()
+				st.EndedAt = &te
+			}
+			d := roundSeconds(e.Sub(rec.Started))
+			st.DurationSeconds = &d
+			st.Tasks = stepTasks(r, s, rec, st.Progress)
+		}
+		out.Steps = append(out.Steps, st)
+	}
+	return out
+}
+
+func roundSeconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
+}
+
+// after lists the steps a step waits on.
+func after(wf *workflow.Workflow, s *workflow.Step) []string {
+	if s.Trigger != nil {
+		var out []string
+		for _, c := range s.Trigger.Conditions {
+			out = append(out, c.Step)
+		}
+		return out
+	}
+	var out []string
+	for _, t := range wf.Steps {
+		if t.Trigger != nil {
+			for _, a := range t.Trigger.Actions {
+				if a == s.Name {
+					out = append(out, t.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// maxListedTasks bounds how many map or reduce tasks a step lists.
+const maxListedTasks = 64
+
+// stepTasks are the tasks a started step has (or had): their ids are
+// deterministic (package tasks), so they are named from the run's window,
+// the progress and the summary alone.
+func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, prog *Progress) []Task {
+	ref := tasks.StepRef{Workflow: r.Workflow, RunID: r.ID, Step: s.Name}
+	task := func(queue, kind, id string) Task {
+		return Task{ID: id, Queue: queue, Kind: kind, URL: MonitoringPath + "/queues/" + queue + "/tasks/" + id}
+	}
+	switch s.Kind() {
+	case workflow.KindCrawler:
+		return []Task{task(tasks.QueueCrawl, "crawl", tasks.CrawlRunID(ref))}
+	case workflow.KindJob:
+	default:
+		return nil
+	}
+	q := tasks.QueueTransform
+	out := []Task{task(q, "plan", tasks.PlanID(ref))}
+	var sum job.Summary
+	_ = json.Unmarshal(rec.Summary, &sum)
+	shards := sum.Shards
+	if prog != nil && prog.Phase == "map" {
+		shards = prog.Total
+	}
+	for i := range min(shards, maxListedTasks) {
+		out = append(out, task(q, "map", tasks.MapID(ref, i)))
+	}
+	if shards > 0 || (prog != nil && prog.Phase != "map") {
+		out = append(out, task(q, "bucket", tasks.BucketID(ref)))
+	}
+	n := 0
+	for _, d := range r.Window.Dates() {
+		date := d.String()
+		for b := range sum.Files[date] {
+			if n++; n <= maxListedTasks {
+				out = append(out, task(q, "reduce", tasks.ReduceID(ref, date, b)))
+			}
+		}
+	}
+	for _, d := range r.Window.Dates() {
+		if _, rebuilt := sum.Rebuilt[d.String()]; rebuilt || rec.Summary == nil {
+			out = append(out, task(q, "commit", tasks.CommitID(ref, d.String())))
+		}
+	}
+	return out
+}
+
+// Workflow is a loaded workflow: its steps (the graph) and schedules.
+type Workflow struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description,omitempty"`
+	Steps       []WfStep   `json:"steps"`
+	Schedules   []Schedule `json:"schedules,omitempty"`
+}
+
+// WfStep is a step of a workflow.
+type WfStep struct {
+	Name  string   `json:"name"`
+	Kind  string   `json:"kind"`
+	After []string `json:"after,omitempty"`
+}
+
+// Schedule is a SCHEDULED trigger and its next fire times.
+type Schedule struct {
+	Trigger  string `json:"trigger"`
+	Cron     string `json:"cron"`
+	TimeZone string `json:"timezone"`
+	Next     []Fire `json:"next"`
+}
+
+// Fire is one fire time and the window its run covers.
+type Fire struct {
+	At     time.Time `json:"at"`
+	Window Window    `json:"window"`
+}
+
+// WorkflowOf is a workflow's API view, with the next n fire times of each
+// schedule after now.
+func WorkflowOf(wf *workflow.Workflow, now time.Time, n int) Workflow {
+	out := Workflow{Name: wf.Name, Description: wf.Description}
+	for i := range wf.Steps {
+		s := &wf.Steps[i]
+		out.Steps = append(out.Steps, WfStep{Name: s.Name, Kind: string(s.Kind()), After: after(wf, s)})
+	}
+	for _, trig := range wf.StartTriggers() {
+		sc := trig.Trigger.Schedule
+		if trig.Trigger.Type != workflow.TriggerScheduled || sc == nil {
+			continue
+		}
+		s := Schedule{Trigger: trig.Name, Cron: sc.Cron, TimeZone: sc.TimeZone}
+		t := now
+		for range n {
+			t = sc.Next(t)
+			s.Next = append(s.Next, Fire{At: t.UTC(), Window: windowOf(sc.WindowFor(t))})
+		}
+		out.Schedules = append(out.Schedules, s)
+	}
+	return out
+}
+
+// DryRun is the answer to a dry run.
+type DryRun struct {
+	Workflow string              `json:"workflow"`
+	Window   Window              `json:"window"`
+	Force    bool                `json:"force"`
+	Steps    []worker.StepDryRun `json:"steps"`
+	// Active is the run of the same or an overlapping window that is
+	// running now, if any: a real start would return or refuse it.
+	Active string `json:"active_run,omitempty"`
+}
+
+// String is a one-line account of a dry run's step.
+func DryRunLine(s worker.StepDryRun) string {
+	n := 0
+	for _, p := range s.Partitions {
+		if p.Rebuild {
+			n++
+		}
+	}
+	return fmt.Sprintf("%s: %d of %d partitions to rebuild, %d input objects (%d bytes), %d map tasks, about %d reduce tasks",
+		s.Step, n, len(s.Partitions), s.InputObjects, s.InputBytes, s.MapTasks, s.ReduceTasks)
+}

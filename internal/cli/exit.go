@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"sluice/internal/config"
+	"sluice/internal/redisstore"
+)
+
+// Exit codes of the scheduler command, for scripts and CI.
+const (
+	ExitOK = 0
+	// ExitRunFailed: the run it waited for ended FAILED or CANCELLED.
+	ExitRunFailed = 1
+	// ExitUsage: bad flags or arguments, or the request was refused (a
+	// window that overlaps an active run).
+	ExitUsage = 2
+	// ExitError: anything else (Redis or S3 unreachable, …).
+	ExitError = 3
+)
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(err error) error { return &exitError{ExitUsage, err} }
+
+// ExitCode is the exit code for an error Main returned (0 for nil and
+// for -h).
+func ExitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if e, ok := errors.AsType[*exitError](err); ok {
+		return e.code
+	}
+	if errors.Is(err, redisstore.ErrOverlap) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// parse reads a subcommand's flags; a bad flag is a usage error.
+func parse(fs *flag.FlagSet, args []string) error {
+	err := config.Parse(fs, args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageErr(err)
+}
+
+func version(_ context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("version")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "scheduler", Version())
+	return nil
+}
+
+// Version describes the build: the module version (or the VCS revision
+// and time of a build from a checkout) and the Go version.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown build)"
+	}
+	v := bi.Main.Version
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += fmt.Sprintf(" (%s%s, %s)", rev, dirty, at)
+	}
+	return v + " " + bi.GoVersion
+}

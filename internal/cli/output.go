@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"sluice/internal/api"
+	"sluice/internal/redisstore"
+	"sluice/pipeline/job"
+	"sluice/pipeline/workflow"
+)
+
+func fmtDuration(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(100 * time.Millisecond).String()
+}
+
+// printRun prints a run: a line for the run, a table of its steps, and a
+// few lines per step summary (every field with verbose).
+func printRun(w io.Writer, run api.Run, verbose bool) {
+	fmt.Fprintf(w, "run %s: %s, window %s..%s, %s\n", run.ID, run.State, run.Window.Start, run.Window.End, fmtDuration(run.DurationSeconds))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")
+	for _, s := range run.Steps {
+		started, took := "", ""
+		if s.StartedAt != nil {
+			started = s.StartedAt.Format("15:04:05")
+			if s.EndedAt != nil {
+				took = fmtDuration(*s.DurationSeconds)
+			}
+		}
+		note := ""
+		if s.Progress != nil {
+			note = s.Progress.Text
+		}
+		if s.Error != "" {
+			note = "error: " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.State, started, took, note)
+	}
+	tw.Flush()
+	if hasSummary(run) && !verbose {
+		fmt.Fprintln(w)
+	}
+	for _, s := range run.Steps {
+		if len(s.Summary) == 0 {
+			continue
+		}
+		if verbose {
+			var pretty map[string]any
+			_ = json.Unmarshal(s.Summary, &pretty)
+			b, _ := json.MarshalIndent(pretty, "", "  ")
+			fmt.Fprintf(w, "\n%s summary:\n%s\n", s.Name, indent(string(b), "  "))
+			continue
+		}
+		switch s.Kind {
+		case string(workflow.KindJob):
+			printJobSummary(w, s)
+		case string(workflow.KindCrawler):
+			printCrawlSummary(w, s)
+		}
+	}
+	if !verbose && hasSummary(run) {
+		fmt.Fprintf(w, "\n(scheduler show -v %s for every detail)\n", run.ID)
+	}
+}
+
+func hasSummary(run api.Run) bool {
+	for _, s := range run.Steps {
+		if len(s.Summary) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func printJobSummary(w io.Writer, s api.Step) {
+	var sum job.Summary
+	if json.Unmarshal(s.Summary, &sum) != nil {
+		return
+	}
+	fmt.Fprintf(w, "%s: read %d objects (%s), %d lines; wrote %d rows in %d partitions; books %s\n", s.Name, sum.InputObjects,
+		humanize.IBytes(uint64(sum.InputBytesCompressed)), sum.LinesRead, sum.RowsWritten, len(sum.Partitions), balanced(sum.Balanced))
+	if len(sum.Rebuilt) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, d := range sortedKeys(sum.Rebuilt) {
+			fmt.Fprintf(tw, "  date=%s\trebuilt (%s):\t%d rows in %d files\n", d, sum.Rebuilt[d], sum.Partitions[d], sum.Files[d])
+		}
+		tw.Flush()
+	}
+	if len(sum.Skipped) > 0 {
+		fmt.Fprintf(w, "  unchanged, not rebuilt: %s\n", strings.Join(sum.Skipped, ", "))
+	}
+	if sum.Reconciliation != "" && !sum.Balanced || len(sum.Rebuilt) == 0 {
+		fmt.Fprintf(w, "  %s\n", sum.Reconciliation)
+	}
+	var q []string
+	for _, r := range sortedKeys(sum.Quarantined) {
+		q = append(q, fmt.Sprintf("%s %d", r, sum.Quarantined[r]))
+	}
+	if len(q) > 0 {
+		fmt.Fprintf(w, "  quarantined: %s in %s\n", strings.Join(q, ", "), sum.QuarantineDir)
+	}
+}
+
+func balanced(ok bool) string {
+	if ok {
+		return "balanced"
+	}
+	return "NOT balanced"
+}
+
+func printCrawlSummary(w io.Writer, s api.Step) {
+	var raw map[string]any
+	if json.Unmarshal(s.Summary, &raw) != nil {
+		return
+	}
+	num := func(k string) int {
+		switch v := raw[k].(type) {
+		case float64:
+			return int(v)
+		case []any:
+			return len(v)
+		}
+		return 0
+	}
+	fmt.Fprintf(w, "%s: %d partitions added, %d updated, %d columns added, %d files skipped\n", s.Name,
+		num("partitions_added"), num("partitions_updated"), num("columns_added"), num("skipped_count"))
+}
+
+func printDryRun(w io.Writer, dr *api.DryRun) {
+	fmt.Fprintf(w, "dry run of %s %s..%s%s: nothing starts\n", dr.Workflow, dr.Window.Start, dr.Window.End, map[bool]string{true: " (force)"}[dr.Force])
+	if dr.Active != "" {
+		fmt.Fprintf(w, "note: run %s of an overlapping window is active; a start now would return it or be refused\n", dr.Active)
+	}
+	for _, s := range dr.Steps {
+		fmt.Fprintln(w, api.DryRunLine(s))
+		if s.Refused != "" {
+			fmt.Fprintf(w, "  the plan would refuse: %s\n", s.Refused)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, p := range s.Partitions {
+			action, last := "keep", "never built"
+			if p.Rebuild {
+				action = fmt.Sprintf("rebuild (~%d reduce tasks)", p.ReduceTasks)
+			}
+			if b := p.LastBuild; b != nil {
+				last = fmt.Sprintf("last built %s by %s: %d rows in %d files", b.BuiltAt.UTC().Format(time.RFC3339), b.RunID, b.Rows, b.Files)
+			}
+			fmt.Fprintf(tw, "  date=%s\t%s\t%s\t%s\n", p.Date, action, p.Reason, last)
+		}
+		tw.Flush()
+	}
+}
+
+// progress shows a waited-for run's progress: a bar with rate and ETA per
+// phase on a terminal, a plain line per change otherwise.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	bar   *progressbar.ProgressBar
+	phase string
+	began time.Time
+	last  string
+}
+
+func newProgress(w *os.File) *progress {
+	return &progress{w: w, tty: term.IsTerminal(int(w.Fd())), began: time.Now()}
+}
+
+func (p *progress) update(r redisstore.Run) {
+	phase, done, total, unit := "", 0, 0, ""
+	for _, name := range sortedKeys(r.Steps) {
+		s := r.Steps[name]
+		if s.State != workflow.Running {
+			continue
+		}
+		phase = name
+		if pr := api.ParseProgress(s.Progress); pr != nil && pr.Total > 0 {
+			phase, done, total, unit = name+" "+pr.Phase, pr.Done, pr.Total, pr.Unit
+		}
+	}
+	if phase != p.phase {
+		p.finishBar()
+		p.phase, p.began = phase, time.Now()
+	}
+	if !p.tty {
+		p.line(r, phase, done, total, unit)
+		return
+	}
+	if phase == "" {
+		return
+	}
+	if p.bar == nil {
+		max := total
+		if max == 0 {
+			max = -1 // a spinner: a crawl has no count
+		}
+		p.bar = progressbar.NewOptions(max, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(phase),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }))
+	}
+	if total > 0 {
+		_ = p.bar.Set(done)
+	} else {
+		_ = p.bar.Add(1)
+	}
+}
+
+// line prints the progress as a plain line, with a rate and an estimate of
+// the time left once a phase has counted something.
+func (p *progress) line(r redisstore.Run, phase string, done, total int, unit string) {
+	text := string(r.State)
+	if phase != "" {
+		text = phase
+	}
+	if total > 0 {
+		text += fmt.Sprintf(" %d/%d %s", done, total, unit)
+		if el := time.Since(p.began).Seconds(); done > 0 && el > 0 {
+			rate := float64(done) / el
+			text += fmt.Sprintf(" (%.1f/s, ETA %s)", rate, (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second))
+		}
+	}
+	if text == p.last {
+		return
+	}
+	p.last = text
+	fmt.Fprintf(p.w, "%s %s\n", time.Now().Format("15:04:05"), text)
+}
+
+func (p *progress) finishBar() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
+}
+
+func (p *progress) done() { p.finishBar() }

@@ -1,0 +1,353 @@
+// Package console is the run console that `scheduler serve` shows at
+// /console/: the runs, a page per run with its step graph coloured by
+// state, each step's timing, progress, error and summary, the partitions
+// rebuilt and why, the quarantine, links to the run's tasks in asynqmon;
+// the schedules and their next fire times; a form that dry-runs or starts
+// a run, and a button that cancels one.
+//
+// Pages are rendered on the server from templates embedded in the binary
+// (html/template escapes every value); htmx (vendored in static/, 0BSD)
+// refreshes a running run's page and sends the forms, so the console works
+// without a build step and mostly without JavaScript of its own.
+package console
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"sluice/internal/access"
+	"sluice/internal/api"
+	"sluice/internal/config"
+	"sluice/internal/worker"
+	"sluice/pipeline/job"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Console serves the pages.
+type Console struct {
+	svc   *api.Service
+	guard *access.Guard
+	log   *slog.Logger
+	// outputs maps a job step to its output location, for the
+	// quarantine's folder.
+	outputs map[string]string
+	tmpl    *template.Template
+}
+
+// New returns the console over a Service.
+func New(svc *api.Service, guard *access.Guard, log *slog.Logger) (*Console, error) {
+	c := &Console{svc: svc, guard: guard, log: log, outputs: map[string]string{}}
+	for _, name := range svc.Orch.Workflows() {
+		wf, _ := svc.Orch.Workflow(name)
+		for _, s := range wf.Steps {
+			if s.Job != nil {
+				c.outputs[name+"/"+s.Name] = s.Job.Output
+			}
+		}
+	}
+	funcs := template.FuncMap{
+		"stateClass": stateClass,
+		"seconds":    fmtSeconds,
+		"time":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"ptime": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format("15:04:05")
+		},
+		"pseconds": func(s *float64) string {
+			if s == nil {
+				return ""
+			}
+			return fmtSeconds(*s)
+		},
+		"percent": func(p *api.Progress) int {
+			if p == nil || p.Total == 0 {
+				return 0
+			}
+			return 100 * p.Done / p.Total
+		},
+		"bytes":      func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) },
+		"sortedKeys": sortedKeys[int64],
+		"pretty": func(raw json.RawMessage) string {
+			var v any
+			if json.Unmarshal(raw, &v) != nil {
+				return string(raw)
+			}
+			b, _ := json.MarshalIndent(v, "", "  ")
+			return string(b)
+		},
+	}
+	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("console templates: %w", err)
+	}
+	c.tmpl = t
+	return c, nil
+}
+
+// Register adds the console's routes to mux.
+func (c *Console) Register(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /console/login", c.loginPage)
+	mux.HandleFunc("POST /console/login", c.login)
+	mux.HandleFunc("POST /console/logout", func(w http.ResponseWriter, r *http.Request) {
+		access.SignOut(w)
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	})
+	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, c.readable(h)) }
+	page("GET /console/{$}", c.runsPage)
+	page("GET /console/runs/{id}", c.runPage)
+	page("POST /console/dry-run", c.dryRun)
+	mux.Handle("POST /console/runs", c.writable(c.start))
+	mux.Handle("POST /console/runs/{id}/cancel", c.writable(c.cancel))
+	mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+}
+
+// readable sends a browser that may not read to the sign-in page.
+func (c *Console) readable(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !c.guard.CanRead(r) {
+			c.redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.Path))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// writable answers a request without the token with the reason, as a
+// message in the page.
+func (c *Console) writable(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !c.guard.Signed(r) {
+			msg := "Sign in with the API token to start or cancel runs."
+			if !c.guard.WritesEnabled() {
+				msg = "Starting and cancelling runs is disabled: this scheduler has no API token (SLUICE_API_TOKEN or -api-token-file)."
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+			c.render(w, "message", map[string]any{"Error": msg})
+			return
+		}
+		h(w, r)
+	})
+}
+
+// redirect sends the browser on, also from an htmx request (HX-Redirect).
+func (c *Console) redirect(w http.ResponseWriter, r *http.Request, to string) {
+	if r.Header.Get("HX-Request") == "true" {
+		w.Header().Set("HX-Redirect", to)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func (c *Console) render(w http.ResponseWriter, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := c.tmpl.ExecuteTemplate(w, name, data); err != nil {
+		c.log.Error("console page failed", "page", name, "err", err)
+	}
+}
+
+func (c *Console) fail(w http.ResponseWriter, err error) {
+	w.WriteHeader(api.Status(err))
+	c.render(w, "message", map[string]any{"Error": config.RedactText(err.Error())})
+}
+
+type pageData struct {
+	Title     string
+	Signed    bool
+	CanWrite  bool
+	Workflows []api.Workflow
+	Runs      []api.Run
+	Active    bool
+	Run       *api.Run
+	Graph     Graph
+	Jobs      []jobView
+	Error     string
+	Next      string
+	Today     string
+}
+
+func (c *Console) base(r *http.Request, title string) pageData {
+	return pageData{Title: title, Signed: c.guard.Signed(r), CanWrite: c.guard.WritesEnabled(), Today: time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)}
+}
+
+func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
+	runs, err := c.svc.Runs(r.Context(), "", 50)
+	if err != nil {
+		c.fail(w, err)
+		return
+	}
+	d := c.base(r, "Runs")
+	d.Runs, d.Workflows = runs, c.svc.Workflows()
+	for _, run := range runs {
+		d.Active = d.Active || run.State == "RUNNING"
+	}
+	name := "runs"
+	if r.Header.Get("HX-Request") == "true" && r.URL.Query().Get("part") == "runs" {
+		name = "runs-table"
+	}
+	c.render(w, name, d)
+}
+
+func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
+	run, err := c.svc.Run(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, err)
+		return
+	}
+	d := c.base(r, "Run "+run.ID)
+	d.Run, d.Active, d.Graph = &run, run.State == "RUNNING", layout(run.Steps)
+	d.Jobs = c.jobViews(run)
+	name := "run"
+	if r.Header.Get("HX-Request") == "true" && r.URL.Query().Get("part") == "run" {
+		name = "run-body"
+	}
+	c.render(w, name, d)
+}
+
+// jobView is what the run page shows of a job step's summary.
+type jobView struct {
+	Step          string
+	Partitions    []partitionView
+	Skipped       []string
+	Quarantined   map[string]int64
+	QuarantineDir string
+	Balanced      bool
+	Reconcile     string
+	RowsWritten   int64
+}
+
+type partitionView struct {
+	Date   string
+	Reason string
+	Rows   int64
+	Files  int
+}
+
+func (c *Console) jobViews(run api.Run) []jobView {
+	var out []jobView
+	for _, s := range run.Steps {
+		if s.Kind != "job" || len(s.Summary) == 0 {
+			continue
+		}
+		var sum job.Summary
+		if json.Unmarshal(s.Summary, &sum) != nil {
+			continue
+		}
+		v := jobView{Step: s.Name, Skipped: sum.Skipped, Quarantined: sum.Quarantined, Balanced: sum.Balanced, Reconcile: sum.Reconciliation, RowsWritten: sum.RowsWritten}
+		for _, d := range sortedKeys(sum.Rebuilt) {
+			v.Partitions = append(v.Partitions, partitionView{Date: d, Reason: sum.Rebuilt[d], Rows: sum.Partitions[d], Files: sum.Files[d]})
+		}
+		if sum.QuarantineDir != "" {
+			v.QuarantineDir = strings.TrimSuffix(c.outputs[run.Workflow+"/"+s.Name], "/") + "/" + sum.QuarantineDir
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// startForm reads the start / dry-run form.
+func startForm(r *http.Request) api.StartRequest {
+	return api.StartRequest{
+		Workflow: r.FormValue("workflow"), Start: r.FormValue("start"), End: r.FormValue("end"),
+		Force: r.FormValue("force") != "", AllowShrink: r.FormValue("allow_shrink") != "",
+	}
+}
+
+func (c *Console) dryRun(w http.ResponseWriter, r *http.Request) {
+	req := startForm(r)
+	req.DryRun = true
+	res, err := c.svc.Start(r.Context(), req)
+	if err != nil {
+		c.fail(w, err)
+		return
+	}
+	c.render(w, "dry-run", dryRunView{DryRun: res.DryRun, Signed: c.guard.Signed(r), Req: req})
+}
+
+type dryRunView struct {
+	*api.DryRun
+	Signed bool
+	Req    api.StartRequest
+}
+
+// Line is the dry run's one-line account of a step.
+func (dryRunView) Line(s worker.StepDryRun) string { return api.DryRunLine(s) }
+
+func (c *Console) start(w http.ResponseWriter, r *http.Request) {
+	req := startForm(r)
+	req.Trigger, req.By = "console", api.Caller(r)
+	res, err := c.svc.Start(r.Context(), req)
+	if err != nil {
+		c.fail(w, err)
+		return
+	}
+	c.redirect(w, r, "/console/runs/"+res.Run.ID)
+}
+
+func (c *Console) cancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	_, err := c.svc.Cancel(r.Context(), id, "cancelled in the console by "+api.Caller(r))
+	if err != nil && api.Status(err) != http.StatusConflict {
+		c.fail(w, err)
+		return
+	}
+	c.redirect(w, r, "/console/runs/"+id)
+}
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	d := c.base(r, "Sign in")
+	d.Next = safeNext(r.URL.Query().Get("next"))
+	c.render(w, "login", d)
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.FormValue("next"))
+	if !c.guard.SignIn(w, r, r.FormValue("token")) {
+		d := c.base(r, "Sign in")
+		d.Next, d.Error = next, "That is not the API token."
+		if !c.guard.WritesEnabled() {
+			d.Error = "This scheduler has no API token, so there is nothing to sign in with."
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		c.render(w, "login", d)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps a redirect target on this server.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") {
+		return "/console/"
+	}
+	return next
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

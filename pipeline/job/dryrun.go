@@ -1,0 +1,84 @@
+package job
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"sluice/pipeline/fault"
+	"sluice/pipeline/intermediate"
+)
+
+// DryRun is what a run of the step would do, as the planner of a real run
+// decides it, with nothing written and nothing built.
+type DryRun struct {
+	// Partitions are the window's partitions in date order, rebuilt or
+	// left as they are.
+	Partitions []DryRunPartition `json:"partitions"`
+	// InputObjects and InputBytes (compressed) are what the map would read.
+	InputObjects int   `json:"input_objects"`
+	InputBytes   int64 `json:"input_bytes"`
+	// MapTasks are the shards the plan would cut, at ShardBytes each for
+	// the live fleet's Slots.
+	MapTasks   int   `json:"map_tasks"`
+	ShardBytes int64 `json:"shard_bytes"`
+	Slots      int   `json:"slots"`
+	// ReduceTasks is an estimate (the real number is decided after the
+	// map, from the rows it found): per rebuilt partition, its last
+	// build's output over target_file_bytes, or for a first build its
+	// share of the input; at least one each.
+	ReduceTasks int `json:"reduce_tasks_estimated"`
+	// Refused is the plan's refusal, when it would refuse (the shrink
+	// guard on an empty input listing); the step would fail.
+	Refused string `json:"refused,omitempty"`
+}
+
+// DryRunPartition is one partition of a dry run.
+type DryRunPartition struct {
+	Date    string `json:"date"`
+	Rebuild bool   `json:"rebuild"`
+	// Reason is why it is rebuilt (bookmark.Reason…), or "unchanged".
+	Reason      string     `json:"reason"`
+	ReduceTasks int        `json:"reduce_tasks_estimated,omitempty"`
+	LastBuild   *LastBuild `json:"last_build,omitempty"`
+}
+
+// LastBuild is what the bookmarks know of a partition's last build.
+type LastBuild struct {
+	RunID   string    `json:"run_id"`
+	BuiltAt time.Time `json:"built_at"`
+	Rows    int64     `json:"rows"`
+	Files   int       `json:"files"`
+	Bytes   int64     `json:"bytes"`
+}
+
+// DryRun asks the planner what the step would do over its window.
+func (s *Step) DryRun(ctx context.Context) (DryRun, error) {
+	p, _, builds, err := s.decide(ctx)
+	var out DryRun
+	if err != nil {
+		if !fault.IsPermanent(err) {
+			return out, err
+		}
+		out.Refused = err.Error()
+	}
+	out.InputObjects, out.InputBytes, out.MapTasks, out.ShardBytes, out.Slots = p.Objects, p.Bytes, p.Shards, p.ShardBytes, p.Slots
+	for _, d := range s.Window.Dates() {
+		date := d.String()
+		part := DryRunPartition{Date: date, Reason: "unchanged"}
+		if b, ok := builds[date]; ok {
+			part.LastBuild = &LastBuild{RunID: b.RunID, BuiltAt: b.BuiltAt, Rows: b.Rows, Files: len(b.Files), Bytes: b.Bytes}
+		}
+		if reason, ok := p.Rebuild[date]; ok {
+			part.Rebuild, part.Reason = true, reason
+			est := float64(p.Bytes) / float64(len(p.Dates))
+			if part.LastBuild != nil && part.LastBuild.Bytes > 0 {
+				est = float64(part.LastBuild.Bytes)
+			}
+			part.ReduceTasks = int(min(max(math.Round(est/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
+			out.ReduceTasks += part.ReduceTasks
+		}
+		out.Partitions = append(out.Partitions, part)
+	}
+	return out, nil
+}

@@ -20,7 +20,7 @@
 # For each scenario: Sluice with 1 worker process, then 2 (each
 # -concurrency 1, GOMAXPROCS=1, the worker's defaults otherwise), DuckDB
 # with 1 thread, the oracle on both Sluice tables. Reported: the job step's
-# wall time (TOOK in `scheduler show`), MB/s of uncompressed input per
+# wall time (its duration_seconds in `scheduler show -o json`), MB/s of uncompressed input per
 # worker core, peak RSS of each worker (VmHWM), output bytes, the speed-up
 # of 2 workers over 1, the ratio to DuckDB, and the parallelism the plan
 # made available (sum of the transform tasks' seconds over the longest
@@ -90,19 +90,6 @@ export SLUICE_REDIS_URL=redis://127.0.0.1:$port/0
 export SLUICE_WORKFLOWS=$root/workflows/mobile-user.yaml
 export SLUICE_LOG_FORMAT=text
 
-# seconds DURATION: a Go duration (1m2.5s, 950ms, 12.3s) in seconds.
-seconds() {
-	awk -v d="$1" 'BEGIN {
-		s = 0
-		while (match(d, /^[0-9.]+(h|ms|m|s|µs)/)) {
-			tok = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
-			n = tok + 0; u = tok; sub(/^[0-9.]+/, "", u)
-			if (u == "h") s += n * 3600; else if (u == "m") s += n * 60
-			else if (u == "s") s += n; else if (u == "ms") s += n / 1000; else s += n / 1e6
-		}
-		printf "%.3f", s }'
-}
-
 # run_sluice DIR N: the whole workflow with N worker processes on DIR/raw;
 # prints "N wall_s input_bytes rows out_bytes files parallelism rss_kib..."
 # and leaves the table in DIR/run-N/out.
@@ -136,7 +123,7 @@ run_sluice() {
 	[[ -z $curl_pid ]] || wait "$curl_pid" || log "profile failed"
 	local id
 	id=$(awk '/^started run/ {print $3}' "$dir/start.log")
-	"$bin/scheduler" show "$id" >"$dir/show.txt"
+	"$bin/scheduler" show -o json "$id" >"$dir/show.json"
 	local rss=()
 	for p in "${workers[@]}"; do
 		rss+=("$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status")")
@@ -144,18 +131,16 @@ run_sluice() {
 	done
 	for p in "${workers[@]}"; do wait "$p" 2>/dev/null || true; done
 	workers=()
-	local took s par
-	took=$(awk '$1 == "mobile-user-daily" {print $5}' "$dir/show.txt")
-	s=$(sed -n '/^mobile-user-daily summary:/,/^$/p' "$dir/show.txt")
+	local took sum par
+	took=$(jq -r '.steps[] | select(.name == "mobile-user-daily") | .duration_seconds' "$dir/show.json")
+	sum=$(jq -c '.steps[] | select(.name == "mobile-user-daily") | .summary' "$dir/show.json")
 	# Parallelism available: the transform tasks' seconds, summed, over the
 	# longest one's.
 	par=$(cat "$dir"/worker-*.log | awk '/msg="task done" type=transform:/ {
 		for (i = 1; i <= NF; i++) if ($i ~ /^seconds=/) { v = substr($i, 9) + 0; sum += v; if (v > mx) mx = v } }
 		END { if (mx > 0) printf "%.1f", sum / mx; else print 0 }')
-	printf '%s %s %s %s %s %s %s %s\n' "$n" "$(seconds "$took")" \
-		"$(sed -n 's/.*"input_bytes": \([0-9]*\).*/\1/p' <<<"$s")" \
-		"$(sed -n 's/.*"rows_written": \([0-9]*\).*/\1/p' <<<"$s")" \
-		"$(sed -n 's/.*"output_bytes": \([0-9]*\).*/\1/p' <<<"$s")" \
+	printf '%s %.3f %s %s %s %s %s %s\n' "$n" "$took" \
+		"$(jq -r .input_bytes <<<"$sum")" "$(jq -r .rows_written <<<"$sum")" "$(jq -r .output_bytes <<<"$sum")" \
 		"$(find "$dir/out" -path '*date=*' -name '*.parquet' | wc -l)" "$par" "${rss[*]}"
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -59,15 +58,6 @@ func usage(w io.Writer) {
 func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("scheduler "+name, flag.ContinueOnError)
 	return fs
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func indent(s, prefix string) string {

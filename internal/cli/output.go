@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,7 +93,7 @@ func printJobSummary(w io.Writer, s api.Step) {
 		humanize.IBytes(uint64(sum.InputBytesCompressed)), sum.LinesRead, sum.RowsWritten, len(sum.Partitions), balanced(sum.Balanced))
 	if len(sum.Rebuilt) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		for _, d := range sortedKeys(sum.Rebuilt) {
+		for _, d := range slices.Sorted(maps.Keys(sum.Rebuilt)) {
 			fmt.Fprintf(tw, "  date=%s\trebuilt (%s):\t%d rows in %d files\n", d, sum.Rebuilt[d], sum.Partitions[d], sum.Files[d])
 		}
 		tw.Flush()
@@ -103,7 +105,7 @@ func printJobSummary(w io.Writer, s api.Step) {
 		fmt.Fprintf(w, "  %s\n", sum.Reconciliation)
 	}
 	var q []string
-	for _, r := range sortedKeys(sum.Quarantined) {
+	for _, r := range slices.Sorted(maps.Keys(sum.Quarantined)) {
 		q = append(q, fmt.Sprintf("%s %d", r, sum.Quarantined[r]))
 	}
 	if len(q) > 0 {
@@ -178,7 +180,7 @@ func newProgress(w *os.File) *progress {
 
 func (p *progress) update(r redisstore.Run) {
 	phase, done, total, unit := "", 0, 0, ""
-	for _, name := range sortedKeys(r.Steps) {
+	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
 		s := r.Steps[name]
 		if s.State != workflow.Running {
 			continue

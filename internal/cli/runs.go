@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -345,7 +347,7 @@ func WaitForRun(ctx context.Context, orch *orchestrator.Orchestrator, id string,
 
 func progressLine(r redisstore.Run) string {
 	line := fmt.Sprintf("%s %s", r.ID, r.State)
-	for _, name := range sortedKeys(r.Steps) {
+	for _, name := range slices.Sorted(maps.Keys(r.Steps)) {
 		if s := r.Steps[name]; s.State == workflow.Running {
 			line += fmt.Sprintf("  %s RUNNING %s", name, s.Progress)
 		}

@@ -18,9 +18,10 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func New(svc *api.Service, guard *access.Guard, log *slog.Logger) (*Console, err
 			return 100 * p.Done / p.Total
 		},
 		"bytes":      func(n int64) string { return humanize.IBytes(uint64(max(n, 0))) },
-		"sortedKeys": sortedKeys[int64],
+		"sortedKeys": func(m map[string]int64) []string { return slices.Sorted(maps.Keys(m)) },
 		"pretty": func(raw json.RawMessage) string {
 			var v any
 			if json.Unmarshal(raw, &v) != nil {
@@ -254,7 +255,7 @@ func (c *Console) jobViews(run api.Run) []jobView {
 			continue
 		}
 		v := jobView{Step: s.Name, Skipped: sum.Skipped, Quarantined: sum.Quarantined, Balanced: sum.Balanced, Reconcile: sum.Reconciliation, RowsWritten: sum.RowsWritten}
-		for _, d := range sortedKeys(sum.Rebuilt) {
+		for _, d := range slices.Sorted(maps.Keys(sum.Rebuilt)) {
 			v.Partitions = append(v.Partitions, partitionView{Date: d, Reason: sum.Rebuilt[d], Rows: sum.Partitions[d], Files: sum.Files[d]})
 		}
 		if sum.QuarantineDir != "" {
@@ -341,13 +342,4 @@ func safeNext(next string) string {
 		return "/console/"
 	}
 	return next
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -195,7 +195,15 @@ func newRunID(wf string, win civil.Window, now time.Time) string {
 
 // Get reads one run.
 func (s *Runs) Get(ctx context.Context, id string) (Run, error) {
-	h, err := s.rdb.HGetAll(ctx, runKey(id)).Result()
+	return readRun(ctx, s.rdb, id)
+}
+
+// readRun reads one run through c: the client, or a transaction that
+// watches the run's key.
+func readRun(ctx context.Context, c interface {
+	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
+}, id string) (Run, error) {
+	h, err := c.HGetAll(ctx, runKey(id)).Result()
 	if err != nil {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
 	}
@@ -277,11 +285,7 @@ func (s *Runs) Finish(ctx context.Context, wf *workflow.Workflow, runID, step st
 	var out Finished
 	key := runKey(runID)
 	txf := func(tx *redis.Tx) error {
-		h, err := tx.HGetAll(ctx, key).Result()
-		if err != nil {
-			return err
-		}
-		run, err := decodeRun(runID, h)
+		run, err := readRun(ctx, tx, runID)
 		if err != nil {
 			return err
 		}
@@ -365,11 +369,7 @@ func (s *Runs) Cancel(ctx context.Context, wf *workflow.Workflow, runID, reason 
 	var out Finished
 	key := runKey(runID)
 	txf := func(tx *redis.Tx) error {
-		h, err := tx.HGetAll(ctx, key).Result()
-		if err != nil {
-			return err
-		}
-		run, err := decodeRun(runID, h)
+		run, err := readRun(ctx, tx, runID)
 		if err != nil {
 			return err
 		}

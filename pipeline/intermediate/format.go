@@ -59,19 +59,13 @@ type Row struct {
 
 // ParseRow decodes the row record at the start of b and returns the rest.
 func ParseRow(b []byte) (Row, []byte, error) {
-	var r Row
-	var n int
-	r.Key, b, n = key(b)
-	if n < 0 {
-		return r, nil, ErrCorrupt
+	// A row record starts with its ids record.
+	id, b, err := ParseID(b)
+	r := Row{Key: id.Key, Obj: id.Obj, Line: id.Line}
+	if err != nil {
+		return r, nil, err
 	}
 	var ok bool
-	if r.Obj, b, ok = uvarint(b); !ok {
-		return r, nil, ErrCorrupt
-	}
-	if r.Line, b, ok = uvarint(b); !ok {
-		return r, nil, ErrCorrupt
-	}
 	if r.US, b, ok = varint(b); !ok {
 		return r, nil, ErrCorrupt
 	}
@@ -88,17 +82,8 @@ func ParseRow(b []byte) (Row, []byte, error) {
 
 // idsPrefixLen is the length of a row record's ids record.
 func idsPrefixLen(rec []byte) (int, error) {
-	_, rest, n := key(rec)
-	if n < 0 {
-		return 0, ErrCorrupt
-	}
-	for range 2 {
-		var ok bool
-		if _, rest, ok = uvarint(rest); !ok {
-			return 0, ErrCorrupt
-		}
-	}
-	return len(rec) - len(rest), nil
+	_, rest, err := ParseID(rec)
+	return len(rec) - len(rest), err
 }
 
 // ID is a decoded ids record.

@@ -100,16 +100,7 @@ func (b *Bucket) ListDirs(ctx context.Context, prefix string) ([]string, error) 
 
 // Get opens an object.
 func (b *Bucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	o, ok := b.objs[key]
-	if !ok {
-		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
-	}
-	return io.NopCloser(bytes.NewReader(o.data)), nil
+	return b.GetRange(ctx, key, 0, -1)
 }
 
 // GetRange opens length bytes of an object from offset.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"sluice/internal/config"
@@ -22,20 +23,29 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: scheduler catalog [flags] list
        scheduler catalog [flags] show DB.TABLE [-history]
-       scheduler catalog [flags] ddl DB.TABLE [-projection] [-map-location FROM=TO]...`)
+       scheduler catalog [flags] ddl DB.TABLE [-projection] [-batch N] [-map-location FROM=TO]...`)
 		fs.PrintDefaults()
 	}
-	if err := config.Parse(fs, args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
+	}
+	unknown := func() error {
+		fs.Usage()
+		return usageErr(fmt.Errorf("catalog: unknown subcommand %q", fs.Arg(0)))
+	}
+	// Checked before the catalog opens, so a typo is not reported as a
+	// missing catalog.
+	if !slices.Contains([]string{"", "list", "show", "ddl"}, fs.Arg(0)) {
+		return unknown()
 	}
 	if *loc == "" {
 		wfs, err := common.LoadWorkflows()
 		if err != nil {
-			return err
+			return usageErr(err)
 		}
 		wf := wfs[*name]
 		if wf == nil {
-			return fmt.Errorf("-workflow: unknown workflow %q", *name)
+			return usageErr(fmt.Errorf("-workflow: unknown workflow %q", *name))
 		}
 		*loc = wf.Catalog
 	}
@@ -108,8 +118,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	fs.Usage()
-	return flag.ErrHelp
+	return unknown()
 }
 
 // tableArg parses a subcommand's DB.TABLE argument and its flags, which
@@ -117,7 +126,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 func tableArg(fs *flag.FlagSet, args []string) (db, table string, err error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parse(fs, args); err != nil {
 			return "", "", err
 		}
 		if fs.NArg() == 0 {
@@ -127,11 +136,11 @@ func tableArg(fs *flag.FlagSet, args []string) (db, table string, err error) {
 		args = fs.Args()[1:]
 	}
 	if len(pos) != 1 {
-		return "", "", fmt.Errorf("usage: scheduler catalog %s DB.TABLE", strings.TrimPrefix(fs.Name(), "scheduler catalog "))
+		return "", "", usageErr(fmt.Errorf("usage: scheduler catalog %s DB.TABLE", strings.TrimPrefix(fs.Name(), "scheduler catalog ")))
 	}
 	db, table, ok := strings.Cut(pos[0], ".")
 	if !ok {
-		return "", "", fmt.Errorf("%q: want DB.TABLE", pos[0])
+		return "", "", usageErr(fmt.Errorf("%q: want DB.TABLE", pos[0]))
 	}
 	return db, table, nil
 }

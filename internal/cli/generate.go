@@ -23,12 +23,12 @@ func generate(ctx context.Context, args []string, stdout io.Writer) error {
 	events := fs.Int("events-per-day", def.EventsPerDay, "events per source per day, before duplicates")
 	files := fs.Int("files-per-day", def.FilesPerDay, "files per source per received-day folder")
 	malformed := fs.Float64("malformed-rate", def.MalformedRate, "extra broken lines (bad JSON, missing ids, invalid timestamps) as a share of events; 0 writes none")
-	if err := config.Parse(fs, args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	start, err := time.Parse(time.DateOnly, *startDate)
 	if err != nil {
-		return fmt.Errorf("-start: %q is not YYYY-MM-DD", *startDate)
+		return usageErr(fmt.Errorf("-start: %q is not YYYY-MM-DD", *startDate))
 	}
 	b, err := storeurl.Open(ctx, *out, common.S3)
 	if err != nil {

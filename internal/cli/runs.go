@@ -45,9 +45,10 @@ func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orche
 	if err != nil {
 		return usageErr(err)
 	}
+	// Redis not answering is not a usage error: exit 3, as the docs say.
 	opt, err := common.ConnectRedis(ctx)
 	if err != nil {
-		return usageErr(err)
+		return err
 	}
 	s3 := common.S3
 	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log,

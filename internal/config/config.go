@@ -216,8 +216,17 @@ func JobTransform(j *workflow.JobSpec) (transform.Spec, error) {
 	if j.Transform.Kind == 0 {
 		return spec, spec.Validate()
 	}
+	// compression's default follows the format: snappy for Parquet, none
+	// for CSV (which takes gzip or none).
+	spec.Compression = ""
 	if err := decodeStrict(&j.Transform, &spec); err != nil {
 		return spec, err
+	}
+	if spec.Compression == "" {
+		spec.Compression = "snappy"
+		if spec.Format == "csv" {
+			spec.Compression = "none"
+		}
 	}
 	return spec, spec.Validate()
 }

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/config"
 	"sluice/internal/redisstore"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
@@ -37,6 +39,10 @@ type Orchestrator struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	open      func(ctx context.Context, location string) (storage.Bucket, error)
+	// guardDays is, per workflow, the widest dedupe_horizon_days of its
+	// jobs: how close to an active run's window another run may not start
+	// (redisstore.StartOptions.GuardDays).
+	guardDays map[string]int
 }
 
 // Config wires an Orchestrator.
@@ -102,8 +108,18 @@ func New(cfg Config) (*Orchestrator, error) {
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
 		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows), open: cfg.Open,
 	}
-	for name := range cfg.Workflows {
+	o.guardDays = map[string]int{}
+	for name, wf := range cfg.Workflows {
 		o.names = append(o.names, name)
+		for i := range wf.Steps {
+			if j := wf.Steps[i].Job; j != nil {
+				spec, err := config.JobTransform(j)
+				if err != nil {
+					return nil, fmt.Errorf("orchestrator: workflow %s step %s: %w", name, wf.Steps[i].Name, err)
+				}
+				o.guardDays[name] = max(o.guardDays[name], spec.DedupeHorizonDays)
+			}
+		}
 	}
 	slices.Sort(o.names)
 	return o, nil
@@ -230,20 +246,16 @@ func (o *Orchestrator) SetProgress(ctx context.Context, ref tasks.StepRef, line 
 	}
 }
 
-// OtherWindows returns the windows of the workflow's running runs other
-// than run: the partitions each of them rebuilds are its own until it ends.
-func (o *Orchestrator) OtherWindows(ctx context.Context, workflow, run string) ([]civil.Window, error) {
-	active, err := o.runs.ActiveWindows(ctx, workflow)
+// ClaimTable keeps any other run of the workflow from starting until run
+// ends, and returns the windows of those already running (see
+// redisstore.Runs.ClaimTable): the partitions each of them rebuilds are
+// its own until it ends.
+func (o *Orchestrator) ClaimTable(ctx context.Context, workflow, run string) ([]civil.Window, error) {
+	others, err := o.runs.ClaimTable(ctx, workflow, run)
 	if err != nil {
 		return nil, err
 	}
-	var out []civil.Window
-	for id, w := range active {
-		if id != run {
-			out = append(out, w)
-		}
-	}
-	return out, nil
+	return slices.Collect(maps.Values(others)), nil
 }
 
 // Barrier is the fan-in barrier of a job step's phases.
@@ -304,6 +316,7 @@ func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window,
 	if err != nil {
 		return redisstore.Started{}, err
 	}
+	opts.GuardDays = o.guardDays[name]
 	st, err := o.runs.Start(ctx, wf, win, opts)
 	if err != nil {
 		return st, err

@@ -198,7 +198,7 @@ func TestCancelRemovesTheRunsQueuedTasks(t *testing.T) {
 	orch, in := setup(t)
 	ctx := context.Background()
 	st := start(t, orch)
-	other, err := orch.Start(ctx, "mobile-user", civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}, redisstore.StartOptions{})
+	other, err := orch.Start(ctx, "mobile-user", civil.Window{Start: window.End.AddDays(3), End: window.End.AddDays(3)}, redisstore.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +219,23 @@ func TestCancelRemovesTheRunsQueuedTasks(t *testing.T) {
 	again, err := orch.Start(ctx, "mobile-user", window, redisstore.StartOptions{})
 	if err != nil || !again.Created {
 		t.Fatalf("start after cancel: %v %v", again.Created, err)
+	}
+}
+
+// The example workflow's job keeps dedupe_horizon_days at its default (1),
+// so a run of the window just after an active run's is refused: each
+// would read the other's dates' published keys before either commits.
+func TestStartRefusesAWindowWithinTheDedupeHorizon(t *testing.T) {
+	t.Parallel()
+	orch, _ := setup(t)
+	ctx := context.Background()
+	first := start(t, orch)
+	next := civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}
+	if _, err := orch.Start(ctx, "mobile-user", next, redisstore.StartOptions{}); !errors.Is(err, redisstore.ErrOverlap) || !strings.Contains(err.Error(), first.Run.ID) {
+		t.Fatalf("start of the next day: %v, want ErrOverlap naming %s", err, first.Run.ID)
+	}
+	apart := civil.Window{Start: window.End.AddDays(2), End: window.End.AddDays(2)}
+	if _, err := orch.Start(ctx, "mobile-user", apart, redisstore.StartOptions{}); err != nil {
+		t.Fatalf("start with a day between: %v", err)
 	}
 }

@@ -81,7 +81,9 @@ type StepRecord struct {
 }
 
 // ErrOverlap is returned by Start when the window overlaps, without being
-// equal to, the window of an active run of the same workflow.
+// equal to, the window of an active run of the same workflow, comes within
+// StartOptions.GuardDays of it, or that run has claimed the whole table
+// (ClaimTable).
 var ErrOverlap = errors.New("window overlaps an active run")
 
 // StartOptions qualify Start.
@@ -94,6 +96,12 @@ type StartOptions struct {
 	// Force and AllowShrink: see Run.
 	Force       bool
 	AllowShrink bool
+	// GuardDays widens the overlap check: a window that comes within this
+	// many days of an active run's is refused too. A job's rebuilt date
+	// reads the keys published on the dates around it (its
+	// dedupe_horizon_days), so two runs that close to each other could
+	// each publish a key the other's date also holds.
+	GuardDays int
 }
 
 // Started is the outcome of Start.
@@ -103,12 +111,16 @@ type Started struct {
 	Start   []string // steps to enqueue now (only when Created)
 }
 
+// An active runs entry is "START END CREATED_MS", then " table" once the
+// run has claimed the whole table (ClaimTable).
+//
 // KEYS: 1 active runs hash, 2 dedupe (or a dummy), 3 run hash, 4 index.
 // ARGV: 1 id, 2 active ttl ms, 3 dedupe ttl s (0: no dedupe), 4 now ms (score),
 // 5 retention s, 6 window start, 7 window end, 8 the run keys' prefix,
-// 9.. hash pairs.
+// 9 window start less the guard days, 10 window end plus them, 11.. hash pairs.
 // Returns {1, id} created, {0, id} the same window's active run (or the
-// deduplicated one), {2, id} an active run whose window overlaps.
+// deduplicated one), {2, id} an active run whose window overlaps (or comes
+// within the guard days), {3, id} an active run that claimed the table.
 var startScript = redis.NewScript(`
 if ARGV[3] ~= '0' then
   local prev = redis.call('GET', KEYS[2])
@@ -117,20 +129,22 @@ end
 local active = redis.call('HGETALL', KEYS[1])
 for i = 1, #active, 2 do
   local id = active[i]
-  local s, e, created = string.match(active[i + 1], '^(%S+) (%S+) (%d+)$')
+  local s, e, created, claim = string.match(active[i + 1], '^(%S+) (%S+) (%d+) ?(%a*)$')
   local state = redis.call('HGET', ARGV[8] .. id, 'state')
   if state ~= 'RUNNING' or tonumber(ARGV[4]) - tonumber(created) > tonumber(ARGV[2]) then
     redis.call('HDEL', KEYS[1], id)
   elseif s == ARGV[6] and e == ARGV[7] then
     if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], id, 'EX', ARGV[3]) end
     return {0, id}
-  elseif s <= ARGV[7] and ARGV[6] <= e then
+  elseif claim == 'table' then
+    return {3, id}
+  elseif s <= ARGV[10] and ARGV[9] <= e then
     return {2, id}
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[6] .. ' ' .. ARGV[7] .. ' ' .. ARGV[4])
 if ARGV[3] ~= '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
-redis.call('HSET', KEYS[3], unpack(ARGV, 9))
+redis.call('HSET', KEYS[3], unpack(ARGV, 11))
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return {1, ARGV[1]}
@@ -166,7 +180,8 @@ func (s *Runs) Start(ctx context.Context, wf *workflow.Workflow, win civil.Windo
 	} else {
 		dedupe = noDedupeKey
 	}
-	args := append([]any{id, s.ActiveTTL.Milliseconds(), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds()), win.Start.String(), win.End.String(), runKey("")}, fields...)
+	args := append([]any{id, s.ActiveTTL.Milliseconds(), dedupeTTL, now.UnixMilli(), int(s.Retention.Seconds()), win.Start.String(), win.End.String(), runKey(""),
+		win.Start.AddDays(-opts.GuardDays).String(), win.End.AddDays(opts.GuardDays).String()}, fields...)
 	res, err := startScript.Run(ctx, s.rdb, []string{activeKey(wf.Name), dedupe, runKey(id), indexKey(wf.Name)}, args...).Slice()
 	if err != nil {
 		return Started{}, fmt.Errorf("start run of %s %s: %w", wf.Name, win, err)
@@ -177,8 +192,15 @@ func (s *Runs) Start(ctx context.Context, wf *workflow.Workflow, win civil.Windo
 	if err != nil {
 		return Started{}, err
 	}
-	if res[0].(int64) == 2 {
-		return Started{Run: run}, fmt.Errorf("start run of %s %s: %w: %s (%s) is still running; wait for it to end", wf.Name, win, ErrOverlap, run.ID, run.Window)
+	switch res[0].(int64) {
+	case 2:
+		near := ""
+		if opts.GuardDays > 0 {
+			near = fmt.Sprintf(" or comes within %d day(s) of it (the job's dedupe_horizon_days)", opts.GuardDays)
+		}
+		return Started{Run: run}, fmt.Errorf("start run of %s %s: %w: the window overlaps%s: %s (%s) is still running; wait for it to end", wf.Name, win, ErrOverlap, near, run.ID, run.Window)
+	case 3:
+		return Started{Run: run}, fmt.Errorf("start run of %s %s: %w: %s (%s) is rewriting the table's files for a schema change; wait for it to end", wf.Name, win, ErrOverlap, run.ID, run.Window)
 	}
 	out := Started{Run: run, Created: created}
 	if created {
@@ -472,34 +494,53 @@ func (s *Runs) ClaimNotice(ctx context.Context, runID string) (bool, error) {
 	return ok, nil
 }
 
-// ActiveWindows returns the windows of wf's running runs, by run id: the
-// runs whose partitions are theirs until they end. Entries older than
-// ActiveTTL, or whose run is no longer RUNNING, are left out.
-func (s *Runs) ActiveWindows(ctx context.Context, wf string) (map[string]civil.Window, error) {
-	active, err := s.rdb.HGetAll(ctx, activeKey(wf)).Result()
+// KEYS: 1 active runs hash. ARGV: 1 run id, 2 active ttl ms, 3 now ms, 4
+// the run keys' prefix. Returns {ok, id1, start1, end1, id2, …}: ok 0 when
+// the run holds no entry (ended, or older than the active ttl), else the
+// other running runs' windows.
+var claimTableScript = redis.NewScript(`
+local mine = redis.call('HGET', KEYS[1], ARGV[1])
+if not mine then return {0} end
+if not string.find(mine, ' table$') then
+  redis.call('HSET', KEYS[1], ARGV[1], mine .. ' table')
+end
+local out = {1}
+local active = redis.call('HGETALL', KEYS[1])
+for i = 1, #active, 2 do
+  local id = active[i]
+  if id ~= ARGV[1] then
+    local s, e, created = string.match(active[i + 1], '^(%S+) (%S+) (%d+)')
+    local state = redis.call('HGET', ARGV[4] .. id, 'state')
+    if state == 'RUNNING' and tonumber(ARGV[3]) - tonumber(created) <= tonumber(ARGV[2]) then
+      table.insert(out, id)
+      table.insert(out, s)
+      table.insert(out, e)
+    end
+  end
+end
+return out
+`)
+
+// ClaimTable marks run as holding wf's whole table until it ends: no other
+// run of wf starts meanwhile (Start answers ErrOverlap). It returns the
+// windows of wf's other running runs, by run id, read atomically with the
+// claim: a run is either among them or refused. A schema conversion, which
+// rewrites partitions outside its run's window, claims the table first.
+func (s *Runs) ClaimTable(ctx context.Context, wf, run string) (map[string]civil.Window, error) {
+	res, err := claimTableScript.Run(ctx, s.rdb, []string{activeKey(wf)}, run, s.ActiveTTL.Milliseconds(), s.now().UnixMilli(), runKey("")).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("active runs of %s: %w", wf, err)
+		return nil, fmt.Errorf("claim the table of %s for run %s: %w", wf, run, err)
+	}
+	if res[0].(int64) != 1 {
+		return nil, fmt.Errorf("claim the table of %s for run %s: %w (it is not running, or is older than %s)", wf, run, ErrNotFound, s.ActiveTTL)
 	}
 	out := map[string]civil.Window{}
-	now := s.now().UnixMilli()
-	for id, v := range active {
-		var start, end string
-		var created int64
-		if _, err := fmt.Sscanf(v, "%s %s %d", &start, &end, &created); err != nil || now-created > s.ActiveTTL.Milliseconds() {
-			continue
-		}
-		state, err := s.rdb.HGet(ctx, runKey(id), "state").Result()
-		if errors.Is(err, redis.Nil) || state != string(workflow.Running) {
-			continue
-		}
+	for i := 1; i+2 < len(res); i += 3 {
+		w, err := civil.ParseWindow(res[i+1].(string), res[i+2].(string))
 		if err != nil {
-			return nil, fmt.Errorf("active runs of %s: %w", wf, err)
+			return nil, fmt.Errorf("claim the table of %s: run %s: %w", wf, res[i], err)
 		}
-		w, err := civil.ParseWindow(start, end)
-		if err != nil {
-			continue
-		}
-		out[id] = w
+		out[res[i].(string)] = w
 	}
 	return out, nil
 }

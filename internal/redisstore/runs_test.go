@@ -257,8 +257,10 @@ func TestCancelEndsTheRunAndFreesItsWindow(t *testing.T) {
 	}
 }
 
-// ActiveWindows lists the running runs' windows, and not those that ended.
-func TestActiveWindows(t *testing.T) {
+// ClaimTable returns the other running runs' windows (not those that
+// ended), and from then on no other run starts, whatever its window; the
+// claiming run's own window still answers with the run itself.
+func TestClaimTable(t *testing.T) {
 	t.Parallel()
 	s, wf := setup(t)
 	ctx := context.Background()
@@ -271,13 +273,57 @@ func TestActiveWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ActiveWindows(ctx, wf.Name)
-	if err != nil || len(got) != 2 || got[a.Run.ID] != window || got[b.Run.ID] != later {
-		t.Fatalf("active %v err %v", got, err)
+	ended := civil.Window{Start: window.End.AddDays(10), End: window.End.AddDays(10)}
+	c, err := s.Start(ctx, wf, ended, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finishAll(t, s, wf, c.Run.ID)
+	got, err := s.ClaimTable(ctx, wf.Name, a.Run.ID)
+	if err != nil || len(got) != 1 || got[b.Run.ID] != later {
+		t.Fatalf("claim: others %v err %v", got, err)
+	}
+	if again, err := s.ClaimTable(ctx, wf.Name, a.Run.ID); err != nil || len(again) != 1 {
+		t.Fatalf("a retried claim: %v err %v", again, err)
+	}
+	far := civil.Window{Start: window.End.AddDays(30), End: window.End.AddDays(30)}
+	if _, err := s.Start(ctx, wf, far, StartOptions{}); !errors.Is(err, ErrOverlap) || !strings.Contains(err.Error(), a.Run.ID) || !strings.Contains(err.Error(), "schema change") {
+		t.Fatalf("start while the table is claimed: %v", err)
+	}
+	if st, err := s.Start(ctx, wf, window, StartOptions{}); err != nil || st.Created || st.Run.ID != a.Run.ID {
+		t.Fatalf("start of the claiming run's window: %+v %v", st, err)
 	}
 	finishAll(t, s, wf, a.Run.ID)
-	got, err = s.ActiveWindows(ctx, wf.Name)
-	if err != nil || len(got) != 1 || got[b.Run.ID] != later {
-		t.Fatalf("after the first ended: %v err %v", got, err)
+	if _, err := s.ClaimTable(ctx, wf.Name, a.Run.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("claim by an ended run: %v", err)
+	}
+	if _, err := s.Start(ctx, wf, far, StartOptions{}); err != nil {
+		t.Fatalf("start after the claiming run ended: %v", err)
+	}
+}
+
+// With guard days, a window that comes that close to an active run's is
+// refused; one a day further is not.
+func TestStartGuardDays(t *testing.T) {
+	t.Parallel()
+	s, wf := setup(t)
+	ctx := context.Background()
+	if _, err := s.Start(ctx, wf, window, StartOptions{GuardDays: 1}); err != nil {
+		t.Fatal(err)
+	}
+	next := civil.Window{Start: window.End.AddDays(1), End: window.End.AddDays(1)}
+	if _, err := s.Start(ctx, wf, next, StartOptions{GuardDays: 1}); !errors.Is(err, ErrOverlap) || !strings.Contains(err.Error(), "within 1 day") {
+		t.Fatalf("adjacent window with 1 guard day: %v", err)
+	}
+	before := civil.Window{Start: window.Start.AddDays(-1), End: window.Start.AddDays(-1)}
+	if _, err := s.Start(ctx, wf, before, StartOptions{GuardDays: 1}); !errors.Is(err, ErrOverlap) {
+		t.Fatalf("the day before with 1 guard day: %v", err)
+	}
+	if _, err := s.Start(ctx, wf, next, StartOptions{}); err != nil {
+		t.Fatalf("adjacent window without guard days: %v", err)
+	}
+	apart := civil.Window{Start: window.Start.AddDays(-2), End: window.Start.AddDays(-2)}
+	if _, err := s.Start(ctx, wf, apart, StartOptions{GuardDays: 1}); err != nil {
+		t.Fatalf("a day between the windows: %v", err)
 	}
 }

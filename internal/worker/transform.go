@@ -36,8 +36,8 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	}
 	s.Barrier = w.orch.Barrier(ref)
 	s.Progress = func(ctx context.Context, line string) { w.orch.SetProgress(ctx, ref, line) }
-	s.OtherRuns = func(ctx context.Context) ([]civil.Window, error) {
-		return w.orch.OtherWindows(ctx, ref.Workflow, ref.RunID)
+	s.ClaimTable = func(ctx context.Context) ([]civil.Window, error) {
+		return w.orch.ClaimTable(ctx, ref.Workflow, ref.RunID)
 	}
 	return s, true, nil
 }

@@ -3,6 +3,7 @@ package job
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,16 @@ type reduceDone struct {
 // Reduce builds file bucket of buckets of date d into the output's staging
 // area; the task that completes the date makes its commit ready.
 func (s *Step) Reduce(ctx context.Context, d civil.Date, bucket, buckets int) (Next, error) {
+	// A task delivered again after its date was committed (its worker died
+	// between the barrier and asynq's acknowledgement) has nothing left to
+	// do: the commit took its file, and a schema conversion's source file
+	// is gone.
+	if _, err := s.Scratch.Stat(ctx, s.commitKey(d)); err == nil {
+		s.log().Info("reduce: the date is already committed", "date", d.String(), "file", bucket)
+		return Next{}, nil
+	} else if !errors.Is(err, storage.ErrNotExist) {
+		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
+	}
 	var doc reduceDoc
 	if err := storage.ReadJSON(ctx, s.Scratch, s.reduceKey(d, bucket), &doc); err != nil {
 		return Next{}, err

@@ -69,16 +69,13 @@ type conversion struct {
 // run's rebuild, with a file whose column types differ from sc's: they
 // hold a type the schema has since widened. Their files are rewritten by
 // reduce tasks (transform.ConvertFile) and committed like rebuilt ones.
-// Partitions inside the window of another running run of the job are that
-// run's: they are left alone and reported in deferred (a later run
-// converts them), and complete is false.
+// When there is something to convert, the run first claims the table
+// (ClaimTable): no other run of the job starts until this one ends, so no
+// later rebuild of a partition races its conversion. Partitions inside the
+// window of a run that was already running are that run's: they are left
+// alone and reported in deferred (a later run converts them), and complete
+// is false.
 func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (convs []conversion, deferred []string, err error) {
-	var others []civil.Window
-	if s.OtherRuns != nil {
-		if others, err = s.OtherRuns(ctx); err != nil {
-			return nil, nil, fmt.Errorf("schema conversion: windows of other runs: %w", err)
-		}
-	}
 	files := map[civil.Date][]storage.ObjectInfo{}
 	err = s.Out.List(ctx, "year=", func(oi storage.ObjectInfo) error {
 		if d, ok := partitionDate(oi.Key); ok && strings.HasSuffix(oi.Key, ".parquet") {
@@ -97,10 +94,6 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 	for _, d := range slices.SortedFunc(maps.Keys(files), civil.Date.Compare) {
 		if slices.Contains(p.Dates, d) {
 			continue // rebuilt with the new types
-		}
-		if slices.ContainsFunc(others, func(w civil.Window) bool { return w.Contains(d) }) {
-			deferred = append(deferred, d.String())
-			continue
 		}
 		for _, f := range files[d] {
 			g.Go(func() error {
@@ -123,7 +116,20 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 	if err := g.Wait(); err != nil {
 		return nil, nil, fmt.Errorf("schema conversion: %w", err)
 	}
+	if len(needs) == 0 {
+		return nil, nil, nil
+	}
+	var others []civil.Window
+	if s.ClaimTable != nil {
+		if others, err = s.ClaimTable(ctx); err != nil {
+			return nil, nil, fmt.Errorf("schema conversion: claim the table: %w", err)
+		}
+	}
 	for _, d := range slices.SortedFunc(maps.Keys(needs), civil.Date.Compare) {
+		if slices.ContainsFunc(others, func(w civil.Window) bool { return w.Contains(d) }) {
+			deferred = append(deferred, d.String())
+			continue
+		}
 		convs = append(convs, conversion{Date: d, Files: files[d]})
 	}
 	return convs, deferred, nil

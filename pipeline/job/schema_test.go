@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"sluice/pipeline/crawl"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/job"
+	"sluice/pipeline/job/jobtest"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
@@ -244,7 +246,7 @@ func TestSchemaConversionDeferredToLaterRun(t *testing.T) {
 	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
 	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
 	s.RunID = "run-2"
-	s.OtherRuns = func(context.Context) ([]civil.Window, error) {
+	s.ClaimTable = func(context.Context) ([]civil.Window, error) {
 		return []civil.Window{window(t, "2026-09-30", "2026-10-01")}, nil
 	}
 	sum := runJob(t, s).summary
@@ -255,14 +257,26 @@ func TestSchemaConversionDeferredToLaterRun(t *testing.T) {
 	if sc.Converted >= sc.Version {
 		t.Fatalf("converted %d of version %d with a partition deferred", sc.Converted, sc.Version)
 	}
-	// A later run with nothing to rebuild still converts what was left.
+	// A later run with nothing to rebuild still converts what was left,
+	// claiming the table first.
+	claims := 0
 	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
 	s.RunID = "run-3"
+	s.ClaimTable = func(context.Context) ([]civil.Window, error) { claims++; return nil, nil }
 	sum = runJob(t, s).summary
-	if sum.Schema == nil || sum.Schema.Converted["2026-10-01"] != 1 {
-		t.Fatalf("later run: %+v", sum.Schema)
+	if sum.Schema == nil || sum.Schema.Converted["2026-10-01"] != 1 || claims != 1 {
+		t.Fatalf("later run: %+v, %d claims", sum.Schema, claims)
 	}
 	tableAgrees(t, out, spec)
+	// With nothing left to convert, a run claims nothing: other runs may
+	// start beside it.
+	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
+	s.RunID, s.Force = "run-4", true
+	s.ClaimTable = func(context.Context) ([]civil.Window, error) {
+		t.Error("claimed with nothing to convert")
+		return nil, nil
+	}
+	runJob(t, s)
 }
 
 // Two copies of one message id whose timestamps fall on different dates
@@ -322,4 +336,45 @@ func TestCrossDateDuplicateRebuildingOneDate(t *testing.T) {
 			t.Errorf("third run: k in %v", got)
 		}
 	}
+}
+
+// A reduce delivered again after its date's commit (its worker died after
+// the barrier, before asynq's acknowledgement) does nothing: the commit
+// took its file, and a conversion's source file is gone.
+func TestReduceAgainAfterCommit(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	ctx := context.Background()
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
+	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
+	var again []error
+	_, err := jobtest.RunEach(ctx, s, func(next job.Next) {
+		if c := next.Committed; c != nil {
+			n, err := s.Reduce(ctx, c.Date, 0, 1)
+			if err == nil && (len(n.Commits) > 0 || n.Reduced != nil) {
+				err = fmt.Errorf("made work ready again: %+v", n)
+			}
+			again = append(again, err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 2 {
+		t.Fatalf("%d commits, want 2 (the rebuilt date and the converted one)", len(again))
+	}
+	for _, err := range again {
+		if err != nil {
+			t.Errorf("reduce after the commit: %v", err)
+		}
+	}
+	for _, d := range []string{"2026-10-01", "2026-10-02"} {
+		if files := partitionFiles(t, out, d); len(files) != 1 {
+			t.Errorf("%s: files %v", d, files)
+		}
+	}
+	tableAgrees(t, out, spec)
 }

@@ -36,10 +36,13 @@ type Step struct {
 	// Bookmarks are the job's object index and build records (in Out).
 	Bookmarks *bookmark.Store
 	Barrier   Barrier
-	// OtherRuns, when set, returns the windows of the job's other running
-	// runs: their partitions are theirs, and a schema conversion leaves
-	// them alone (see planConversions).
-	OtherRuns func(ctx context.Context) ([]civil.Window, error)
+	// ClaimTable, when set, is called before a schema conversion rewrites
+	// partitions outside the run's window: it must keep any other run of
+	// the job from starting until this run ends, and return the windows
+	// of the runs already running, atomically with the claim. Their
+	// partitions are theirs; the conversion leaves them alone (see
+	// planConversions).
+	ClaimTable func(ctx context.Context) ([]civil.Window, error)
 	// Progress, when set, receives a line about the step's progress for
 	// people to read; it is advisory.
 	Progress func(ctx context.Context, line string)

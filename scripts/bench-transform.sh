@@ -18,7 +18,9 @@
 #   10gb  about 10 GB of events of one date (no DuckDB run: it needs ~25 GB)
 #
 # For each scenario: Sluice with 1 worker process, then 2 (each
-# -concurrency 1, GOMAXPROCS=1, the worker's defaults otherwise), DuckDB
+# -concurrency 1, GOMAXPROCS=1, -task-check-interval 50ms -retry-delay 1s, a
+# private -temp-dir, no HTTP port unless profiling; the worker's defaults
+# otherwise, -memory-limit 192MiB among them), DuckDB
 # with 1 thread, the oracle on both Sluice tables. Reported: the job step's
 # wall time (its duration_seconds in `scheduler show -o json`), MB/s of uncompressed input per
 # worker core, peak RSS of each worker (VmHWM), output bytes, the speed-up

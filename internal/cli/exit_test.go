@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"sluice/internal/testenv"
 	"testing"
 )
 
@@ -39,6 +40,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"generate", "-days", "x"}, ExitUsage},
 		{[]string{"generate", "-start", "x"}, ExitUsage},
 		{[]string{"runs", wf, "-redis-url", down}, ExitError},
+		{[]string{"start", wf, "-redis-url", testenv.RedisDB(t), "-start", "2026-10-30", "-workflow", "nosuch"}, ExitUsage},
 	} {
 		err := Main(context.Background(), tc.args, io.Discard)
 		if got := ExitCode(err); got != tc.want {

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -88,7 +89,7 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 	}
 	types := sc.Types()
 	var mu sync.Mutex
-	needs := map[civil.Date]bool{}
+	needs, vanished := map[civil.Date]bool{}, map[civil.Date]bool{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for _, d := range slices.SortedFunc(maps.Keys(files), civil.Date.Compare) {
@@ -98,6 +99,13 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 		for _, f := range files[d] {
 			g.Go(func() error {
 				cols, _, err := transform.FileColumns(gctx, s.Out, f.Key, f.Size)
+				if errors.Is(err, storage.ErrNotExist) {
+					// Replaced since the listing: decided below.
+					mu.Lock()
+					vanished[d] = true
+					mu.Unlock()
+					return nil
+				}
 				if err != nil {
 					return err
 				}
@@ -116,7 +124,7 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 	if err := g.Wait(); err != nil {
 		return nil, nil, fmt.Errorf("schema conversion: %w", err)
 	}
-	if len(needs) == 0 {
+	if len(needs) == 0 && len(vanished) == 0 {
 		return nil, nil, nil
 	}
 	var others []civil.Window
@@ -125,10 +133,16 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 			return nil, nil, fmt.Errorf("schema conversion: claim the table: %w", err)
 		}
 	}
+	maps.Copy(needs, vanished)
 	for _, d := range slices.SortedFunc(maps.Keys(needs), civil.Date.Compare) {
 		if slices.ContainsFunc(others, func(w civil.Window) bool { return w.Contains(d) }) {
 			deferred = append(deferred, d.String())
 			continue
+		}
+		if vanished[d] {
+			// Replaced by a run that has ended since: this listing is
+			// stale, and the retry lists again.
+			return nil, nil, fmt.Errorf("schema conversion: partition %s changed while it was planned; retrying", d)
 		}
 		convs = append(convs, conversion{Date: d, Files: files[d]})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"sluice/pipeline/job"
 	"sluice/pipeline/job/jobtest"
 	"sluice/pipeline/schema"
+	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
 )
@@ -377,4 +379,45 @@ func TestReduceAgainAfterCommit(t *testing.T) {
 		}
 	}
 	tableAgrees(t, out, spec)
+}
+
+// vanishing answers "does not exist" for the published Parquet files of one
+// date, as if another run replaced them between the listing and the read.
+type vanishing struct {
+	*memstore.Bucket
+	date string
+}
+
+func (v vanishing) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if strings.HasPrefix(key, "year=") && strings.Contains(key, "/date="+v.date+"/") && strings.HasSuffix(key, ".parquet") {
+		return nil, fmt.Errorf("get %s: %w", key, storage.ErrNotExist)
+	}
+	return v.Bucket.GetRange(ctx, key, off, n)
+}
+
+// A published file that vanishes while a conversion is planned belongs to
+// a run that is rebuilding its partition (deferred, as that run's), or to
+// one that has ended since: then the plan is stale and the bucket task
+// fails, for its retry to list again, rather than guess.
+func TestConversionPlanOfAVanishedFile(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
+	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+
+	s := newStep(in, memstore.New(), vanishing{out, "2026-10-01"}, spec, window(t, "2026-10-02", "2026-10-02"))
+	s.ClaimTable = func(context.Context) ([]civil.Window, error) { return nil, nil }
+	if _, err := tryJob(s); err == nil || !strings.Contains(err.Error(), "partition 2026-10-01 changed while it was planned") {
+		t.Fatalf("no run owns the vanished partition: %v", err)
+	}
+	s = newStep(in, memstore.New(), vanishing{out, "2026-10-01"}, spec, window(t, "2026-10-02", "2026-10-02"))
+	s.ClaimTable = func(context.Context) ([]civil.Window, error) {
+		return []civil.Window{window(t, "2026-10-01", "2026-10-01")}, nil
+	}
+	sum := runJob(t, s).summary
+	if sum.Schema == nil || !slices.Equal(sum.Schema.Deferred, []string{"2026-10-01"}) {
+		t.Fatalf("a running run owns it: %+v", sum.Schema)
+	}
 }

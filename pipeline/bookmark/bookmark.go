@@ -65,6 +65,10 @@ const (
 	ReasonSpecChanged  = "job spec changed"
 	ReasonInputChanged = "input objects changed"
 	ReasonNewInput     = "new input objects may hold its events"
+	// ReasonFilesDrifted: the partition's folder does not hold exactly the
+	// files its last build published (a commit cut short, say by a cancel
+	// between its copies and its deletes, or files changed by hand).
+	ReasonFilesDrifted = "published files differ from its last build"
 )
 
 // Decision is what a run does.
@@ -79,7 +83,9 @@ type Decision struct {
 
 // Decide compares the candidate inputs of a window with the index and the
 // build records. spec identifies the job's configuration (see SpecHash).
-func Decide(window []civil.Date, candidates []transform.Object, known map[string]ObjectEntry, builds map[string]Build, spec string, force bool) Decision {
+// drifted are the dates whose published files are not those of their
+// build (see ReasonFilesDrifted).
+func Decide(window []civil.Date, candidates []transform.Object, known map[string]ObjectEntry, builds map[string]Build, spec string, force bool, drifted map[string]bool) Decision {
 	d := Decision{Rebuild: map[string]string{}}
 	contrib := map[string][]transform.Object{}
 	var unknown []transform.Object
@@ -111,6 +117,8 @@ func Decide(window []civil.Date, candidates []transform.Object, known map[string
 			d.Rebuild[date] = ReasonNeverBuilt
 		case b.Spec != spec:
 			d.Rebuild[date] = ReasonSpecChanged
+		case drifted[date]:
+			d.Rebuild[date] = ReasonFilesDrifted
 		case Fingerprint(contrib[date]) != b.Fingerprint:
 			d.Rebuild[date] = ReasonInputChanged
 		case len(unknown) > 0 && date <= newestUnknown:

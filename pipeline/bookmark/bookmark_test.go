@@ -58,19 +58,19 @@ func TestDecide(t *testing.T) {
 	builds := builtFrom(index(), all, "s1")
 
 	t.Run("nothing changed", func(t *testing.T) {
-		d := Decide(window, all, index(), builds, "s1", false)
+		d := Decide(window, all, index(), builds, "s1", false, nil)
 		if len(d.Rebuild) != 0 || len(d.Objects) != 0 || len(d.Skip) != 3 {
 			t.Fatalf("%+v", d)
 		}
 	})
 	t.Run("forced", func(t *testing.T) {
-		d := Decide(window, all, index(), builds, "s1", true)
+		d := Decide(window, all, index(), builds, "s1", true, nil)
 		if len(d.Rebuild) != 3 || len(d.Objects) != 3 || d.Rebuild["2026-10-31"] != ReasonForced {
 			t.Fatalf("%+v", d)
 		}
 	})
 	t.Run("spec changed", func(t *testing.T) {
-		d := Decide(window, all, index(), builds, "s2", false)
+		d := Decide(window, all, index(), builds, "s2", false, nil)
 		if len(d.Rebuild) != 3 || d.Rebuild["2026-10-30"] != ReasonSpecChanged {
 			t.Fatalf("%+v", d)
 		}
@@ -78,7 +78,7 @@ func TestDecide(t *testing.T) {
 	t.Run("one object rewritten", func(t *testing.T) {
 		changed := c
 		changed.ETag = "2"
-		d := Decide(window, []transform.Object{a, b, changed}, index(), builds, "s1", false)
+		d := Decide(window, []transform.Object{a, b, changed}, index(), builds, "s1", false, nil)
 		// c is unknown again: it could hold events up to 2026-11-02, so every
 		// date is in reach; its old date also lost a known object.
 		if d.Rebuild["2026-11-01"] != ReasonInputChanged || len(d.Rebuild) != 3 {
@@ -86,7 +86,7 @@ func TestDecide(t *testing.T) {
 		}
 	})
 	t.Run("an object deleted", func(t *testing.T) {
-		d := Decide(window, []transform.Object{a, c}, index(), builds, "s1", false)
+		d := Decide(window, []transform.Object{a, c}, index(), builds, "s1", false, nil)
 		want := map[string]string{"2026-10-30": ReasonInputChanged, "2026-10-31": ReasonInputChanged}
 		if !reflect.DeepEqual(d.Rebuild, want) || !reflect.DeepEqual(keys(d.Objects), []string{a.Key}) {
 			t.Fatalf("rebuild %v objects %v", d.Rebuild, keys(d.Objects))
@@ -97,7 +97,7 @@ func TestDecide(t *testing.T) {
 		// late event of 2026-10-31: only that partition changed.
 		known := index()
 		known[n.Key] = ObjectEntry{ETag: "1", Dates: []string{"2026-10-31", "2026-11-09"}}
-		d := Decide(window, []transform.Object{a, b, c, n}, known, builds, "s1", false)
+		d := Decide(window, []transform.Object{a, b, c, n}, known, builds, "s1", false, nil)
 		want := map[string]string{"2026-10-31": ReasonInputChanged}
 		if !reflect.DeepEqual(d.Rebuild, want) || !reflect.DeepEqual(keys(d.Objects), []string{b.Key, n.Key}) {
 			t.Fatalf("rebuild %v objects %v", d.Rebuild, keys(d.Objects))
@@ -107,7 +107,7 @@ func TestDecide(t *testing.T) {
 		// Received on 2026-10-31: it can hold events up to 2026-11-01, and is
 		// read either way.
 		fresh := transform.Object{Key: "segment-logs/android/1793404800000/x.gz", ETag: "1"}
-		d := Decide(window, []transform.Object{a, b, c, fresh}, index(), builds, "s1", false)
+		d := Decide(window, []transform.Object{a, b, c, fresh}, index(), builds, "s1", false, nil)
 		if len(d.Rebuild) != 3 || d.Rebuild["2026-10-30"] != ReasonNewInput {
 			t.Fatalf("%+v", d)
 		}
@@ -116,7 +116,7 @@ func TestDecide(t *testing.T) {
 		}
 	})
 	t.Run("never built", func(t *testing.T) {
-		d := Decide(window, all, index(), nil, "s1", false)
+		d := Decide(window, all, index(), nil, "s1", false, nil)
 		if d.Rebuild["2026-11-01"] != ReasonNeverBuilt {
 			t.Fatalf("%+v", d)
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
@@ -199,5 +201,39 @@ func TestCommitInterruptedAndRetried(t *testing.T) {
 	}
 	if !strings.HasPrefix(newFiles[0], "year=2026/month=10/date=2026-10-30/part-00000-") {
 		t.Errorf("file name %s", newFiles[0])
+	}
+}
+
+// A partition left holding two builds' files (a commit cut short between
+// its copies and its deletes, whose run was then cancelled) is rebuilt by
+// the next run even though its input has not changed, and so is one that
+// lost a file; an intact one is left alone.
+func TestDriftedPartitionIsRebuilt(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	ctx := context.Background()
+	in, out := memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z"), ev("b", "2026-10-02T18:00:00Z"), ev("c", "2026-10-03T18:00:00Z")))
+	w := window(t, "2026-10-01", "2026-10-03")
+	runJob(t, newStep(in, memstore.New(), out, spec, w))
+	doubled := partitionFiles(t, out, "2026-10-01")[0]
+	if err := storage.Copy(ctx, out, doubled, strings.Replace(doubled, "part-00000-", "part-00000-0ther", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(readPartition(t, out, "2026-10-01").rows); n != 2 {
+		t.Fatalf("set-up: %d rows, want the one row twice", n)
+	}
+	if err := out.Delete(ctx, partitionFiles(t, out, "2026-10-02")[0]); err != nil {
+		t.Fatal(err)
+	}
+	sum := runJob(t, newStep(in, memstore.New(), out, spec, w)).summary
+	want := map[string]string{"2026-10-01": bookmark.ReasonFilesDrifted, "2026-10-02": bookmark.ReasonFilesDrifted}
+	if !maps.Equal(sum.Rebuilt, want) {
+		t.Fatalf("rebuilt %v, want %v", sum.Rebuilt, want)
+	}
+	for _, d := range []string{"2026-10-01", "2026-10-02", "2026-10-03"} {
+		if p := readPartition(t, out, d); len(p.rows) != 1 || p.files != 1 {
+			t.Errorf("%s: %d rows in %d files, want 1 in 1", d, len(p.rows), p.files)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
@@ -16,6 +17,8 @@ import (
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // PlanOptions tune how the plan cuts the input into map shards.
@@ -153,7 +156,13 @@ func (s *Step) decide(ctx context.Context) (plan, []transform.Shard, map[string]
 		return p, nil, nil, fault.Permanent(fmt.Errorf("the input %s holds no objects for the window %s under %s, but partitions %s are published: refusing to empty them (check the job's input location; start with -allow-shrink to empty them on purpose)",
 			s.In.Location(), s.Window, sourcePaths(s.Spec), strings.Join(slices.Sorted(maps.Keys(builds)), ", ")))
 	}
-	decision := bookmark.Decide(dates, candidates, known, builds, s.SpecID, s.Force)
+	var drifted map[string]bool
+	if !s.Force {
+		if drifted, err = s.driftedPartitions(ctx, builds); err != nil {
+			return p, nil, nil, err
+		}
+	}
+	decision := bookmark.Decide(dates, candidates, known, builds, s.SpecID, s.Force, drifted)
 	p.Rebuild, p.Skipped = decision.Rebuild, decision.Skip
 	p.Builds = map[string]bookmark.Build{}
 	for _, d := range dates {
@@ -173,6 +182,45 @@ func (s *Step) decide(ctx context.Context) (plan, []transform.Shard, map[string]
 	shards := CutShards(decision.Objects, p.ShardBytes)
 	p.Shards = len(shards)
 	return p, shards, builds, nil
+}
+
+// driftedPartitions lists the folder of every window date with a build and
+// returns the dates whose data files are not exactly the files the build
+// recorded: what a commit cut short leaves (new files beside old ones), or
+// files deleted or added by hand. They are rebuilt even when their input
+// is unchanged. Builds recorded without files (before they were kept) are
+// not checked. One LIST per date.
+func (s *Step) driftedPartitions(ctx context.Context, builds map[string]bookmark.Build) (map[string]bool, error) {
+	drifted := map[string]bool{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, d := range s.Window.Dates() {
+		b, ok := builds[d.String()]
+		if !ok || len(b.Files) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			var files []string
+			err := s.Out.List(gctx, transform.PartitionPath(d), func(oi storage.ObjectInfo) error {
+				if name := path.Base(oi.Key); !strings.HasPrefix(name, "_") && !strings.HasPrefix(name, ".") {
+					files = append(files, oi.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("list partition %s: %w", d, err)
+			}
+			slices.Sort(files)
+			if !slices.Equal(files, slices.Sorted(slices.Values(b.Files))) {
+				mu.Lock()
+				drifted[d.String()] = true
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return drifted, g.Wait()
 }
 
 // shardBytes sizes the map shards for input bytes of compressed input: about

@@ -53,7 +53,7 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.NewInvalidMetric(c.recent, err)
 			continue
 		}
-		counts := map[workflow.StepState]int{workflow.Running: 0, workflow.Succeeded: 0, workflow.Failed: 0}
+		counts := map[workflow.StepState]int{workflow.Running: 0, workflow.Succeeded: 0, workflow.Failed: 0, workflow.Cancelled: 0}
 		var lastOK time.Time
 		running := map[string]time.Duration{}
 		now := c.now()

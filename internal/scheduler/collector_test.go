@@ -76,6 +76,8 @@ func TestMetricsExportScheduleFleetAndRunningSteps(t *testing.T) {
 		`sluice_fleet_workers{queue="crawl"}`:                                                0,
 		`sluice_schedule_period_seconds{trigger="mobile-user-start",workflow="mobile-user"}`: 60,
 		`asynq_tasks_enqueued_total{queue="crawl",state="pending"}`:                          1,
+		`sluice_workflow_recent_runs{state="RUNNING",workflow="mobile-user"}`:                1,
+		`sluice_workflow_recent_runs{state="CANCELLED",workflow="mobile-user"}`:              0,
 	} {
 		if v, ok := value(page, series); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)

@@ -242,10 +242,7 @@ func TestPinnedColumnType(t *testing.T) {
 func TestSchemaConversionDeferredToLaterRun(t *testing.T) {
 	t.Parallel()
 	spec := testSpec()
-	in, out := memstore.New(), memstore.New()
-	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
-	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
-	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	in, out := widenedInput(t, spec)
 	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
 	s.RunID = "run-2"
 	s.ClaimTable = func(context.Context) ([]civil.Window, error) {
@@ -347,10 +344,7 @@ func TestReduceAgainAfterCommit(t *testing.T) {
 	t.Parallel()
 	spec := testSpec()
 	ctx := context.Background()
-	in, out := memstore.New(), memstore.New()
-	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
-	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
-	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	in, out := widenedInput(t, spec)
 	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-02", "2026-10-02"))
 	var again []error
 	_, err := jobtest.RunEach(ctx, s, func(next job.Next) {
@@ -402,10 +396,7 @@ func (v vanishing) GetRange(ctx context.Context, key string, off, n int64) (io.R
 func TestConversionPlanOfAVanishedFile(t *testing.T) {
 	t.Parallel()
 	spec := testSpec()
-	in, out := memstore.New(), memstore.New()
-	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
-	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
-	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	in, out := widenedInput(t, spec)
 
 	s := newStep(in, memstore.New(), vanishing{out, "2026-10-01"}, spec, window(t, "2026-10-02", "2026-10-02"))
 	s.ClaimTable = func(context.Context) ([]civil.Window, error) { return nil, nil }
@@ -420,4 +411,16 @@ func TestConversionPlanOfAVanishedFile(t *testing.T) {
 	if sum.Schema == nil || !slices.Equal(sum.Schema.Deferred, []string{"2026-10-01"}) {
 		t.Fatalf("a running run owns it: %+v", sum.Schema)
 	}
+}
+
+// widenedInput publishes 2026-10-01 with an integer properties.score and
+// adds input for 2026-10-02 whose score is a double: a run of 10-02 widens
+// the column and has 10-01's file to convert.
+func widenedInput(t *testing.T, spec transform.Spec) (in, out *memstore.Bucket) {
+	t.Helper()
+	in, out = memstore.New(), memstore.New()
+	put(t, in, dayFolder("ios", "2026-10-01")+"a.gz", gz(ev("a", "2026-10-01T18:00:00Z", `"properties":{"score":3}`)))
+	runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01")))
+	put(t, in, dayFolder("ios", "2026-10-02")+"b.gz", gz(ev("b", "2026-10-02T18:00:00Z", `"properties":{"score":3.5}`)))
+	return in, out
 }

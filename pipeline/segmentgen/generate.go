@@ -138,7 +138,6 @@ type generator struct {
 	fullProduct int // index of the product the covering events use
 	events      []event
 	files       map[fileKey][]line
-	sum         Summary
 }
 
 type zone struct {

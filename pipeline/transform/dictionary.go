@@ -47,7 +47,6 @@ type dictionaryChooser struct {
 	values   []int64 // non-null values in the sample
 	bytes    []int64 // their encoded bytes, for the average length
 	kept     int64   // kept rows in the sample
-	keptAll  int64   // kept rows in the file
 }
 
 func newDictionaryChooser(pd *partitionData, fileRows, sampleRows int64) *dictionaryChooser {

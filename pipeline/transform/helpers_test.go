@@ -15,6 +15,5 @@ var (
 	gz        = transformtest.Gzip
 	dayFolder = transformtest.DayFolder
 	put       = transformtest.Put
-	mustDate  = transformtest.Date
 	window    = transformtest.Window
 )

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 
 	"sluice/internal/config"
+	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 )
 
@@ -17,8 +18,8 @@ const (
 	ExitOK = 0
 	// ExitRunFailed: the run it waited for ended FAILED or CANCELLED.
 	ExitRunFailed = 1
-	// ExitUsage: bad flags or arguments, or the request was refused (a
-	// window that overlaps an active run).
+	// ExitUsage: bad flags or arguments (an unknown workflow among them),
+	// or the request was refused (a window that overlaps an active run).
 	ExitUsage = 2
 	// ExitError: anything else (Redis or S3 unreachable, …).
 	ExitError = 3
@@ -43,7 +44,7 @@ func ExitCode(err error) int {
 	if e, ok := errors.AsType[*exitError](err); ok {
 		return e.code
 	}
-	if errors.Is(err, redisstore.ErrOverlap) {
+	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) {
 		return ExitUsage
 	}
 	return ExitError

@@ -241,9 +241,6 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageErr(fmt.Errorf("-wait-retry (%s): %s must not be negative", config.EnvVar("wait-retry"), *waitRetry))
 	}
 	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
-		if _, err := orch.Workflow(*name); err != nil {
-			return usageErr(fmt.Errorf("-workflow: %w", err))
-		}
 		if *dryRun {
 			planner, err := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log})
 			if err != nil {

@@ -130,11 +130,15 @@ func (o *Orchestrator) Close() error {
 	return errors.Join(o.client.Close(), o.inspector.Close(), o.rdb.Close())
 }
 
+// ErrUnknownWorkflow is returned for a workflow name that none of the
+// loaded files declares.
+var ErrUnknownWorkflow = errors.New("unknown workflow")
+
 // Workflow returns a loaded workflow by name.
 func (o *Orchestrator) Workflow(name string) (*workflow.Workflow, error) {
 	wf := o.workflows[name]
 	if wf == nil {
-		return nil, fmt.Errorf("unknown workflow %q", name)
+		return nil, fmt.Errorf("%w %q", ErrUnknownWorkflow, name)
 	}
 	return wf, nil
 }

@@ -214,5 +214,3 @@ func sameSchema(a, b []format.SchemaElement) error {
 
 // Footer returns the footer of a file: its schema and row groups.
 func (f *Fragment) Footer() *format.FileMetaData { return &f.meta }
-
-

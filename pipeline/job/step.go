@@ -74,8 +74,8 @@ type Arrival struct {
 // Next is the work a phase made ready, for the caller to enqueue, or the
 // step's end.
 type Next struct {
-	Maps    int          // map tasks 0 .. Maps-1
-	Bucket  bool         // the bucket task, over Shards map shards
+	Maps    int  // map tasks 0 .. Maps-1
+	Bucket  bool // the bucket task, over Shards map shards
 	Shards  int
 	Reduces []ReduceTask // reduce tasks
 	Encodes []EncodeTask // encode tasks

@@ -2,7 +2,7 @@
 // console, the API and the monitoring UI), start (a run on demand, or a dry
 // run), cancel, runs and show (run history), generate (sample data),
 // catalog (the data catalog), demo (everything embedded, nothing to
-// install) and version. Errors carry an exit code (ExitCode).
+// install), replay (a run's task graph on simulated fleets) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -29,6 +29,7 @@ var commands = []command{
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
+	{"replay", "predict a job step's time on fleets of any size from one real run (its tasks' seconds, its barriers)", replay},
 	{"version", "print the version", version},
 }
 

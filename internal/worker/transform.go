@@ -21,7 +21,7 @@ import (
 // outputFormatVersion changes when a Sluice release changes what the job
 // writes for the same input, so that bookmarks rebuild every partition.
 // Version 2: several files per partition, named part-NNNNN-<build>.
-// Version 3: files assembled from fragments (row groups of about 32 MiB,
+// Version 3: files assembled from fragments (row groups of about 64 MiB,
 // Sluice's own column-chunk writer, rows by instant then key
 // fingerprint).
 const outputFormatVersion = "sluice-transform-3"

@@ -1,11 +1,8 @@
 package intermediate
 
 import (
-	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 )
 
 // Sorted runs: how a reduce task hands its deduplicated rows to the encode
@@ -37,68 +34,6 @@ func AppendSortedRow(b []byte, us, off int64, fp uint64, fields []byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, fp)
 	b = binary.AppendUvarint(b, uint64(len(fields)))
 	return append(b, fields...)
-}
-
-// maxSortedRecord bounds one record's fields: a line is at most 32 MiB
-// (the map quarantines longer ones), and a record never holds more than
-// its line.
-const maxSortedRecord = 64 << 20
-
-// SortedReader reads the records of one run in order.
-type SortedReader struct {
-	br  *bufio.Reader
-	buf []byte
-	Row SortedRow // the current record, valid until the next call of Next
-}
-
-// NewSortedReader reads the run r.
-func NewSortedReader(r *bufio.Reader) *SortedReader { return &SortedReader{br: r} }
-
-// Next reads the next record into Row; it returns false at the end.
-func (r *SortedReader) Next() (bool, error) {
-	us, err := binary.ReadVarint(r.br)
-	if errors.Is(err, io.EOF) {
-		return false, nil
-	}
-	var off int64
-	var n uint64
-	if err == nil {
-		off, err = binary.ReadVarint(r.br)
-	}
-	var fp [8]byte
-	if err == nil {
-		_, err = io.ReadFull(r.br, fp[:])
-	}
-	if err == nil {
-		n, err = binary.ReadUvarint(r.br)
-	}
-	if err == nil && n > maxSortedRecord {
-		err = ErrCorrupt
-	}
-	if err == nil {
-		if uint64(cap(r.buf)) < n {
-			r.buf = make([]byte, n)
-		}
-		r.buf = r.buf[:n]
-		_, err = io.ReadFull(r.br, r.buf)
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return false, fmt.Errorf("read sorted run: %w", err)
-	}
-	r.Row = SortedRow{US: us, Off: off, FP: binary.LittleEndian.Uint64(fp[:]), Fields: r.buf}
-	return true, nil
-}
-
-// SortedLess is the output order of sorted records: by instant, then key
-// fingerprint.
-func SortedLess(a, b *SortedRow) bool {
-	if a.US != b.US {
-		return a.US < b.US
-	}
-	return a.FP < b.FP
 }
 
 // AssembleKeys returns the tail of the keys file of one output file made
@@ -133,4 +68,24 @@ func AssembleKeys(ixs []Index) ([]byte, error) {
 		return nil, fmt.Errorf("assembled keys index holds %d rows, want %d: %w", k.ix.Rows[VBuckets], rows, ErrCorrupt)
 	}
 	return k.tail()
+}
+
+// ParseSortedRow decodes the sorted record at the start of b and returns
+// the rest.
+func ParseSortedRow(b []byte) (SortedRow, []byte, error) {
+	var r SortedRow
+	var ok bool
+	if r.US, b, ok = varint(b); !ok {
+		return r, nil, ErrCorrupt
+	}
+	if r.Off, b, ok = varint(b); !ok || len(b) < 8 {
+		return r, nil, ErrCorrupt
+	}
+	r.FP, b = binary.LittleEndian.Uint64(b), b[8:]
+	n, b, ok := uvarint(b)
+	if !ok || n > uint64(len(b)) {
+		return r, nil, ErrCorrupt
+	}
+	r.Fields = b[:n:n]
+	return r, b[n:], nil
 }

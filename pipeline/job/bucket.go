@@ -418,7 +418,7 @@ func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, date
 //   - files: the date's estimated output over target_file_bytes, at least
 //     one (Athena reads files of about 256 MiB best);
 //   - row groups: each file's estimated output over the row group size
-//     (ReduceOptions.RowGroupBytes, 32 MiB by default), at least one;
+//     (ReduceOptions.RowGroupBytes, 64 MiB by default), at least one;
 //   - slices, one reduce task each: as many as it takes for each to fit a
 //     reduce task's memory, and at least the row group's share of
 //     sz.tasks, so that the fleet has work for every slot.

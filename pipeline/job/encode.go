@@ -100,12 +100,18 @@ func (s *Step) fragmentInput(ctx context.Context, ds dateSplit, f int) (transfor
 	if err := eg.Wait(); err != nil {
 		return in, err
 	}
+	in.Values, in.StringBytes = make([]int64, in.To-in.From), make([]int64, in.To-in.From)
 	for _, d := range dones {
-		if len(d.Runs) != k {
-			return in, fmt.Errorf("encode %s: slice %d has %d runs, want %d", ds.Date, d.Stats.Slice, len(d.Runs), k)
+		if len(d.Runs) != k || len(d.Stats.Values) != len(ds.Columns) || len(d.Stats.StringBytes) != len(ds.Columns) {
+			return in, fmt.Errorf("encode %s: slice %d has %d runs and %d column counts, want %d and %d", ds.Date, d.Stats.Slice, len(d.Runs), len(d.Stats.Values), k, len(ds.Columns))
 		}
 		in.Codec = d.Codec
 		in.Runs = append(in.Runs, d.Runs[g])
+		in.Rows += d.Stats.Rows
+		for j := range in.Values {
+			in.Values[j] += d.Stats.Values[in.From+j]
+			in.StringBytes[j] += d.Stats.StringBytes[in.From+j]
+		}
 	}
 	return in, nil
 }

@@ -43,6 +43,7 @@ func (s *Step) finish(ctx context.Context, bk *split) (*Summary, error) {
 		Rebuilt: p.Rebuild, Skipped: p.Skipped,
 	}
 	sum.addCollisions(bk.Collisions)
+	sum.Layout = layoutOf(bk)
 	for d, n := range bk.Map.Rows {
 		if _, ok := p.Rebuild[d.String()]; !ok {
 			sum.SkippedRows += n

@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"container/heap"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -24,6 +23,11 @@ type FragmentInput struct {
 	To    int      `json:"to"`
 	Codec string   `json:"codec"` // of the runs
 	Runs  []RunRef `json:"runs"`
+	// Rows, and per column of the group Values and StringBytes, are what
+	// the runs hold (SliceStats summed), to size the columns up front.
+	Rows        int64   `json:"rows"`
+	Values      []int64 `json:"values"`
+	StringBytes []int64 `json:"string_bytes"`
 	// Header is set on the first fragment of a CSV file, which starts
 	// with the column names.
 	Header bool `json:"header,omitempty"`
@@ -55,102 +59,140 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec Spec, in F
 	if in.From < 0 || in.To > len(in.Columns) || in.From >= in.To {
 		return fail(fmt.Errorf("no such column range of %d columns", len(in.Columns)))
 	}
-	m, err := openRuns(ctx, scratch, in)
+	runs, err := loadRuns(ctx, scratch, in)
 	if err != nil {
 		return fail(err)
 	}
-	defer m.close()
+	m, err := newRunMerger(runs)
+	if err != nil {
+		return fail(err)
+	}
+	src := &fragmentRows{rows: rows{m: m}}
 	cw := &countingWriter{w: w}
 	ff, err := FileFormatOf(spec)
 	if err != nil {
 		return fail(err)
 	}
-	if st.Rows, err = ff.encode(cw, spec, in, m); err != nil {
+	if st.Rows, err = ff.encode(cw, spec, in, src); err != nil {
 		return fail(err)
 	}
 	st.Bytes = cw.n
 	return st, nil
 }
 
-// runMerger merges sorted runs.
+// runMerger merges sorted runs loaded in memory. It keeps the runs' heads
+// in a binary heap of its own: container/heap's calls through an
+// interface cost more than the comparisons, and the merge runs once per
+// row and column group.
 type runMerger struct {
-	h       mergeHeap
-	closers []io.Closer
-	started bool
+	runs [][]byte     // what is left of each run
+	head []intermediate.SortedRow
+	heap []int // run indexes, smallest head first
 }
 
-type mergeItem struct {
-	r   *intermediate.SortedReader
-	run int
-}
-
-type mergeHeap []mergeItem
-
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	a, b := &h[i].r.Row, &h[j].r.Row
-	if a.US != b.US || a.FP != b.FP {
-		return intermediate.SortedLess(a, b)
+func (m *runMerger) less(a, b int) bool {
+	x, y := &m.head[a], &m.head[b]
+	if x.US != y.US {
+		return x.US < y.US
 	}
-	return h[i].run < h[j].run
-}
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeItem)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	if x.FP != y.FP {
+		return x.FP < y.FP
+	}
+	return a < b
 }
 
-func openRuns(ctx context.Context, scratch storage.Reader, in FragmentInput) (*runMerger, error) {
-	m := &runMerger{}
-	for i, run := range in.Runs {
-		br, c, err := intermediate.Stream(ctx, scratch, in.Codec, intermediate.Span{Key: run.Key, Length: run.Size})
+func (m *runMerger) down(i int) {
+	h := m.heap
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && m.less(h[c+1], h[c]) {
+			c++
+		}
+		if !m.less(h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
+
+// advance reads run r's next record into its head; it reports false at
+// the run's end.
+func (m *runMerger) advance(r int) (bool, error) {
+	if len(m.runs[r]) == 0 {
+		return false, nil
+	}
+	row, rest, err := intermediate.ParseSortedRow(m.runs[r])
+	if err != nil {
+		return false, err
+	}
+	m.head[r], m.runs[r] = row, rest
+	return true, nil
+}
+
+func newRunMerger(runs [][]byte) (*runMerger, error) {
+	m := &runMerger{runs: runs, head: make([]intermediate.SortedRow, len(runs))}
+	for r := range runs {
+		ok, err := m.advance(r)
 		if err != nil {
-			m.close()
 			return nil, err
 		}
-		m.closers = append(m.closers, c)
-		r := intermediate.NewSortedReader(br)
-		ok, err := r.Next()
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("%s: %w", run.Key, err)
-		}
 		if ok {
-			m.h = append(m.h, mergeItem{r: r, run: i})
+			m.heap = append(m.heap, r)
 		}
 	}
-	heap.Init(&m.h)
+	for i := len(m.heap)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
 	return m, nil
 }
 
-// next returns the next row in output order, or nil at the end; the row is
-// valid until the next call.
-func (m *runMerger) next() (*intermediate.SortedRow, error) {
-	if m.started && len(m.h) > 0 {
-		ok, err := m.h[0].r.Next()
+// next returns the next row in output order, or nil at the end; the row
+// is valid until the next call.
+func (m *runMerger) next(started *bool) (*intermediate.SortedRow, error) {
+	if *started && len(m.heap) > 0 {
+		ok, err := m.advance(m.heap[0])
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			heap.Fix(&m.h, 0)
-		} else {
-			heap.Pop(&m.h)
+		if !ok {
+			last := len(m.heap) - 1
+			m.heap[0] = m.heap[last]
+			m.heap = m.heap[:last]
 		}
+		m.down(0)
 	}
-	m.started = true
-	if len(m.h) == 0 {
+	*started = true
+	if len(m.heap) == 0 {
 		return nil, nil
 	}
-	return &m.h[0].r.Row, nil
+	return &m.head[m.heap[0]], nil
 }
 
-func (m *runMerger) close() {
-	for _, c := range m.closers {
-		c.Close()
+// rows is the merged sequence of the runs, read once.
+type rows struct {
+	m       *runMerger
+	started bool
+}
+
+func (r *rows) next() (*intermediate.SortedRow, error) { return r.m.next(&r.started) }
+
+// loadRuns reads every run of the fragment into memory: the encode task's
+// input is bounded by the job's split (one column group of one row group).
+func loadRuns(ctx context.Context, scratch storage.Reader, in FragmentInput) ([][]byte, error) {
+	out := make([][]byte, len(in.Runs))
+	read := intermediate.NewReader(in.Codec)
+	for i, run := range in.Runs {
+		data, err := read.LoadAll(ctx, scratch, run.Key, run.Size)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = data
 	}
+	return out, nil
 }
 
 // fieldReader walks the fields of a sorted record.
@@ -182,4 +224,9 @@ func (f *fieldReader) bool() bool     { return f.br.byte() != 0 }
 func (f *fieldReader) string() []byte { return f.br.bytes(f.br.uvarint()) }
 func (f *fieldReader) double() float64 {
 	return math.Float64frombits(binary.LittleEndian.Uint64(f.br.bytes(8)))
+}
+
+// fragmentRows is what a file format encodes: the merged rows.
+type fragmentRows struct {
+	rows
 }

@@ -81,10 +81,12 @@ type ReduceOptions struct {
 const DefaultReduceMemory = 64 << 20
 
 // DefaultRowGroupBytes is the default ReduceOptions.RowGroupBytes: row
-// groups of about 32 MiB, which Athena, Trino, Spark and DuckDB all read
-// well, small enough that one column group of one row group fits an
-// encode task's memory.
-const DefaultRowGroupBytes = 32 << 20
+// groups of about 64 MiB, which Athena, Trino, Spark and DuckDB read well.
+// Each row group has its own dictionaries, so smaller ones repeat the
+// values of a day's users in each (a 1 GB day cut into three row groups
+// was 18 % larger); larger ones would make one column group of one row
+// group outgrow an encode task's memory.
+const DefaultRowGroupBytes = 64 << 20
 
 // rowOverhead is the estimated in-memory cost of one row beyond its
 // intermediate bytes: its rowRef, its share of the dedupe map and of the
@@ -102,8 +104,12 @@ type SliceStats struct {
 	Slice      int        `json:"slice"`
 	Rows       int64      `json:"rows"`       // rows kept
 	Duplicates int64      `json:"duplicates"` // rows read - rows kept
-	// RunBytes are the bytes of each column group's run.
-	RunBytes []int64 `json:"run_bytes"`
+	// RunBytes are the bytes of each column group's run; Values and
+	// StringBytes, per column, the non-null values the runs hold and the
+	// bytes of those that are strings.
+	RunBytes    []int64 `json:"run_bytes"`
+	Values      []int64 `json:"values"`
+	StringBytes []int64 `json:"string_bytes"`
 	// Chunks is how many pieces the slice was reduced in (1: in memory;
 	// more: sorted runs were spilled to local disk and merged).
 	Chunks int `json:"chunks"`
@@ -263,6 +269,7 @@ func ReduceSlice(ctx context.Context, rw ReduceIO, spec Spec, in SliceInput, opt
 	if st.RunBytes, err = sp.close(); err != nil {
 		return fail(err)
 	}
+	st.Values, st.StringBytes = sp.values, sp.bytes
 	return st, nil
 }
 
@@ -274,6 +281,10 @@ type splitter struct {
 	runs    []*runWriter
 	scratch [][]byte // per group: the row's fields, without their count
 	counts  []int
+	// values and bytes count each column's non-null values and their
+	// string bytes, so that an encode task sizes its columns up front.
+	values, bytes []int64
+	rows          int64
 }
 
 // runWriter is one group's run: buffered, S2-compressed when the
@@ -287,7 +298,8 @@ type runWriter struct {
 }
 
 func newSplitter(in SliceInput, ws []io.Writer) (*splitter, error) {
-	sp := &splitter{cols: in.Columns, group: make([]int, len(in.Columns)), scratch: make([][]byte, len(in.Groups)), counts: make([]int, len(in.Groups))}
+	sp := &splitter{cols: in.Columns, group: make([]int, len(in.Columns)), scratch: make([][]byte, len(in.Groups)), counts: make([]int, len(in.Groups)),
+		values: make([]int64, len(in.Columns)), bytes: make([]int64, len(in.Columns))}
 	for g, first := range in.Groups {
 		end := len(in.Columns)
 		if g+1 < len(in.Groups) {
@@ -332,16 +344,26 @@ func (sp *splitter) add(r *rowRef, colMap []int32) error {
 			continue
 		}
 		g := sp.group[c]
+		start := len(sp.scratch[g])
 		b, err := appendConverted(binary.AppendUvarint(sp.scratch[g], uint64(c)), &br, kind, sp.cols[c])
 		if err != nil {
 			return fmt.Errorf("column %s: %w", sp.cols[c].Name, err)
 		}
 		sp.scratch[g] = b
 		sp.counts[g]++
+		sp.values[c]++
+		if sp.cols[c].Type == TypeString {
+			// The field is uvarint column, kind, uvarint length, bytes.
+			f := b[start:]
+			_, n := binary.Uvarint(f)
+			l, _ := binary.Uvarint(f[n+1:])
+			sp.bytes[c] += int64(l)
+		}
 	}
 	if br.err != nil {
 		return br.err
 	}
+	sp.rows++
 	for g, w := range sp.runs {
 		w.fields = binary.AppendUvarint(w.fields[:0], uint64(sp.counts[g]))
 		w.fields = append(w.fields, sp.scratch[g]...)

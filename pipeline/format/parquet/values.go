@@ -1,5 +1,7 @@
 package parquet
 
+import "slices"
+
 // Values are one column's values of one row group, in row order: a
 // definition level per row (1: the row has a value, 0: null) and the
 // non-null values in the slice of the column's type. Append methods keep
@@ -83,3 +85,20 @@ func (v *Values) AppendString(b []byte) {
 
 // StringAt is the i-th non-null value of a String column.
 func (v *Values) StringAt(i int) []byte { return v.Bytes[v.Offsets[i]:v.Offsets[i+1]] }
+
+// Grow makes room for rows more rows holding values more values, of bytes
+// more string bytes, so that appending them allocates nothing.
+func (v *Values) Grow(rows, values, bytes int) {
+	v.Defs = slices.Grow(v.Defs, rows)
+	switch v.Type {
+	case Bool:
+		v.Bools = slices.Grow(v.Bools, values)
+	case Double:
+		v.Doubles = slices.Grow(v.Doubles, values)
+	case String:
+		v.Offsets = slices.Grow(v.Offsets, values)
+		v.Bytes = slices.Grow(v.Bytes, bytes)
+	default:
+		v.Ints = slices.Grow(v.Ints, values)
+	}
+}

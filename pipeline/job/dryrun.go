@@ -39,9 +39,9 @@ type DryRunPartition struct {
 	Date    string `json:"date"`
 	Rebuild bool   `json:"rebuild"`
 	// Reason is why it is rebuilt (bookmark.Reason…), or "unchanged".
-	Reason      string     `json:"reason"`
-	Files       int        `json:"files_estimated,omitempty"`
-	LastBuild   *LastBuild `json:"last_build,omitempty"`
+	Reason    string     `json:"reason"`
+	Files     int        `json:"files_estimated,omitempty"`
+	LastBuild *LastBuild `json:"last_build,omitempty"`
 }
 
 // LastBuild is what the bookmarks know of a partition's last build.

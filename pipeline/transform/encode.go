@@ -85,7 +85,7 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec Spec, in F
 // interface cost more than the comparisons, and the merge runs once per
 // row and column group.
 type runMerger struct {
-	runs [][]byte     // what is left of each run
+	runs [][]byte // what is left of each run
 	head []intermediate.SortedRow
 	heap []int // run indexes, smallest head first
 }

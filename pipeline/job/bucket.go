@@ -427,10 +427,10 @@ const DefaultSliceBytes = 48 << 20
 //     in memory.
 //
 // All three depend on the data and the target sizes only, so a rebuild
-// reproduces a partition's layout whatever the fleet: a row group's rows
-// are its slices' rows one slice after the other, each slice in output
-// order. (Column groups, see columnGroups, follow the fleet and change no
-// byte.) Every cut is a range of virtual buckets of about equal bytes.
+// reproduces a partition's layout whatever the fleet (slices change no
+// byte of it: the encode tasks merge them; column groups, see
+// columnGroups, follow the fleet). Every cut is a range of virtual
+// buckets of about equal bytes.
 func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing) dateSplit {
 	if ds.Rows == 0 {
 		return ds

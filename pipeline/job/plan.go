@@ -38,9 +38,8 @@ type PlanOptions struct {
 	MinShardBytes int64
 	// SliceBytes is the size of a reduce task's slice, in
 	// transform.RowCost (default DefaultSliceBytes). A worker with less
-	// task memory reduces a slice a chunk at a time, on disk. It changes
-	// the order of rows in a row group (the slices' rows one slice after
-	// the other), so it is a constant of the output's layout.
+	// task memory reduces a slice a chunk at a time, on disk. Slices
+	// change no byte of the output.
 	SliceBytes int64
 }
 

@@ -367,7 +367,7 @@ func (sp *splitter) add(r *rowRef, colMap []int32) error {
 	for g, w := range sp.runs {
 		w.fields = binary.AppendUvarint(w.fields[:0], uint64(sp.counts[g]))
 		w.fields = append(w.fields, sp.scratch[g]...)
-		w.rec = intermediate.AppendSortedRow(w.rec[:0], r.us, r.off, w.fields)
+		w.rec = intermediate.AppendSortedRow(w.rec[:0], r.us, r.off, r.fp, w.fields)
 		if _, err := w.buf.Write(w.rec); err != nil {
 			return err
 		}

@@ -29,8 +29,8 @@ type Bucket struct {
 }
 
 var (
-	_ storage.Bucket   = (*Bucket)(nil)
-	_ storage.Copier   = (*Bucket)(nil)
+	_ storage.Bucket    = (*Bucket)(nil)
+	_ storage.Copier    = (*Bucket)(nil)
 	_ storage.Composer  = (*Bucket)(nil)
 	_ storage.FileMover = (*Bucket)(nil)
 )

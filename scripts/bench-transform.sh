@@ -26,7 +26,9 @@
 # worker core, peak RSS of each worker (VmHWM), output bytes, the speed-up
 # of 2 workers over 1, the ratio to DuckDB, and the parallelism the plan
 # made available (sum of the transform tasks' seconds over the longest
-# task's, from the 1-worker run's log: what many workers could use).
+# task's, from the 1-worker run's log: what many workers could use), and
+# the model of the fleet (`scheduler replay`) from each run, with each
+# run's prediction for the other's fleet against its measured time.
 #
 # Environment: BENCH_DIR (default /tmp/sluice-bench; data is reused),
 # SCENARIOS (default "1day 3day"), SLUICE_TARGET_FILE_BYTES and
@@ -200,4 +202,21 @@ for sc in $SCENARIOS; do
 	fi
 	[[ -z ${wall[1]:-} || -z ${wall[2]:-} ]] || echo "- sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
 	echo "- input: $((input_bytes / 1000000)) MB uncompressed"
+	# The model of the fleet: each run's task graph replayed on simulated
+	# fleets, calibrated on that run; each run's prediction for the other
+	# run's fleet against what the other run measured.
+	for n in ${WORKERS:-1 2}; do
+		"$bin/scheduler" replay -run "$data/run-$n/show.json" -o json "$data/run-$n"/worker-*.log >"$data/run-$n/replay.json" ||
+			{ log "replay of run-$n failed"; continue; }
+		echo "- model from the $n-worker run ($(jq -r '"\(.tasks) tasks, \(.work_seconds | floor) s of work, longest \(.longest_task_seconds * 100 | round / 100) s, dispatch \(.dispatch_seconds * 1000 | round) ms"' "$data/run-$n/replay.json")):" \
+			"$(jq -r '[.predictions[] | "\(.workers): \(.seconds * 100 | round / 100) s (\(.speed_up * 100 | round / 100)x)"] | join(", ")' "$data/run-$n/replay.json")"
+	done
+	if [[ -f $data/run-1/replay.json && -f $data/run-2/replay.json ]]; then
+		for pair in "1 2" "2 1"; do
+			read -r from to <<<"$pair"
+			pred=$(jq -r --argjson n "$to" '.predictions[] | select(.workers == $n) | .seconds' "$data/run-$from/replay.json")
+			[[ -n $pred ]] || continue
+			echo "- model check: the $from-worker run predicts $to workers at $(printf %.2f "$pred") s; measured ${wall[$to]} s ($(awk -v p="$pred" -v m="${wall[$to]}" 'BEGIN {printf "%+.1f", (p - m) / m * 100}') %)"
+		done
+	fi
 done

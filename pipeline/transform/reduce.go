@@ -127,7 +127,8 @@ type rowRef struct {
 	line       uint64
 	us         int64 // instant, microseconds
 	off        int64 // local offset, seconds
-	fp         uint64
+	fp         uint64 // intermediate.KeyFingerprint of id
+	vb         uint16 // intermediate.VBucket of id
 	id         string
 	fields     []byte // starts with the field count
 	file       int32  // the part it came from: its ColMap decodes the fields

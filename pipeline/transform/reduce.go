@@ -125,8 +125,8 @@ type rowIter func() (*rowRef, error)
 type rowRef struct {
 	shard, obj uint32
 	line       uint64
-	us         int64 // instant, microseconds
-	off        int64 // local offset, seconds
+	us         int64  // instant, microseconds
+	off        int64  // local offset, seconds
 	fp         uint64 // intermediate.KeyFingerprint of id
 	vb         uint16 // intermediate.VBucket of id
 	id         string

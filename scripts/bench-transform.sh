@@ -36,7 +36,9 @@
 # (../shared/refbench), REF and ORACLE (binaries, built when absent),
 # SKIP_REF=1 to skip DuckDB, BIN=DIR to run the scheduler and worker
 # binaries in DIR instead of building them (to compare builds side by
-# side), WORKERS (default "1 2") the worker counts, PROFILE_SECONDS=N to take an N-second CPU
+# side), WORKERS (default "1 2") the worker counts, PLAN_MIN_TASKS (the
+# workers' -plan-min-tasks, default 16: the fleet the plan cuts tasks
+# for), PROFILE_SECONDS=N to take an N-second CPU
 # profile of the 1-worker run (from the worker's /debug/pprof; written to
 # $BENCH_DIR/<scenario>/run-1/cpu.prof, read with `go tool pprof -top`).
 set -euo pipefail
@@ -114,7 +116,7 @@ run_sluice() {
 	fi
 	for i in $(seq "$n"); do
 		GOMAXPROCS=1 "$bin/worker" -concurrency 1 -http "" "${http[@]}" -task-check-interval 50ms -retry-delay 1s \
-			-temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
+			-plan-min-tasks "${PLAN_MIN_TASKS:-16}" -temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
 		workers+=($!)
 	done
 	# The plan counts the live fleet: wait until every worker is serving.
@@ -157,7 +159,7 @@ oracle() { # oracle DATA TABLE: the oracle's last line
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "settings: SLUICE_TARGET_FILE_BYTES=${SLUICE_TARGET_FILE_BYTES:-default} SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-default}"
+echo "settings: SLUICE_TARGET_FILE_BYTES=${SLUICE_TARGET_FILE_BYTES:-default} SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-default} PLAN_MIN_TASKS=${PLAN_MIN_TASKS:-16}"
 for sc in $SCENARIOS; do
 	scenario "$sc"
 	data=$BENCH_DIR/$sc

@@ -343,6 +343,7 @@ type sizing struct {
 	rowGroup int64 // a row group's estimated bytes
 	slice    int64 // a slice's rows, in transform.RowCost
 	encode   int64 // the row-record bytes of one row group an encode task may hold
+	minGroup int64 // the fewest row-record bytes a column group is cut for
 	// tasks is how many reduce tasks and how many encode tasks the step
 	// aims at: tasksPerSlot per slot of the fleet the plan saw, at least
 	// MinTasks, as for the map.
@@ -364,6 +365,9 @@ func (s *Step) sizing(p plan) sizing {
 	// An encode task holds its columns' values of one row group, about
 	// their row-record bytes, and the writer's buffers beside them.
 	sz.encode = memory / 2
+	if sz.minGroup = s.PlanOptions.MinGroupBytes; sz.minGroup <= 0 {
+		sz.minGroup = DefaultMinGroupBytes
+	}
 	minTasks := s.PlanOptions.MinTasks
 	if minTasks <= 0 {
 		minTasks = DefaultMinMapTasks
@@ -409,6 +413,12 @@ func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, date
 	}
 	return db, ds
 }
+
+// DefaultMinGroupBytes is the fewest row-record bytes of a row group one
+// column group is cut for: below it an encode task's fixed costs (its
+// input documents, the barrier, a fragment to upload and assemble) weigh
+// more than the columns it writes, so a small date is one column group.
+const DefaultMinGroupBytes = 4 << 20
 
 // DefaultSliceBytes is the size of a slice, in transform.RowCost: what a
 // reduce task sorts in memory at the worker's default task memory
@@ -460,7 +470,8 @@ func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing) dateSplit
 // about equal bytes (weights), each encoded by its own task: as many as
 // it takes for the largest row group's share of one group to fit an
 // encode task (sz.encode), and at least enough that the step's row groups
-// times the groups reach sz.tasks; never more than there are columns.
+// times the groups reach sz.tasks; never more than there are columns, nor
+// than make groups of less than sz.minGroup bytes.
 // A format whose rows cannot be split by column gets one group. The
 // groups change no byte of the file: column chunks are encoded each on
 // its own.
@@ -473,7 +484,7 @@ func columnGroups(weights []int64, splits bool, ds dateSplit, rowGroups int, sz 
 		largest = max(largest, rg.Bytes)
 	}
 	k := max((largest+sz.encode-1)/sz.encode, int64((sz.tasks+rowGroups-1)/max(rowGroups, 1)), 1)
-	k = min(k, int64(len(ds.Columns)))
+	k = min(k, int64(len(ds.Columns)), max(largest/sz.minGroup, 1))
 	var groups []int
 	for _, r := range cutRanges(weights, int(k)) {
 		groups = append(groups, r[0])

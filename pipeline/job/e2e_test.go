@@ -128,7 +128,7 @@ func TestSpillMatchesInMemory(t *testing.T) {
 			s := newStep(in, memstore.New(), got, spec, w)
 			s.ReduceOptions = transform.ReduceOptions{RowGroupBytes: 64 << 10, MemoryBytes: budget, TempDir: t.TempDir()}
 			// A fleet of another size: other column groups, the same bytes.
-			s.PlanOptions.MinTasks = 64
+			s.PlanOptions.MinTasks, s.PlanOptions.MinGroupBytes = 64, 1<<10
 			s.MapOptions = transform.MapOptions{BufferBytes: budget, TempDir: t.TempDir()}
 			res := runJob(t, s)
 			chunks := 0

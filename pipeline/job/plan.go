@@ -41,6 +41,10 @@ type PlanOptions struct {
 	// task memory reduces a slice a chunk at a time, on disk. Slices
 	// change no byte of the output.
 	SliceBytes int64
+	// MinGroupBytes is the fewest row-record bytes of a row group one
+	// column group (encode task) is cut for (default
+	// DefaultMinGroupBytes).
+	MinGroupBytes int64
 }
 
 // Planner defaults.

@@ -67,13 +67,12 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec Spec, in F
 	if err != nil {
 		return fail(err)
 	}
-	src := &fragmentRows{rows: rows{m: m}}
 	cw := &countingWriter{w: w}
 	ff, err := FileFormatOf(spec)
 	if err != nil {
 		return fail(err)
 	}
-	if st.Rows, err = ff.encode(cw, spec, in, src); err != nil {
+	if st.Rows, err = ff.encode(cw, spec, in, m); err != nil {
 		return fail(err)
 	}
 	st.Bytes = cw.n
@@ -85,9 +84,10 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec Spec, in F
 // interface cost more than the comparisons, and the merge runs once per
 // row and column group.
 type runMerger struct {
-	runs [][]byte // what is left of each run
-	head []intermediate.SortedRow
-	heap []int // run indexes, smallest head first
+	runs    [][]byte // what is left of each run
+	head    []intermediate.SortedRow
+	heap    []int // run indexes, smallest head first
+	started bool
 }
 
 func (m *runMerger) less(a, b int) bool {
@@ -152,8 +152,8 @@ func newRunMerger(runs [][]byte) (*runMerger, error) {
 
 // next returns the next row in output order, or nil at the end; the row
 // is valid until the next call.
-func (m *runMerger) next(started *bool) (*intermediate.SortedRow, error) {
-	if *started && len(m.heap) > 0 {
+func (m *runMerger) next() (*intermediate.SortedRow, error) {
+	if m.started && len(m.heap) > 0 {
 		ok, err := m.advance(m.heap[0])
 		if err != nil {
 			return nil, err
@@ -165,20 +165,12 @@ func (m *runMerger) next(started *bool) (*intermediate.SortedRow, error) {
 		}
 		m.down(0)
 	}
-	*started = true
+	m.started = true
 	if len(m.heap) == 0 {
 		return nil, nil
 	}
 	return &m.head[m.heap[0]], nil
 }
-
-// rows is the merged sequence of the runs, read once.
-type rows struct {
-	m       *runMerger
-	started bool
-}
-
-func (r *rows) next() (*intermediate.SortedRow, error) { return r.m.next(&r.started) }
 
 // loadRuns reads every run of the fragment into memory: the encode task's
 // input is bounded by the job's split (one column group of one row group).
@@ -224,9 +216,4 @@ func (f *fieldReader) bool() bool     { return f.br.byte() != 0 }
 func (f *fieldReader) string() []byte { return f.br.bytes(f.br.uvarint()) }
 func (f *fieldReader) double() float64 {
 	return math.Float64frombits(binary.LittleEndian.Uint64(f.br.bytes(8)))
-}
-
-// fragmentRows is what a file format encodes: the merged rows.
-type fragmentRows struct {
-	rows
 }

@@ -32,7 +32,7 @@ type FileFormat interface {
 	// fragments: blocks of rows in order, each the fragments of its
 	// column groups in column order.
 	Assemble(ctx context.Context, r storage.Reader, spec Spec, blocks [][]FragmentRef) ([]storage.Section, error)
-	encode(w io.Writer, spec Spec, in FragmentInput, m *fragmentRows) (rows int64, err error)
+	encode(w io.Writer, spec Spec, in FragmentInput, m *runMerger) (rows int64, err error)
 }
 
 // FragmentRef names a written fragment.
@@ -106,7 +106,7 @@ func parquetOptions(spec Spec) (parquet.Options, error) {
 	return parquet.Options{Codec: codec, KeyValue: map[string]string{"sluice.time_zone": spec.TimeZone}}, nil
 }
 
-func (parquetFormat) encode(w io.Writer, spec Spec, in FragmentInput, m *fragmentRows) (int64, error) {
+func (parquetFormat) encode(w io.Writer, spec Spec, in FragmentInput, m *runMerger) (int64, error) {
 	cols := in.Columns[in.From:in.To]
 	opts, err := parquetOptions(spec)
 	if err != nil {
@@ -239,7 +239,7 @@ const (
 	csvUTCLayout   = "2006-01-02 15:04:05.000000Z"
 )
 
-func (csvFormat) encode(w io.Writer, spec Spec, in FragmentInput, m *fragmentRows) (int64, error) {
+func (csvFormat) encode(w io.Writer, spec Spec, in FragmentInput, m *runMerger) (int64, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var gz *gzip.Writer
 	var dst io.Writer = bw

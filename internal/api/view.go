@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"sluice/internal/config"
 	"sluice/internal/redisstore"
 	"sluice/internal/worker"
 	"sluice/pipeline/civil"
@@ -126,7 +125,7 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	for i := range wf.Steps {
 		s := &wf.Steps[i]
 		rec := r.Steps[s.Name]
-		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: config.RedactText(rec.Error),
+		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: CleanError(rec.Error),
 			Progress: ParseProgress(rec.Progress), Summary: rec.Summary, After: after(wf, s)}
 		if !rec.Started.IsZero() {
 			t := rec.Started.UTC()

@@ -19,7 +19,8 @@ const (
 	// ExitRunFailed: the run it waited for ended FAILED or CANCELLED.
 	ExitRunFailed = 1
 	// ExitUsage: bad flags or arguments (an unknown workflow among them),
-	// or the request was refused (a window that overlaps an active run).
+	// or the request was refused (a window that overlaps an active run,
+	// one wider than -max-window-days or reaching past tomorrow).
 	ExitUsage = 2
 	// ExitError: anything else (Redis or S3 unreachable, …).
 	ExitError = 3
@@ -44,7 +45,7 @@ func ExitCode(err error) int {
 	if e, ok := errors.AsType[*exitError](err); ok {
 		return e.code
 	}
-	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) {
+	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) || errors.Is(err, orchestrator.ErrBadWindow) {
 		return ExitUsage
 	}
 	return ExitError

@@ -51,7 +51,7 @@ func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orche
 		return err
 	}
 	s3 := common.S3
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log,
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log, MaxWindowDays: common.MaxWindowDays,
 		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }})
 	if err != nil {
 		return usageErr(err)

@@ -198,7 +198,7 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := c.base(r, "Runs")
-	d.Runs, d.Workflows = runs, c.svc.Workflows()
+	d.Runs, d.Workflows = runs, c.svc.Workflows(r.Context())
 	for _, run := range runs {
 		d.Active = d.Active || run.State == "RUNNING"
 	}

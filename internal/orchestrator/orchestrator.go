@@ -43,6 +43,10 @@ type Orchestrator struct {
 	// jobs: how close to an active run's window another run may not start
 	// (redisstore.StartOptions.GuardDays).
 	guardDays map[string]int
+	// windows and maxWindowDays are what CheckWindow holds windows to.
+	windows       map[string]windowRules
+	maxWindowDays int
+	now           func() time.Time
 }
 
 // Config wires an Orchestrator.
@@ -57,6 +61,12 @@ type Config struct {
 	// Open opens a storage location, for CleanScratch; nil: the scratch
 	// is not swept.
 	Open func(ctx context.Context, location string) (storage.Bucket, error)
+	// MaxWindowDays is the most dates a run's window may hold (0:
+	// config.DefaultMaxWindowDays); a schedule whose windows are wider is
+	// refused by New. See CheckWindow.
+	MaxWindowDays int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) validate() error {
@@ -86,6 +96,15 @@ func (c *Config) validate() error {
 	if c.Options == (tasks.Options{}) {
 		c.Options = tasks.DefaultOptions
 	}
+	if c.MaxWindowDays == 0 {
+		c.MaxWindowDays = config.DefaultMaxWindowDays
+	}
+	if c.MaxWindowDays < 1 || c.MaxWindowDays > config.MaxWindowDaysLimit {
+		return fmt.Errorf("orchestrator: max window days must be from 1 to %d, got %d", config.MaxWindowDaysLimit, c.MaxWindowDays)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return nil
 }
 
@@ -107,10 +126,19 @@ func New(cfg Config) (*Orchestrator, error) {
 		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
 		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows), open: cfg.Open,
+		windows: map[string]windowRules{}, maxWindowDays: cfg.MaxWindowDays, now: cfg.Now,
 	}
 	o.guardDays = map[string]int{}
 	for name, wf := range cfg.Workflows {
 		o.names = append(o.names, name)
+		rules, err := newWindowRules(wf)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: workflow %s: %w", name, err)
+		}
+		o.windows[name] = rules
+		if err := checkSchedules(wf, cfg.MaxWindowDays); err != nil {
+			return nil, err
+		}
 		for i := range wf.Steps {
 			if j := wf.Steps[i].Job; j != nil {
 				spec, err := config.JobTransform(j)
@@ -320,6 +348,9 @@ func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window,
 	if err != nil {
 		return redisstore.Started{}, err
 	}
+	if err := o.CheckWindow(name, win); err != nil {
+		return redisstore.Started{}, fmt.Errorf("start run of %s: %w", name, err)
+	}
 	opts.GuardDays = o.guardDays[name]
 	st, err := o.runs.Start(ctx, wf, win, opts)
 	if err != nil {
@@ -355,6 +386,9 @@ func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result wor
 	if rec := fin.Run.Steps[ref.Step]; !rec.Started.IsZero() && !rec.Ended.IsZero() {
 		o.metrics.stepEnded(ref.Workflow, ref.Step, result, rec.Ended.Sub(rec.Started).Seconds(), summary)
 	}
+	if result == workflow.Succeeded {
+		o.recordPublished(ctx, ref.Workflow, ref.Step, ref.RunID, summary)
+	}
 	if fin.Run.State != workflow.Running {
 		o.log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
 	}
@@ -389,4 +423,10 @@ func (o *Orchestrator) Resume(ctx context.Context, run redisstore.Run) error {
 		return nil
 	}
 	return o.enqueueSteps(ctx, wf, run.ID, run.RunningSteps())
+}
+
+// RunsBefore lists up to n of a workflow's runs older than pos, newest
+// first (see redisstore.Runs.ListBefore).
+func (o *Orchestrator) RunsBefore(ctx context.Context, workflow string, pos redisstore.Position, n int) ([]redisstore.Run, bool, error) {
+	return o.runs.ListBefore(ctx, workflow, pos, n)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,7 +193,10 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 		// The task's own context may be done (its timeout is what failed it).
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, fmt.Errorf("%s: %w", t.Type(), err)); ferr != nil {
+		// The step's error says what went wrong; asynq's "skip retry" only
+		// said how to retry.
+		cause := errors.New(strings.ReplaceAll(fmt.Sprintf("%s: %v", t.Type(), err), ": "+asynq.SkipRetry.Error(), ""))
+		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, cause); ferr != nil {
 			w.log.Error("could not record step failure", "run", ref.RunID, "step", ref.Step, "err", ferr)
 		}
 		return err

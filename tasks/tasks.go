@@ -65,6 +65,19 @@ func (o Options) asynq(queue, id string) []asynq.Option {
 	return []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.MaxRetry(o.MaxRetry), asynq.Timeout(o.Timeout), asynq.Retention(o.Retention)}
 }
 
+// ResultDone is the result a task that did its work leaves in asynq
+// (TaskInfo.Result): a completed task without it ended without doing its
+// work (its step had ended, or its run), and a retry of the run runs it
+// again.
+const ResultDone = "done"
+
+// Reissue is a task again as it was enqueued (its type, payload, queue and
+// id) with the options o: what a retry of a run enqueues for a task that
+// completed without doing its work.
+func Reissue(typ string, payload []byte, queue, id string, o Options) *asynq.Task {
+	return asynq.NewTask(typ, payload, o.asynq(queue, id)...)
+}
+
 // StepRef names one step of one run.
 type StepRef struct {
 	Workflow string `json:"workflow"`

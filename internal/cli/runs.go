@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		redisOpt, _ := common.Redis()
-		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads})
+		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads, Sessions: orch.Sessions()})
 		h, err := scheduler.Handler(redisOpt, orch, scheduler.HTTPOptions{
 			Service: &api.Service{Orch: orch, Planner: planner, Log: log}, Guard: guard,
 			MonitoringWritable: f.monitoringWritable, PrometheusAddress: f.prometheus,

@@ -13,6 +13,7 @@ package console
 
 import (
 	"embed"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -110,7 +111,10 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/login", c.loginPage)
 	mux.HandleFunc("POST /console/login", c.login)
 	mux.HandleFunc("POST /console/logout", func(w http.ResponseWriter, r *http.Request) {
-		access.SignOut(w)
+		if err := c.guard.SignOut(w, r); err != nil {
+			c.fail(w, r, fmt.Errorf("sign out: %w", err))
+			return
+		}
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
 	})
 	page := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, c.readable(h)) }
@@ -167,7 +171,7 @@ func (c *Console) render(w http.ResponseWriter, name string, data any) {
 	}
 }
 
-func (c *Console) fail(w http.ResponseWriter, err error) {
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(api.Status(err))
 	c.render(w, "message", map[string]any{"Error": config.RedactText(err.Error())})
 }
@@ -194,7 +198,7 @@ func (c *Console) base(r *http.Request, title string) pageData {
 func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
 	runs, err := c.svc.Runs(r.Context(), "", 50)
 	if err != nil {
-		c.fail(w, err)
+		c.fail(w, r, err)
 		return
 	}
 	d := c.base(r, "Runs")
@@ -212,7 +216,7 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
 	run, err := c.svc.Run(r.Context(), r.PathValue("id"))
 	if err != nil {
-		c.fail(w, err)
+		c.fail(w, r, err)
 		return
 	}
 	d := c.base(r, "Run "+run.ID)
@@ -279,7 +283,7 @@ func (c *Console) dryRun(w http.ResponseWriter, r *http.Request) {
 	req.DryRun = true
 	res, err := c.svc.Start(r.Context(), req)
 	if err != nil {
-		c.fail(w, err)
+		c.fail(w, r, err)
 		return
 	}
 	c.render(w, "dry-run", dryRunView{DryRun: res.DryRun, Signed: c.guard.Signed(r), Req: req})
@@ -299,7 +303,7 @@ func (c *Console) start(w http.ResponseWriter, r *http.Request) {
 	req.Trigger, req.By = "console", api.Caller(r)
 	res, err := c.svc.Start(r.Context(), req)
 	if err != nil {
-		c.fail(w, err)
+		c.fail(w, r, err)
 		return
 	}
 	c.redirect(w, r, "/console/runs/"+res.Run.ID)
@@ -309,7 +313,7 @@ func (c *Console) cancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	_, err := c.svc.Cancel(r.Context(), id, "cancelled in the console by "+api.Caller(r))
 	if err != nil && api.Status(err) != http.StatusConflict {
-		c.fail(w, err)
+		c.fail(w, r, err)
 		return
 	}
 	c.redirect(w, r, "/console/runs/"+id)
@@ -323,11 +327,14 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.FormValue("next"))
-	if !c.guard.SignIn(w, r, r.FormValue("token")) {
+	if err := c.guard.SignIn(w, r, r.FormValue("token")); err != nil {
 		d := c.base(r, "Sign in")
 		d.Next, d.Error = next, "That is not the API token."
-		if !c.guard.WritesEnabled() {
+		switch {
+		case !c.guard.WritesEnabled():
 			d.Error = "This scheduler has no API token, so there is nothing to sign in with."
+		case !errors.Is(err, access.ErrWrongToken):
+			d.Error = "Signing in failed: " + config.RedactText(err.Error())
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 		c.render(w, "login", d)

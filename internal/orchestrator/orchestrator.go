@@ -32,6 +32,7 @@ type Orchestrator struct {
 	names     []string
 	rdb       redis.UniversalClient
 	runs      *redisstore.Runs
+	timeline  *redisstore.Timeline
 	barrier   *redisstore.Barrier
 	client    *asynq.Client
 	inspector *asynq.Inspector
@@ -123,7 +124,7 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{
 		workflows: cfg.Workflows, rdb: rdb,
-		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
+		runs: redisstore.NewRuns(rdb), timeline: redisstore.NewTimeline(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
 		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows), open: cfg.Open,
 		windows: map[string]windowRules{}, maxWindowDays: cfg.MaxWindowDays, now: cfg.Now,
@@ -430,3 +431,9 @@ func (o *Orchestrator) Resume(ctx context.Context, run redisstore.Run) error {
 func (o *Orchestrator) RunsBefore(ctx context.Context, workflow string, pos redisstore.Position, n int) ([]redisstore.Run, bool, error) {
 	return o.runs.ListBefore(ctx, workflow, pos, n)
 }
+
+// Sessions is the console's session store, in the same Redis.
+func (o *Orchestrator) Sessions() *redisstore.Sessions { return redisstore.NewSessions(o.rdb) }
+
+// Timeline is the runs' task timeline and task logs, in the same Redis.
+func (o *Orchestrator) Timeline() *redisstore.Timeline { return o.timeline }

@@ -71,7 +71,7 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
 		id, _ := asynq.GetTaskID(ctx)
-		w.log.Info("task started", "type", t.Type(), "id", id)
+		w.logFor(ctx).Info("task started", "type", t.Type(), "id", id)
 		err := next.ProcessTask(ctx, t)
 		outcome := "ok"
 		if err != nil {
@@ -80,7 +80,7 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 		ref, _ := tasks.Decode[tasks.StepRef](t) // labels stay empty for a payload that is not one
 		w.metrics.TasksProcessed.WithLabelValues(ref.Workflow, ref.Step, t.Type(), outcome).Inc()
 		w.metrics.TaskSeconds.WithLabelValues(ref.Workflow, ref.Step, t.Type()).Observe(time.Since(start).Seconds())
-		w.log.Info("task done", "type", t.Type(), "id", id, "outcome", outcome, "seconds", time.Since(start).Seconds())
+		w.logFor(ctx).Info("task done", "type", t.Type(), "id", id, "outcome", outcome, "seconds", time.Since(start).Seconds())
 		return err
 	})
 }

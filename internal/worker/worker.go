@@ -32,6 +32,10 @@ import (
 type Worker struct {
 	orch    *orchestrator.Orchestrator
 	log     *slog.Logger
+	// timeline records each task attempt of a run, and its log lines;
+	// name is this process in it.
+	timeline *redisstore.Timeline
+	name     string
 	metrics *Metrics
 	mapOpts transform.MapOptions
 	reduce  transform.ReduceOptions
@@ -98,6 +102,8 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		orch:     cfg.Orchestrator,
 		log:      cfg.Log,
+		timeline: cfg.Orchestrator.Timeline(),
+		name:     workerName(),
 		metrics:  m,
 		runCheck: cfg.RunCheckInterval,
 		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
@@ -110,10 +116,12 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // Mux routes every task type of package tasks to its handler, behind the
-// middleware that turns a final failure into a FAILED step.
+// middleware that records each attempt in its run's timeline, counts it,
+// turns a final failure into a FAILED step and stops a task whose run
+// ended.
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(w.observe, w.failStepOnLastAttempt, w.watchRun)
+	mux.Use(w.recordTask, w.observe, w.failStepOnLastAttempt, w.watchRun)
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
@@ -161,7 +169,8 @@ func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.W
 		// A duplicate or late task of a finished step. Its first delivery
 		// may have died between finishing the step and enqueuing what
 		// follows, so make sure the run's running steps have their tasks.
-		w.log.Info("step is not running; nothing to do", "run", ref.RunID, "step", ref.Step, "state", st)
+		w.logFor(ctx).Info("step is not running; nothing to do", "run", ref.RunID, "step", ref.Step, "state", st)
+		markSkipped(ctx)
 		return wf, step, run, false, w.orch.Resume(ctx, run)
 	}
 	return wf, step, run, true, nil
@@ -182,14 +191,14 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if retried < maxRetry && !errors.Is(err, asynq.SkipRetry) {
-			w.log.Warn("task failed; will retry", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", err)
+			w.logFor(ctx).Warn("task failed; will retry", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", err)
 			return err
 		}
 		ref, derr := tasks.Decode[tasks.StepRef](t)
 		if derr != nil || ref.RunID == "" || errors.Is(err, redisstore.ErrNotFound) {
 			return err // no step to fail: the run is gone (logged by runGone)
 		}
-		w.log.Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
+		w.logFor(ctx).Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
 		// The task's own context may be done (its timeout is what failed it).
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()

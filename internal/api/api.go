@@ -232,4 +232,3 @@ func Status(err error) int {
 	}
 	return http.StatusInternalServerError
 }
-

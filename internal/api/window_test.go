@@ -39,7 +39,9 @@ func TestWindowsAreBounded(t *testing.T) {
 	// 92 dates (the default maximum) are planned; 93 are not.
 	r = e.do("POST", "/api/v1/runs", `{"start": "2026-08-01", "end": "2026-10-31", "dry_run": true}`)
 	var dry struct {
-		DryRun struct{ Steps []struct{ Partitions []struct{ Date string } } } `json:"dry_run"`
+		DryRun struct {
+			Steps []struct{ Partitions []struct{ Date string } }
+		} `json:"dry_run"`
 	}
 	r.json(t, &dry)
 	if r.status != http.StatusOK || len(dry.DryRun.Steps) != 1 || len(dry.DryRun.Steps[0].Partitions) != 92 {

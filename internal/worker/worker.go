@@ -30,15 +30,15 @@ import (
 // Worker runs steps. Create it with New and register Mux with an asynq
 // server.
 type Worker struct {
-	orch    *orchestrator.Orchestrator
-	log     *slog.Logger
+	orch *orchestrator.Orchestrator
+	log  *slog.Logger
 	// timeline records each task attempt of a run, and its log lines;
 	// name is this process in it.
 	timeline *redisstore.Timeline
 	name     string
-	metrics *Metrics
-	mapOpts transform.MapOptions
-	reduce  transform.ReduceOptions
+	metrics  *Metrics
+	mapOpts  transform.MapOptions
+	reduce   transform.ReduceOptions
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
 

@@ -30,15 +30,11 @@ import (
 // Worker runs steps. Create it with New and register Mux with an asynq
 // server.
 type Worker struct {
-	orch *orchestrator.Orchestrator
-	log  *slog.Logger
-	// timeline records each task attempt of a run, and its log lines;
-	// name is this process in it.
-	timeline *redisstore.Timeline
-	name     string
-	metrics  *Metrics
-	mapOpts  transform.MapOptions
-	reduce   transform.ReduceOptions
+	orch    *orchestrator.Orchestrator
+	log     *slog.Logger
+	metrics *Metrics
+	mapOpts transform.MapOptions
+	reduce  transform.ReduceOptions
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
 
@@ -46,6 +42,11 @@ type Worker struct {
 	buckets map[string]storage.Bucket
 	// open opens a location; tests wrap it to inject storage faults.
 	open func(ctx context.Context, location string) (storage.Bucket, error)
+
+	// timeline records each task attempt of a run, and its log lines;
+	// name is this process in it.
+	timeline *redisstore.Timeline
+	name     string
 }
 
 // Config wires a Worker.

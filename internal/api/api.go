@@ -18,6 +18,7 @@ import (
 	"sluice/internal/redisstore"
 	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/storage"
 )
 
 // Planner answers dry runs (worker.Worker does).
@@ -37,9 +38,13 @@ type Service struct {
 	// up. DryRunTimeout bounds each (0: DefaultDryRunTimeout).
 	DryRuns       int
 	DryRunTimeout time.Duration
+	// Open opens a storage location (the tables' outputs, for their
+	// partitions and schema); nil: the tables' pages are unavailable.
+	Open func(ctx context.Context, location string) (storage.Bucket, error)
 
 	once       sync.Once
 	dryRunSlot chan struct{}
+	bucketCache
 }
 
 // Dry run bounds by default.
@@ -84,8 +89,40 @@ func (s *Service) Run(ctx context.Context, id string) (Run, error) {
 		return Run{}, err
 	}
 	wf, _ := s.Orch.Workflow(r.Workflow)
-	return RunOf(r, wf, true), nil
+	run := RunOf(r, wf, true)
+	s.tasksFromTimeline(ctx, &run)
+	return run, nil
 }
+
+// tasksFromTimeline lists each step's tasks as its workers recorded them
+// (those that ran, with how they ended) instead of as the step's summary
+// implies; a step the timeline knows nothing of keeps the implied list.
+func (s *Service) tasksFromTimeline(ctx context.Context, run *Run) {
+	recs, _, err := s.Orch.Timeline().Tasks(ctx, run.ID)
+	if err != nil {
+		if s.Log != nil {
+			s.Log.Warn("could not read the run's timeline", "run", run.ID, "err", err)
+		}
+		return
+	}
+	byStep := map[string][]Task{}
+	for _, rec := range recs {
+		phase, _, label := taskPart(run.ID, rec.Step, rec.ID)
+		byStep[rec.Step] = append(byStep[rec.Step], Task{ID: rec.ID, Queue: rec.Queue, Kind: phase, Label: label, URL: asynqmonURL(rec.Queue, rec.ID), Outcome: rec.Last().Outcome})
+	}
+	for i := range run.Steps {
+		if ts := byStep[run.Steps[i].Name]; len(ts) > 0 {
+			if len(ts) > maxTimelineTasks {
+				ts = ts[:maxTimelineTasks]
+			}
+			run.Steps[i].Tasks = ts
+		}
+	}
+}
+
+// maxTimelineTasks bounds a step's task list in a run's answer (the
+// timeline, GET …/tasks, has them all).
+const maxTimelineTasks = 500
 
 // StartRequest asks for a run (or a dry run) of a workflow over a window.
 type StartRequest struct {
@@ -197,12 +234,16 @@ func (s *Service) Cancel(ctx context.Context, id, reason string) (Run, error) {
 }
 
 // Workflows lists the loaded workflows with the next fire times of their
-// schedules.
+// schedules, and whether they are paused (a workflow whose pause cannot be
+// read is listed without it).
 func (s *Service) Workflows(ctx context.Context) []Workflow {
 	var out []Workflow
 	for _, name := range s.Orch.Workflows() {
-		wf, _ := s.Orch.Workflow(name)
-		out = append(out, WorkflowOf(wf, s.now(), 3))
+		wf, err := s.Workflow(ctx, name)
+		if err != nil && s.Log != nil {
+			s.Log.Warn("could not read whether the schedule is paused", "workflow", name, "err", err)
+		}
+		out = append(out, wf)
 	}
 	return out
 }

@@ -34,6 +34,53 @@ func Register(mux *http.ServeMux, s *Service, g *access.Guard) {
 	// needs the token (checked in startRun).
 	read("POST /api/v1/runs", func(w http.ResponseWriter, r *http.Request) { s.startRun(w, r, g) })
 	write("POST /api/v1/runs/{id}/cancel", s.cancelRun)
+	write("POST /api/v1/runs/{id}/retry", s.retryRun)
+	read("GET /api/v1/runs/{id}/tasks", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK)(s.Tasks(r.Context(), r.PathValue("id")))
+	})
+	read("GET /api/v1/runs/{id}/tasks/{task}/log", s.getTaskLog)
+	read("GET /api/v1/workflows/{name}", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK)(s.Workflow(r.Context(), r.PathValue("name")))
+	})
+	write("POST /api/v1/workflows/{name}/pause", func(w http.ResponseWriter, r *http.Request) {
+		var req PauseRequest
+		if err := decodeOptionalBody(w, r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		req.By = Caller(r)
+		answer(w, http.StatusOK)(s.Pause(r.Context(), r.PathValue("name"), req))
+	})
+	write("POST /api/v1/workflows/{name}/resume", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, http.StatusOK)(s.Resume(r.Context(), r.PathValue("name"), Caller(r)))
+	})
+	read("GET /api/v1/tables", func(w http.ResponseWriter, r *http.Request) {
+		type table struct {
+			Table      string `json:"table"`
+			Workflow   string `json:"workflow"`
+			Step       string `json:"step"`
+			Location   string `json:"location"`
+			Partitions string `json:"partitions"`
+		}
+		out := []table{}
+		for _, t := range s.Tables() {
+			out = append(out, table{t.ID(), t.Workflow, t.Step, t.Output, "/api/v1/tables/" + t.ID() + "/partitions"})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"tables": out})
+	})
+	read("GET /api/v1/tables/{table}/partitions", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		req := PartitionsRequest{From: q.Get("from"), To: q.Get("to")}
+		switch c := q.Get("check"); c {
+		case "":
+		case "inputs":
+			req.CheckInputs = true
+		default:
+			writeError(w, badRequest(fmt.Errorf("check: %q is not inputs", c)))
+			return
+		}
+		answer(w, http.StatusOK)(s.Partitions(r.Context(), r.PathValue("table"), req))
+	})
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { noRoute(api, w, r) })
 	mux.Handle("/api/", api)
 }
@@ -189,6 +236,60 @@ func (s *Service) startRun(w http.ResponseWriter, r *http.Request, g *access.Gua
 		w.Header().Set("Location", res.Run.Links.Self)
 	}
 	writeJSON(w, status, res)
+}
+
+// answer writes v with status, or err.
+func answer(w http.ResponseWriter, status int) func(v any, err error) {
+	return func(v any, err error) {
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, status, v)
+	}
+}
+
+// decodeOptionalBody is decodeBody for endpoints whose body may be left
+// out (no Content-Length, or 0).
+func decodeOptionalBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decodeBody(w, r, v)
+}
+
+func (s *Service) retryRun(w http.ResponseWriter, r *http.Request) {
+	var req RetryRequest
+	if err := decodeOptionalBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	req.By = Caller(r)
+	run, err := s.Retry(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"run": run})
+}
+
+func (s *Service) getTaskLog(w http.ResponseWriter, r *http.Request) {
+	l, err := s.TaskLog(r.Context(), r.PathValue("id"), r.PathValue("task"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+		writeJSON(w, http.StatusOK, l)
+	case "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for _, line := range l.Lines {
+			fmt.Fprintln(w, line.Text())
+		}
+	default:
+		writeError(w, badRequest(fmt.Errorf("format: %q is not json or text", f)))
+	}
 }
 
 func (s *Service) cancelRun(w http.ResponseWriter, r *http.Request) {

@@ -25,8 +25,12 @@ import (
 	"sluice/internal/worker"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/segmentgen"
+	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
+	"sluice/pipeline/storage/s3store"
+	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/workflow"
+	"sluice/tasks"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -83,7 +87,8 @@ func newEnv(t *testing.T, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc = &api.Service{Orch: e.orch, Planner: planner, Log: log}
+	e.svc = &api.Service{Orch: e.orch, Planner: planner, Log: log,
+		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3store.Options{}) }}
 	for _, o := range opts {
 		o(e.svc)
 	}
@@ -179,3 +184,53 @@ func day(s string) civil.Date {
 }
 
 func window(a, b string) civil.Window { return civil.Window{Start: day(a), End: day(b)} }
+
+// serveWorkers runs this package's workers in-process, on the env's Redis.
+func (e *env) serveWorkers() {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := worker.New(worker.Config{Orchestrator: e.orch, Log: log, RunCheckInterval: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := worker.NewServer(e.redis, worker.ServerConfig{Concurrency: 4, Queues: map[string]int{tasks.QueueCrawl: 1, tasks.QueueTransform: 1},
+		TaskCheckInterval: 10 * time.Millisecond, RetryDelay: 10 * time.Millisecond, ShutdownTimeout: time.Second}, log)
+	if err := srv.Start(w.Mux()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(srv.Shutdown)
+}
+
+// await waits until a run has ended and none of its tasks runs (a task's
+// end is recorded in the timeline once its handler returns).
+func (e *env) await(id string) redisstore.Run {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := asynq.NewInspector(e.redis)
+	defer in.Close()
+	for {
+		run, err := e.orch.Run(ctx, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		busy := false
+		for _, q := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
+			active, _ := in.ListActiveTasks(q)
+			for _, ti := range active {
+				busy = busy || tasks.OfRun(ti.ID, id)
+			}
+		}
+		if run.State != workflow.Running && !busy {
+			return run
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatalf("run %s did not end: %+v", id, run.Steps)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// runWindow is the window the sample logs cover.
+var runWindow = window("2026-10-30", "2026-11-01")

@@ -86,8 +86,11 @@ type Progress struct {
 type Task struct {
 	ID    string `json:"id"`
 	Queue string `json:"queue"`
-	Kind  string `json:"kind"` // plan, map, bucket, reduce, commit, crawl
-	URL   string `json:"url"`  // its asynqmon page
+	Kind  string `json:"kind"`  // plan, map, bucket, reduce, commit, crawl
+	Label string `json:"label"` // "map 00007", "reduce 2026-10-31 #3", "commit 2026-10-31"
+	URL   string `json:"url"`   // its asynqmon page
+	// Outcome is how its last attempt ended, when the timeline knows.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 var progressLine = regexp.MustCompile(`^(\S+) (\d+)/(\d+)(?: (\S+))?$`)
@@ -174,13 +177,15 @@ func after(wf *workflow.Workflow, s *workflow.Step) []string {
 // maxListedTasks bounds how many map or reduce tasks a step lists.
 const maxListedTasks = 64
 
-// stepTasks are the tasks a started step has (or had): their ids are
-// deterministic (package tasks), so they are named from the run's window,
-// the progress and the summary alone.
+// stepTasks are the tasks a started step has (or had) when its timeline
+// is not at hand: their ids are deterministic (package tasks), so they are
+// named from the run's window, the progress and the summary of a running
+// or succeeded step.
 func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, prog *Progress) []Task {
 	ref := tasks.StepRef{Workflow: r.Workflow, RunID: r.ID, Step: s.Name}
 	task := func(queue, kind, id string) Task {
-		return Task{ID: id, Queue: queue, Kind: kind, URL: MonitoringPath + "/queues/" + queue + "/tasks/" + id}
+		_, _, label := taskPart(r.ID, s.Name, id)
+		return Task{ID: id, Queue: queue, Kind: kind, Label: label, URL: asynqmonURL(queue, id)}
 	}
 	switch s.Kind() {
 	case workflow.KindCrawler:
@@ -191,6 +196,12 @@ func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, pr
 	}
 	q := tasks.QueueTransform
 	out := []Task{task(q, "plan", tasks.PlanID(ref))}
+	if rec.State != workflow.Running && rec.State != workflow.Succeeded {
+		// A failed or cancelled step has no summary to name its tasks by
+		// (its timeline does, see Service.Run): its plan is all that is
+		// certain.
+		return out
+	}
 	var sum job.Summary
 	_ = json.Unmarshal(rec.Summary, &sum)
 	shards := sum.Shards
@@ -226,6 +237,9 @@ type Workflow struct {
 	Description string     `json:"description,omitempty"`
 	Steps       []WfStep   `json:"steps"`
 	Schedules   []Schedule `json:"schedules,omitempty"`
+	// Paused, when set, says the schedules are paused: they start no
+	// runs until resumed.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // WfStep is a step of a workflow.

@@ -437,3 +437,33 @@ func (o *Orchestrator) Sessions() *redisstore.Sessions { return redisstore.NewSe
 
 // Timeline is the runs' task timeline and task logs, in the same Redis.
 func (o *Orchestrator) Timeline() *redisstore.Timeline { return o.timeline }
+
+// PauseSchedule pauses a workflow's schedules (see
+// redisstore.Runs.PauseSchedule).
+func (o *Orchestrator) PauseSchedule(ctx context.Context, name, by, reason string) (redisstore.Pause, error) {
+	if _, err := o.Workflow(name); err != nil {
+		return redisstore.Pause{}, err
+	}
+	p, err := o.runs.PauseSchedule(ctx, name, by, reason)
+	if err == nil {
+		o.log.Info("schedule paused", "workflow", name, "by", by, "reason", reason)
+	}
+	return p, err
+}
+
+// ResumeSchedule lets a workflow's schedules start runs again.
+func (o *Orchestrator) ResumeSchedule(ctx context.Context, name, by string) error {
+	if _, err := o.Workflow(name); err != nil {
+		return err
+	}
+	err := o.runs.ResumeSchedule(ctx, name)
+	if err == nil {
+		o.log.Info("schedule resumed", "workflow", name, "by", by)
+	}
+	return err
+}
+
+// SchedulePaused tells whether a workflow's schedules are paused.
+func (o *Orchestrator) SchedulePaused(ctx context.Context, name string) (redisstore.Pause, bool, error) {
+	return o.runs.SchedulePaused(ctx, name)
+}

@@ -13,6 +13,7 @@ import "time"
 //	sluice:tasks:<run>                       hash  the run's timeline: task id -> its attempts (JSON; "dropped" counts those left out)
 //	sluice:tasklog:<run>:<task>              list  the log lines (JSON) a task's attempts wrote, the newest kept
 //	sluice:session:<sha256 of id>            string a console session (its lifetime): the binding it was made for
+//	sluice:paused:<workflow>                 hash  the workflow's schedules are paused: by, at, reason
 //	sluice:published:<workflow>              hash  per job step: the newest partition it published rows in (<step>:date, :run, :at)
 //	sluice:barrier:<run>:<step>:<phase>      set   finished members of a job phase
 //	sluice:barrier:<run>:<step>:<phase>:complete string the member that completed it

@@ -124,6 +124,7 @@ type scheduleCollector struct {
 	now    func() time.Time
 	next   *prometheus.Desc
 	period *prometheus.Desc
+	paused *prometheus.Desc
 }
 
 func newScheduleCollector(orch *orchestrator.Orchestrator, now func() time.Time) *scheduleCollector {
@@ -132,18 +133,31 @@ func newScheduleCollector(orch *orchestrator.Orchestrator, now func() time.Time)
 		now:    now,
 		next:   prometheus.NewDesc("sluice_schedule_next_fire_timestamp_seconds", "When the SCHEDULED trigger fires next.", []string{"workflow", "trigger"}, nil),
 		period: prometheus.NewDesc("sluice_schedule_period_seconds", "Time between the trigger's next fire and the one after it.", []string{"workflow", "trigger"}, nil),
+		paused: prometheus.NewDesc("sluice_schedule_paused", "1 while the workflow's schedules are paused (its SCHEDULED triggers start no runs), else 0.", []string{"workflow"}, nil),
 	}
 }
 
 func (c *scheduleCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.next
 	ch <- c.period
+	ch <- c.paused
 }
 
 func (c *scheduleCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	now := c.now()
 	for _, name := range c.orch.Workflows() {
 		wf, _ := c.orch.Workflow(name)
+		if _, paused, err := c.orch.SchedulePaused(ctx, name); err != nil {
+			ch <- prometheus.NewInvalidMetric(c.paused, err)
+		} else {
+			v := 0.0
+			if paused {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, v, name)
+		}
 		for _, trig := range wf.StartTriggers() {
 			if trig.Trigger.Type != workflow.TriggerScheduled {
 				continue

@@ -3,8 +3,10 @@ package scheduler_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
@@ -100,5 +102,42 @@ func TestFreshnessComesFromPublishedRows(t *testing.T) {
 	want := civil.Date{Year: 2026, Month: 11, Day: 25}.UTCMidnight().Unix()
 	if v, ok := value(page, newest); !ok || v != float64(want) {
 		t.Errorf("%s = %v (present %v), want 2026-11-25 (%d)", newest, v, ok, want)
+	}
+}
+
+// A paused workflow's schedule fires nothing (the fire is skipped, not
+// made up), and says so in sluice_schedule_paused; resumed, it fires
+// again. Queues and starts on demand are not its business.
+func TestPausedScheduleFiresNothing(t *testing.T) {
+	t.Parallel()
+	orch, opt := setup(t)
+	ctx := context.Background()
+	s, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, _ := orch.Workflow("mobile-user")
+	trig := wf.Step("mobile-user-start")
+	const paused = `sluice_schedule_paused{workflow="mobile-user"}`
+	if v, ok := value(scrape(t, orch, opt), paused); !ok || v != 0 {
+		t.Errorf("%s = %v (present %v), want 0", paused, v, ok)
+	}
+	if _, err := orch.PauseSchedule(ctx, "mobile-user", "test", "holiday"); err != nil {
+		t.Fatal(err)
+	}
+	fire := time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)
+	s.Fire(ctx, wf, trig, fire)
+	if runs, err := orch.Runs(ctx, "mobile-user", 10); err != nil || len(runs) != 0 {
+		t.Fatalf("a paused schedule started %d runs (%v)", len(runs), err)
+	}
+	if v, ok := value(scrape(t, orch, opt), paused); !ok || v != 1 {
+		t.Errorf("%s = %v (present %v), want 1", paused, v, ok)
+	}
+	if err := orch.ResumeSchedule(ctx, "mobile-user", "test"); err != nil {
+		t.Fatal(err)
+	}
+	s.Fire(ctx, wf, trig, fire.Add(24*time.Hour))
+	if runs, err := orch.Runs(ctx, "mobile-user", 10); err != nil || len(runs) != 1 || runs[0].Trigger != "mobile-user-start" {
+		t.Fatalf("a resumed schedule started %v (%v), want one run", runs, err)
 	}
 }

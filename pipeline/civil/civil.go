@@ -84,6 +84,9 @@ func (d Date) Days() int64 { return floorDiv(d.UTCMidnight().Unix(), 86400) }
 // FromDays is the date n days after 1970-01-01.
 func FromDays(n int64) Date { return DateOf(time.Unix(n*86400, 0).UTC()) }
 
+// Window is the window of the one date d.
+func (d Date) Window() Window { return Window{d, d} }
+
 // MarshalText writes YYYY-MM-DD, so dates are JSON strings and map keys.
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 

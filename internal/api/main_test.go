@@ -88,7 +88,9 @@ func newEnv(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	e.svc = &api.Service{Orch: e.orch, Planner: planner, Log: log,
-		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3store.Options{}) }}
+		Open: func(ctx context.Context, loc string) (storage.Bucket, error) {
+			return storeurl.Open(ctx, loc, s3store.Options{})
+		}}
 	for _, o := range opts {
 		o(e.svc)
 	}

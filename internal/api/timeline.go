@@ -103,7 +103,9 @@ func taskPart(runID, step, id string) (phase, member, label string) {
 	return phase, strings.Join(parts[1:], ":"), strings.Join(parts, " ")
 }
 
-func asynqmonURL(queue, id string) string { return MonitoringPath + "/queues/" + queue + "/tasks/" + id }
+func asynqmonURL(queue, id string) string {
+	return MonitoringPath + "/queues/" + queue + "/tasks/" + id
+}
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -20,7 +20,8 @@ const (
 	ExitRunFailed = 1
 	// ExitUsage: bad flags or arguments (an unknown workflow among them),
 	// or the request was refused (a window that overlaps an active run,
-	// one wider than -max-window-days or reaching past tomorrow).
+	// one wider than -max-window-days or reaching past tomorrow, a retry of
+	// a run that has not failed or cannot resume).
 	ExitUsage = 2
 	// ExitError: anything else (Redis or S3 unreachable, …).
 	ExitError = 3
@@ -45,7 +46,8 @@ func ExitCode(err error) int {
 	if e, ok := errors.AsType[*exitError](err); ok {
 		return e.code
 	}
-	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) || errors.Is(err, orchestrator.ErrBadWindow) {
+	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) || errors.Is(err, orchestrator.ErrBadWindow) ||
+		errors.Is(err, redisstore.ErrNotFailed) || errors.Is(err, orchestrator.ErrNotResumable) {
 		return ExitUsage
 	}
 	return ExitError

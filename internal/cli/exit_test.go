@@ -41,6 +41,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"generate", "-start", "x"}, ExitUsage},
 		{[]string{"runs", wf, "-redis-url", down}, ExitError},
 		{[]string{"start", wf, "-redis-url", testenv.RedisDB(t), "-start", "2026-10-30", "-workflow", "nosuch"}, ExitUsage},
+		{[]string{"start", wf, "-redis-url", testenv.RedisDB(t), "-start", "2026-01-01", "-end", "2026-12-01"}, ExitUsage}, // wider than -max-window-days
+		{[]string{"start", wf, "-redis-url", testenv.RedisDB(t), "-start", "2062-03-01"}, ExitUsage},                       // past tomorrow
+		{[]string{"start", wf, "-max-window-days", "0", "-start", "2026-10-30"}, ExitUsage},
+		{[]string{"retry", wf}, ExitUsage},  // no run id
+		{[]string{"pause", wf}, ExitUsage},  // no workflow
+		{[]string{"resume", wf}, ExitUsage}, // no workflow
+		{[]string{"pause", wf, "-redis-url", testenv.RedisDB(t), "nosuch"}, ExitUsage},
 	} {
 		err := Main(context.Background(), tc.args, io.Discard)
 		if got := ExitCode(err); got != tc.want {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +97,8 @@ func taskPart(runID, step, id string) (phase, member, label string) {
 	case phase == "map" && len(parts) == 2:
 		return phase, parts[1], "map " + parts[1]
 	case phase == "reduce" && len(parts) == 3:
-		return phase, date(parts[1]) + "/" + strings.TrimLeft(parts[2], "0"), fmt.Sprintf("reduce %s #%s", date(parts[1]), strings.TrimLeft(parts[2], "0"))
+		file, _ := strconv.Atoi(parts[2])
+		return phase, fmt.Sprintf("%s/%d", date(parts[1]), file), fmt.Sprintf("reduce %s #%d", date(parts[1]), file)
 	case phase == "commit" && len(parts) == 2:
 		return phase, date(parts[1]), "commit " + date(parts[1])
 	}

@@ -34,10 +34,14 @@ type Run struct {
 	State    string `json:"state"`
 	// Trigger is what started the run (a schedule trigger's name,
 	// "on-demand", "api", "console"); StartedBy who asked, when known.
-	Trigger         string     `json:"trigger"`
-	StartedBy       string     `json:"started_by,omitempty"`
-	Force           bool       `json:"force"`
-	AllowShrink     bool       `json:"allow_shrink"`
+	Trigger     string `json:"trigger"`
+	StartedBy   string `json:"started_by,omitempty"`
+	Force       bool   `json:"force"`
+	AllowShrink bool   `json:"allow_shrink"`
+	// Retries counts the retries of the run after it failed (POST
+	// …/retry), RetriedBy who asked for the last.
+	Retries         int        `json:"retries,omitempty"`
+	RetriedBy       string     `json:"retried_by,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
@@ -63,6 +67,9 @@ type Step struct {
 	DurationSeconds *float64   `json:"duration_seconds,omitempty"`
 	Progress        *Progress  `json:"progress,omitempty"`
 	Error           string     `json:"error,omitempty"`
+	// PreviousError is what the step failed with before a retry took it
+	// up again.
+	PreviousError string `json:"previous_error,omitempty"`
 	// Summary is what the step reported: a crawl's result, a job's
 	// reconciliation, partitions and quarantine.
 	Summary json.RawMessage `json:"summary,omitempty"`
@@ -113,7 +120,7 @@ func ParseProgress(line string) *Progress {
 func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	out := Run{
 		ID: r.ID, Workflow: r.Workflow, Window: windowOf(r.Window), State: string(r.State), Trigger: r.Trigger, StartedBy: r.By,
-		Force: r.Force, AllowShrink: r.AllowShrink, CreatedAt: r.Created.UTC(), UpdatedAt: r.Updated.UTC(),
+		Force: r.Force, AllowShrink: r.AllowShrink, Retries: r.Retries, RetriedBy: r.RetriedBy, CreatedAt: r.Created.UTC(), UpdatedAt: r.Updated.UTC(),
 		Links: Links{Self: "/api/v1/runs/" + r.ID, Console: "/console/runs/" + r.ID},
 	}
 	end := time.Now()
@@ -128,7 +135,7 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	for i := range wf.Steps {
 		s := &wf.Steps[i]
 		rec := r.Steps[s.Name]
-		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: CleanError(rec.Error),
+		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: CleanError(rec.Error), PreviousError: CleanError(rec.PreviousError),
 			Progress: ParseProgress(rec.Progress), Summary: rec.Summary, After: after(wf, s)}
 		if !rec.Started.IsZero() {
 			t := rec.Started.UTC()

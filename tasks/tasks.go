@@ -44,6 +44,17 @@ const (
 	TypeTransformCommit = "transform:commit"
 )
 
+// TypesOf lists the task types of a kind of step.
+func TypesOf(kind workflow.StepKind) []string {
+	switch kind {
+	case workflow.KindCrawler:
+		return []string{TypeCrawlRun}
+	case workflow.KindJob:
+		return []string{TypeTransformPlan, TypeTransformMap, TypeTransformBucket, TypeTransformReduce, TypeTransformCommit}
+	}
+	return nil
+}
+
 // Queues. Crawls are short and gate the rest of a run, so workers weight
 // them higher by default.
 const (

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 
+	"sluice/internal/buildinfo"
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -73,30 +73,4 @@ func version(_ context.Context, args []string, stdout io.Writer) error {
 
 // Version describes the build: the module version (or the VCS revision
 // and time of a build from a checkout) and the Go version.
-func Version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown build)"
-	}
-	v := bi.Main.Version
-	var rev, at, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			at = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v += fmt.Sprintf(" (%s%s, %s)", rev, dirty, at)
-	}
-	return v + " " + bi.GoVersion
-}
+func Version() string { return buildinfo.Read().String() }

@@ -228,6 +228,11 @@ func (o *Orchestrator) Cancel(ctx context.Context, id, reason string) (redisstor
 	if !fin.Changed {
 		return fin.Run, fmt.Errorf("cancel run %s: %w: it is %s", id, ErrNotRunning, fin.Run.State)
 	}
+	for name, rec := range fin.Run.Steps {
+		if s := wf.Step(name); rec.State == workflow.Cancelled && s != nil && s.Trigger == nil && !rec.Started.IsZero() {
+			o.metrics.stepEnded(run.Workflow, name, workflow.Cancelled, rec.Ended.Sub(rec.Started).Seconds(), nil)
+		}
+	}
 	removed, err := o.removeTasks(id)
 	o.log.Info("run cancelled", "run", id, "workflow", run.Workflow, "window", run.Window.String(), "reason", reason, "tasks_removed", removed)
 	return fin.Run, err

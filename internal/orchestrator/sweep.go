@@ -75,6 +75,10 @@ func (o *Orchestrator) failArchivedTask(ctx context.Context, ti *asynq.TaskInfo)
 		return 0, err
 	}
 	if fin.Changed {
+		// Its worker did not see it end, so did not count it.
+		o.metrics.TaskArchived(ref.Workflow, ref.Step, ti.Type)
+	}
+	if fin.Changed {
 		return 1, nil
 	}
 	return 0, nil

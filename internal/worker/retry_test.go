@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -19,6 +21,32 @@ import (
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
+
+// counterOf is the value of the mobile-user-daily step's series of a
+// counter for a task type, read from reg.
+func counterOf(t *testing.T, reg *prometheus.Registry, name, typ string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["step"] == "mobile-user-daily" && labels["type"] == typ {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s series for %s", name, typ)
+	return 0
+}
 
 // switchedPuts fails writes below a prefix while on is set.
 type switchedPuts struct {
@@ -115,6 +143,13 @@ func TestRetryResumesTheFailedPhase(t *testing.T) {
 	failedMap := attempts[tasks.MapID(ref, 1)]
 	if failedMap.AttemptCount != 2 || failedMap.Last().Outcome != redisstore.OutcomeFailed || !strings.Contains(failedMap.Last().Error, "disk on fire") {
 		t.Fatalf("the failing shard in the timeline: %+v", failedMap)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.orch.Metrics())
+	for name, want := range map[string]float64{"sluice_step_task_retries_total": 1, "sluice_step_tasks_archived_total": 1} {
+		if got := counterOf(t, reg, name, tasks.TypeTransformMap); got != want {
+			t.Errorf("%s of the map tasks = %v, want %v", name, got, want)
+		}
 	}
 	lines, err := h.orch.Timeline().Log(ctx, run.ID, tasks.MapID(ref, 1))
 	if err != nil || !strings.Contains(strings.Join(lines, "\n"), "disk on fire") {

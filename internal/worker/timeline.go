@@ -120,8 +120,10 @@ func (w *Worker) recordTask(next asynq.Handler) asynq.Handler {
 			outcome = redisstore.OutcomeHandedBack
 		case errors.Is(err, asynq.SkipRetry) || retried >= maxRetry:
 			outcome = redisstore.OutcomeFailed
+			w.orch.Metrics().TaskArchived(ref.Workflow, ref.Step, t.Type())
 		default:
 			outcome = redisstore.OutcomeRetrying
+			w.orch.Metrics().TaskRetried(ref.Workflow, ref.Step, t.Type())
 		}
 		errText := ""
 		if err != nil {

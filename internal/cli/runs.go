@@ -152,8 +152,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads, Sessions: orch.Sessions()})
 		h, err := scheduler.Handler(redisOpt, orch, scheduler.HTTPOptions{
 			Service: &api.Service{Orch: orch, Planner: planner, Log: log,
-				Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, common.S3) }},
-			Guard: guard,
+				Open: func(ctx context.Context, loc string) (storage.Bucket, error) {
+					return storeurl.Open(ctx, loc, common.S3)
+				}},
+			Guard:              guard,
 			MonitoringWritable: f.monitoringWritable, PrometheusAddress: f.prometheus,
 		})
 		if err != nil {

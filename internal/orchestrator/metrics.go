@@ -117,10 +117,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // TaskRetried counts a task attempt that failed and will be retried.
-func (m *Metrics) TaskRetried(wf, step, typ string) { m.taskRetries.WithLabelValues(wf, step, typ).Inc() }
+func (m *Metrics) TaskRetried(wf, step, typ string) {
+	m.taskRetries.WithLabelValues(wf, step, typ).Inc()
+}
 
 // TaskArchived counts a task that failed for the last time.
-func (m *Metrics) TaskArchived(wf, step, typ string) { m.tasksArchived.WithLabelValues(wf, step, typ).Inc() }
+func (m *Metrics) TaskArchived(wf, step, typ string) {
+	m.tasksArchived.WithLabelValues(wf, step, typ).Inc()
+}
 
 // stepEnded records a step that this process just ended.
 func (m *Metrics) stepEnded(wf, step string, state workflow.StepState, seconds float64, summary any) {

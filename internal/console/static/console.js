@@ -16,11 +16,22 @@
   document.body.addEventListener("htmx:sendError", function () {
     show("The scheduler did not answer: it may be restarting or unreachable. The page shows what it last knew.");
   });
-  // A refresh that succeeds clears an error a refresh showed.
+  // A page's refreshes ask for a part of it (?part=…). An error a refresh
+  // met (Redis down) is cleared by the next refresh that succeeds; an error
+  // of a person's action stays until dismissed.
+  function refresh(e) {
+    var c = e.detail.requestConfig;
+    return !!c && typeof c.path === "string" && c.path.indexOf("part=") >= 0;
+  }
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    var f = flash();
+    if (f && e.detail.target === f) f.dataset.fromRefresh = refresh(e) ? "1" : "";
+  });
   document.body.addEventListener("htmx:afterRequest", function (e) {
     var f = flash();
-    if (e.detail.successful && f && e.detail.target !== f && e.detail.elt.hasAttribute("hx-trigger")) {
+    if (f && e.detail.successful && refresh(e) && f.dataset.fromRefresh === "1") {
       f.replaceChildren();
+      f.dataset.fromRefresh = "";
     }
   });
   // A refresh replaces the page's parts: keep the panels a person opened

@@ -161,7 +161,11 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Addr: f.addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		// Every request an outsider can send is bounded in time: its
+		// headers, its body, and the answer (a dry run, the slowest, stops
+		// after a minute); idle connections close.
+		srv := &http.Server{Addr: f.addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		errc := make(chan error, 1)
 		go func() { errc <- srv.ListenAndServe() }()
 		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",

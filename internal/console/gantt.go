@@ -133,7 +133,9 @@ func layoutGantt(tl api.Timeline, now time.Time) Gantt {
 			keys = append(keys, k)
 		}
 		ps.tasks++
-		ps.busy += t.Seconds
+		for _, a := range t.History {
+			ps.busy += a.Seconds
+		}
 		end := now
 		if t.EndedAt != nil {
 			end = *t.EndedAt

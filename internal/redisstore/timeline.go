@@ -126,11 +126,14 @@ return 1
 
 // Begin records that an attempt of a task started: attempt a joins the
 // task's record (an earlier attempt still "running" is marked lost: its
-// worker died without a word).
-func (tl *Timeline) Begin(ctx context.Context, runID string, rec TaskRecord, a Attempt) error {
+// worker died without a word). Attempts are numbered in the order they
+// start (a.N is ignored: asynq's retry count starts again when a retry of
+// the run sends an archived task back), and Begin returns a's number, for
+// End.
+func (tl *Timeline) Begin(ctx context.Context, runID string, rec TaskRecord, a Attempt) (int, error) {
 	cur, err := tl.get(ctx, runID, rec.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if cur.ID == "" {
 		cur = rec
@@ -140,13 +143,13 @@ func (tl *Timeline) Begin(ctx context.Context, runID string, rec TaskRecord, a A
 			cur.Attempts[i].Outcome = OutcomeLost
 		}
 	}
-	a.Outcome = OutcomeRunning
+	cur.AttemptCount++
+	a.N, a.Outcome = cur.AttemptCount, OutcomeRunning
 	cur.Attempts = append(cur.Attempts, a)
 	if over := len(cur.Attempts) - tl.MaxAttempts; over > 0 {
 		cur.Attempts = cur.Attempts[over:]
 	}
-	cur.AttemptCount++
-	return tl.put(ctx, runID, cur)
+	return a.N, tl.put(ctx, runID, cur)
 }
 
 // End records how attempt n of a task ended, and appends the lines it

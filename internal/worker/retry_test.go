@@ -191,6 +191,13 @@ func TestRetryResumesTheFailedPhase(t *testing.T) {
 			if r.AttemptCount != 3 || r.Last().Outcome != redisstore.OutcomeSucceeded {
 				t.Errorf("the failed shard after the retry: %d attempts, last %s", r.AttemptCount, r.Last().Outcome)
 			}
+			// Each attempt is its own, in order (asynq counts the
+			// retried task's retries from where they were).
+			for i, a := range r.Attempts {
+				if a.N != i+1 || a.Ended.Before(a.Started) || i > 0 && a.Started.Before(r.Attempts[i-1].Ended) {
+					t.Errorf("the failed shard's attempt %d: %+v", i+1, a)
+				}
+			}
 		case seen && b.Last().Outcome == redisstore.OutcomeSucceeded && r.AttemptCount != b.AttemptCount:
 			t.Errorf("task %s did its work before the retry and ran again (%d attempts, %d before)", r.ID, r.AttemptCount, b.AttemptCount)
 		case r.Last().Outcome != redisstore.OutcomeSucceeded:

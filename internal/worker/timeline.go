@@ -92,17 +92,17 @@ func (w *Worker) recordTask(next asynq.Handler) asynq.Handler {
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		queue, _ := asynq.GetQueueName(ctx)
-		n := retried + 1
+		rec := redisstore.TaskRecord{ID: id, Step: ref.Step, Type: t.Type(), Queue: queue}
+		n, err := w.timeline.Begin(ctx, ref.RunID, rec, redisstore.Attempt{Worker: w.name, Started: time.Now().UTC()})
+		if err != nil {
+			w.log.Debug("timeline not recorded", "run", ref.RunID, "task", id, "err", err)
+		}
 		lines := &attemptLog{}
 		jh := slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: shortValues}).
 			WithAttrs([]slog.Attr{slog.Int("attempt", n), slog.String("worker", w.name)})
 		st := &taskState{log: slog.New(slog.NewMultiHandler(w.log.Handler(), jh))}
 		ctx = context.WithValue(ctx, taskStateKey{}, st)
-		rec := redisstore.TaskRecord{ID: id, Step: ref.Step, Type: t.Type(), Queue: queue}
-		if err := w.timeline.Begin(ctx, ref.RunID, rec, redisstore.Attempt{N: n, Worker: w.name, Started: time.Now().UTC()}); err != nil {
-			w.log.Debug("timeline not recorded", "run", ref.RunID, "task", id, "err", err)
-		}
-		err := next.ProcessTask(ctx, t)
+		err = next.ProcessTask(ctx, t)
 		var outcome string
 		switch {
 		case err == nil && st.stopped:

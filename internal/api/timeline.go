@@ -38,8 +38,8 @@ type TimelineTask struct {
 	ID     string `json:"id"`
 	Step   string `json:"step"`
 	Type   string `json:"type"`
-	Phase  string `json:"phase"`  // plan, map, bucket, reduce, commit, crawl
-	Member string `json:"member"` // the shard, "date/file" or date; "" for plan, bucket, crawl
+	Phase  string `json:"phase"`  // plan, map, bucket, reduce, encode, commit, crawl
+	Member string `json:"member"` // the shard, "date/slice", "date/fragment" or date; "" for plan, bucket, crawl
 	Label  string `json:"label"`
 	Queue  string `json:"queue"`
 	Worker string `json:"worker"`
@@ -75,7 +75,8 @@ type TaskLinks struct {
 
 // taskPart splits a task id into its phase and member: after
 // <run>:<step>, "map:00007" is map 00007, "reduce:20261031:00003" reduce
-// 2026-10-31/3, "commit:20261031" commit 2026-10-31; nothing is a crawl.
+// 2026-10-31/3 (a slice; encode's member is a fragment), "commit:20261031"
+// commit 2026-10-31; nothing is a crawl.
 func taskPart(runID, step, id string) (phase, member, label string) {
 	rest, ok := strings.CutPrefix(id, tasks.IDPart(runID)+":"+tasks.IDPart(step))
 	if !ok {
@@ -96,9 +97,9 @@ func taskPart(runID, step, id string) (phase, member, label string) {
 	switch {
 	case phase == "map" && len(parts) == 2:
 		return phase, parts[1], "map " + parts[1]
-	case phase == "reduce" && len(parts) == 3:
-		file, _ := strconv.Atoi(parts[2])
-		return phase, fmt.Sprintf("%s/%d", date(parts[1]), file), fmt.Sprintf("reduce %s #%d", date(parts[1]), file)
+	case (phase == "reduce" || phase == "encode") && len(parts) == 3:
+		n, _ := strconv.Atoi(parts[2])
+		return phase, fmt.Sprintf("%s/%d", date(parts[1]), n), fmt.Sprintf("%s %s #%d", phase, date(parts[1]), n)
 	case phase == "commit" && len(parts) == 2:
 		return phase, date(parts[1]), "commit " + date(parts[1])
 	}

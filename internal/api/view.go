@@ -93,8 +93,8 @@ type Progress struct {
 type Task struct {
 	ID    string `json:"id"`
 	Queue string `json:"queue"`
-	Kind  string `json:"kind"`  // plan, map, bucket, reduce, commit, crawl
-	Label string `json:"label"` // "map 00007", "reduce 2026-10-31 #3", "commit 2026-10-31"
+	Kind  string `json:"kind"`  // plan, map, bucket, reduce, encode, commit, crawl
+	Label string `json:"label"` // "map 00007", "reduce 2026-10-31 #3", "encode 2026-10-31 #0", "commit 2026-10-31"
 	URL   string `json:"url"`   // its asynqmon page
 	// Outcome is how its last attempt ended, when the timeline knows.
 	Outcome string `json:"outcome,omitempty"`
@@ -181,7 +181,7 @@ func after(wf *workflow.Workflow, s *workflow.Step) []string {
 	return out
 }
 
-// maxListedTasks bounds how many map or reduce tasks a step lists.
+// maxListedTasks bounds how many map, reduce or encode tasks a step lists.
 const maxListedTasks = 64
 
 // stepTasks are the tasks a started step has (or had) when its timeline
@@ -222,11 +222,18 @@ func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, pr
 		out = append(out, task(q, "bucket", tasks.BucketID(ref)))
 	}
 	n := 0
-	for _, d := range r.Window.Dates() {
-		date := d.String()
-		for b := range sum.Files[date] {
+	for _, l := range sum.Layout {
+		for i := range l.ReduceTasks() {
 			if n++; n <= maxListedTasks {
-				out = append(out, task(q, "reduce", tasks.ReduceID(ref, date, b)))
+				out = append(out, task(q, "reduce", tasks.ReduceID(ref, l.Date, i)))
+			}
+		}
+	}
+	n = 0
+	for _, l := range sum.Layout {
+		for f := range l.EncodeTasks() {
+			if n++; n <= maxListedTasks {
+				out = append(out, task(q, "encode", tasks.EncodeID(ref, l.Date, f)))
 			}
 		}
 	}
@@ -313,6 +320,6 @@ func DryRunLine(s worker.StepDryRun) string {
 			n++
 		}
 	}
-	return fmt.Sprintf("%s: %d of %d partitions to rebuild, %d input objects (%d bytes), %d map tasks, about %d reduce tasks",
-		s.Step, n, len(s.Partitions), s.InputObjects, s.InputBytes, s.MapTasks, s.ReduceTasks)
+	return fmt.Sprintf("%s: %d of %d partitions to rebuild, %d input objects (%d bytes), %d map tasks, about %d files",
+		s.Step, n, len(s.Partitions), s.InputObjects, s.InputBytes, s.MapTasks, s.Files)
 }

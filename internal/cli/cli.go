@@ -1,8 +1,9 @@
 // Package cli is the scheduler command's subcommands: serve (schedules, the
 // console, the API and the monitoring UI), start (a run on demand, or a dry
-// run), cancel, retry, pause and resume, runs and show (run history), generate (sample data),
-// catalog (the data catalog), demo (everything embedded, nothing to
-// install) and version. Errors carry an exit code (ExitCode).
+// run), cancel, retry, pause and resume, runs and show (run history),
+// generate (sample data), catalog (the data catalog), demo (everything
+// embedded, nothing to install), replay (a run's task graph on simulated
+// fleets) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -32,6 +33,7 @@ var commands = []command{
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
+	{"replay", "predict a job step's time on fleets of any size from one real run (its tasks' seconds, its barriers)", replay},
 	{"version", "print the version", version},
 }
 

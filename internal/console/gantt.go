@@ -63,7 +63,7 @@ const (
 )
 
 // phaseOrder orders a step's phases as they run.
-var phaseOrder = []string{"crawl", "plan", "map", "bucket", "reduce", "commit"}
+var phaseOrder = []string{"crawl", "plan", "map", "bucket", "reduce", "encode", "commit"}
 
 type attempt struct {
 	task       api.TimelineTask

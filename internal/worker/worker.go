@@ -34,6 +34,7 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *Metrics
 	mapOpts transform.MapOptions
+	minTask int
 	reduce  transform.ReduceOptions
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
@@ -62,10 +63,13 @@ type Config struct {
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
 	TaskMemory int64
-	// RunCheckInterval is how often a running plan, map, bucket or reduce
-	// task checks its run, and stops when the run was cancelled, has ended
-	// or is gone from Redis (default 5 s).
+	// RunCheckInterval is how often a running plan, map, bucket, reduce or
+	// encode task checks its run, and stops when the run was cancelled,
+	// has ended or is gone from Redis (default 5 s).
 	RunCheckInterval time.Duration
+	// PlanMinTasks is the fewest tasks a job step's phases are cut into
+	// (job.PlanOptions.MinTasks); zero means job.DefaultMinMapTasks.
+	PlanMinTasks int
 }
 
 func (c *Config) validate() error {
@@ -109,6 +113,7 @@ func New(cfg Config) (*Worker, error) {
 		runCheck: cfg.RunCheckInterval,
 		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
 		reduce:   transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
+		minTask:  cfg.PlanMinTasks,
 		buckets:  map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
@@ -128,6 +133,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
 	mux.Handle(tasks.TypeTransformBucket, jobHandler(w, bucketPhase))
 	mux.Handle(tasks.TypeTransformReduce, jobHandler(w, reducePhase))
+	mux.Handle(tasks.TypeTransformEncode, jobHandler(w, encodePhase))
 	mux.Handle(tasks.TypeTransformCommit, jobHandler(w, commitPhase))
 	return mux
 }

@@ -86,7 +86,9 @@ func FromDays(n int64) Date { return DateOf(time.Unix(n*86400, 0).UTC()) }
 
 // Normalize is d with an out-of-range month or day carried over, as
 // time.Date does (2026-13-01 is 2027-01-01, 2026-02-30 is 2026-03-02).
-func (d Date) Normalize() Date { return DateOf(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)) }
+func (d Date) Normalize() Date {
+	return DateOf(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC))
+}
 
 // Window is the window of the one date d.
 func (d Date) Window() Window { return Window{d, d} }

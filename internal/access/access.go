@@ -1,9 +1,9 @@
 // Package access guards the scheduler's HTTP endpoints: a bearer token for
-// everything that changes state (starting and cancelling runs, asynqmon's
-// actions) and, when asked, for reads too; and refusal of cross-origin
-// writes from browsers (net/http's CrossOriginProtection, which reads
-// Sec-Fetch-Site and Origin), so that a web page elsewhere cannot make an
-// operator's browser act, token or not.
+// everything that changes state (starting, cancelling and retrying runs,
+// pausing schedules, asynqmon's actions) and, when asked, for reads too;
+// and refusal of cross-origin writes from browsers (net/http's
+// CrossOriginProtection, which reads Sec-Fetch-Site and Origin), so that a
+// web page elsewhere cannot make an operator's browser act, token or not.
 //
 // Browsers sign in once on the console's sign-in page: the server then
 // starts a session (a random id kept in a SessionStore, Redis, for

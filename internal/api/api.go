@@ -81,30 +81,38 @@ func (s *Service) Runs(ctx context.Context, workflow string, limit int) ([]Run, 
 
 // Run reads one run with its steps.
 func (s *Service) Run(ctx context.Context, id string) (Run, error) {
+	run, _, err := s.RunAndTimeline(ctx, id)
+	return run, err
+}
+
+// RunAndTimeline reads one run with its steps, and its timeline (one read
+// of each: what the run page shows). A timeline that cannot be read is
+// logged and left empty; the run is still answered.
+func (s *Service) RunAndTimeline(ctx context.Context, id string) (Run, Timeline, error) {
 	r, err := s.Orch.Run(ctx, id)
 	if errors.Is(err, redisstore.ErrNotFound) {
-		return Run{}, notFound(err)
+		return Run{}, Timeline{}, notFound(err)
 	}
 	if err != nil {
-		return Run{}, err
+		return Run{}, Timeline{}, err
 	}
 	wf, _ := s.Orch.Workflow(r.Workflow)
 	run := RunOf(r, wf, true)
-	s.tasksFromTimeline(ctx, &run)
-	return run, nil
+	recs, left, err := s.Orch.Timeline().Tasks(ctx, id)
+	if err != nil {
+		if s.Log != nil {
+			s.Log.Warn("could not read the run's timeline", "run", id, "err", err)
+		}
+		return run, Timeline{}, nil
+	}
+	tasksFromTimeline(&run, recs)
+	return run, timelineOf(r, recs, left, s.now()), nil
 }
 
 // tasksFromTimeline lists each step's tasks as its workers recorded them
 // (those that ran, with how they ended) instead of as the step's summary
 // implies; a step the timeline knows nothing of keeps the implied list.
-func (s *Service) tasksFromTimeline(ctx context.Context, run *Run) {
-	recs, _, err := s.Orch.Timeline().Tasks(ctx, run.ID)
-	if err != nil {
-		if s.Log != nil {
-			s.Log.Warn("could not read the run's timeline", "run", run.ID, "err", err)
-		}
-		return
-	}
+func tasksFromTimeline(run *Run, recs []redisstore.TaskRecord) {
 	byStep := map[string][]Task{}
 	for _, rec := range recs {
 		phase, _, label := taskPart(run.ID, rec.Step, rec.ID)

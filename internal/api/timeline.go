@@ -161,8 +161,11 @@ func (s *Service) Tasks(ctx context.Context, runID string) (Timeline, error) {
 	if err != nil {
 		return Timeline{}, err
 	}
-	now := s.now()
-	out := Timeline{RunID: runID, StartedAt: run.Created.UTC(), EndedAt: timePtr(run.Ended), Tasks: []TimelineTask{}, Workers: []string{}, LeftOut: left}
+	return timelineOf(run, recs, left, s.now()), nil
+}
+
+func timelineOf(run redisstore.Run, recs []redisstore.TaskRecord, left int, now time.Time) Timeline {
+	out := Timeline{RunID: run.ID, StartedAt: run.Created.UTC(), EndedAt: timePtr(run.Ended), Tasks: []TimelineTask{}, Workers: []string{}, LeftOut: left}
 	end := now
 	if !run.Ended.IsZero() {
 		end = run.Ended
@@ -170,13 +173,13 @@ func (s *Service) Tasks(ctx context.Context, runID string) (Timeline, error) {
 	out.RunSeconds = roundSeconds(end.Sub(run.Created))
 	workers := map[string]bool{}
 	for _, r := range recs {
-		out.Tasks = append(out.Tasks, timelineTask(runID, r, now))
+		out.Tasks = append(out.Tasks, timelineTask(run.ID, r, now))
 		for _, a := range r.Attempts {
 			workers[a.Worker] = true
 		}
 	}
 	out.Workers = slices.Sorted(maps.Keys(workers))
-	return out, nil
+	return out
 }
 
 // LogLine is one line a task logged.

@@ -76,7 +76,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "http", ":8080", "address of the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics and the probes /livez, /readyz, /healthz; the default listens on every interface: reads are open to whoever reaches it unless -api-auth-reads, writes need the API token")
-	fs.StringVar(&f.token, "api-token", "", "the API token that starting and cancelling runs (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
+	fs.StringVar(&f.token, "api-token", "", "the API token that starting, cancelling and retrying runs, pausing and resuming schedules (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "a file holding the API token (a mounted secret), instead of -api-token")
 	fs.BoolVar(&f.authReads, "api-auth-reads", false, "also require the API token to read: the console, the API's GETs, asynqmon")
 	fs.BoolVar(&f.monitoringWritable, "monitoring-writable", false, "let asynqmon's actions (run, delete, archive tasks, pause queues) through, with the API token; read-only otherwise")

@@ -296,7 +296,7 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
-	run, err := c.svc.Run(r.Context(), r.PathValue("id"))
+	run, tl, err := c.svc.RunAndTimeline(r.Context(), r.PathValue("id"))
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -304,9 +304,7 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
 	d := c.base(r, "Run "+run.ID)
 	d.Run, d.Active, d.Graph = &run, run.State == "RUNNING", layout(run.Steps)
 	d.Jobs = c.jobViews(run)
-	if tl, err := c.svc.Tasks(r.Context(), run.ID); err != nil {
-		c.log.Warn("run timeline unavailable", "run", run.ID, "err", err)
-	} else if len(tl.Tasks) > 0 {
+	if len(tl.Tasks) > 0 {
 		d.Timeline, d.Gantt = &tl, layoutGantt(tl, time.Now())
 	}
 	name := "run"

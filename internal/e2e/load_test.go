@@ -118,6 +118,7 @@ func TestLoadAnonymousReadsAndDryRuns(t *testing.T) {
 
 	deadline := time.Now().Add(budget)
 	var next, errs atomic.Int64
+	var firstErr atomic.Value
 	var mu sync.Mutex
 	codes := map[string]map[int]int{}
 	var wg sync.WaitGroup
@@ -133,6 +134,7 @@ func TestLoadAnonymousReadsAndDryRuns(t *testing.T) {
 				mu.Lock()
 				if err != nil {
 					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 				} else {
 					k := r.method + " " + strings.SplitN(r.path, "?", 2)[0]
 					if r.body != "" && strings.Contains(r.body, "0001") {
@@ -177,8 +179,8 @@ func TestLoadAnonymousReadsAndDryRuns(t *testing.T) {
 	_, hwm := rssKiB(t, pid)
 	slices.Sort(user)
 	sent := min(next.Load(), int64(total))
-	t.Logf("load: %d requests from %d anonymous clients in %s (budget %s), %d transport errors; answers by request: %v",
-		sent, clients, (budget - elapsed).Round(time.Millisecond), budget, errs.Load(), codes)
+	t.Logf("load: %d requests from %d anonymous clients in %s (budget %s), %d transport errors (first: %v); answers by request: %v",
+		sent, clients, (budget - elapsed).Round(time.Millisecond), budget, errs.Load(), firstErr.Load(), codes)
 	t.Logf("the user's reads of a run page and its JSON while loaded: %d, p50 %s, p99 %s, max %s",
 		len(user), percentile(user, 0.5).Round(time.Microsecond), percentile(user, 0.99).Round(time.Microsecond), user[len(user)-1].Round(time.Microsecond))
 	t.Logf("scheduler memory: resident %d MiB before the load, %d MiB at most while it ran (VmHWM %d MiB)", rss0>>10, peakRSS>>10, hwm>>10)

@@ -49,6 +49,17 @@ const (
 	TypeTransformCommit = "transform:commit"
 )
 
+// TypesOf lists the task types of a kind of step.
+func TypesOf(kind workflow.StepKind) []string {
+	switch kind {
+	case workflow.KindCrawler:
+		return []string{TypeCrawlRun}
+	case workflow.KindJob:
+		return []string{TypeTransformPlan, TypeTransformMap, TypeTransformBucket, TypeTransformReduce, TypeTransformEncode, TypeTransformCommit}
+	}
+	return nil
+}
+
 // Queues. Crawls are short and gate the rest of a run, so workers weight
 // them higher by default.
 const (
@@ -68,6 +79,19 @@ var DefaultOptions = Options{MaxRetry: 5, Timeout: 30 * time.Minute, Retention: 
 
 func (o Options) asynq(queue, id string) []asynq.Option {
 	return []asynq.Option{asynq.Queue(queue), asynq.TaskID(id), asynq.MaxRetry(o.MaxRetry), asynq.Timeout(o.Timeout), asynq.Retention(o.Retention)}
+}
+
+// ResultDone is the result a task that did its work leaves in asynq
+// (TaskInfo.Result): a completed task without it ended without doing its
+// work (its step had ended, or its run), and a retry of the run runs it
+// again.
+const ResultDone = "done"
+
+// Reissue is a task again as it was enqueued (its type, payload, queue and
+// id) with the options o: what a retry of a run enqueues for a task that
+// completed without doing its work.
+func Reissue(typ string, payload []byte, queue, id string, o Options) *asynq.Task {
+	return asynq.NewTask(typ, payload, o.asynq(queue, id)...)
 }
 
 // StepRef names one step of one run.

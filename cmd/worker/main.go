@@ -73,7 +73,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: redisOpt, Log: log})
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: redisOpt, Log: log, MaxWindowDays: cfg.MaxWindowDays})
 	if err != nil {
 		return err
 	}

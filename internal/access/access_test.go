@@ -1,11 +1,19 @@
 package access
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"sluice/internal/redisstore"
+	"sluice/internal/testenv"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestWritesNeedTheTokenAndComeFromTheSameOrigin(t *testing.T) {
 	t.Parallel()
@@ -36,27 +44,9 @@ func TestWritesNeedTheTokenAndComeFromTheSameOrigin(t *testing.T) {
 		}
 	}
 
-	// Signing in sets a cookie that is not the token and stands for it.
-	w := httptest.NewRecorder()
-	if g.SignIn(w, httptest.NewRequest("POST", "/", nil), "wrong") {
-		t.Fatal("a wrong token signed in")
-	}
-	if !g.SignIn(w, httptest.NewRequest("POST", "/", nil), "s3cret") {
-		t.Fatal("the token did not sign in")
-	}
-	cookie := w.Result().Cookies()[0]
-	if strings.Contains(cookie.Value, "s3cret") || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
-		t.Errorf("cookie %+v", cookie)
-	}
-	r := httptest.NewRequest("POST", "/", nil)
-	r.AddCookie(cookie)
-	if !g.Signed(r) {
-		t.Error("the session cookie is not accepted")
-	}
-
 	// Without a token writes are off; reads are open unless asked.
 	none := New(Config{})
-	w = httptest.NewRecorder()
+	w := httptest.NewRecorder()
 	none.Write(ok).ServeHTTP(w, httptest.NewRequest("POST", "/", nil))
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "SLUICE_API_TOKEN") {
 		t.Errorf("write without a configured token: %d %s", w.Code, w.Body)
@@ -71,5 +61,76 @@ func TestWritesNeedTheTokenAndComeFromTheSameOrigin(t *testing.T) {
 	closed.Read(ok).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
 	if w.Code != http.StatusUnauthorized {
 		t.Errorf("closed read without a token: %d", w.Code)
+	}
+}
+
+// Signing in starts a session of its own (a new cookie each time, never
+// the token), kept in Redis for 12 hours; signing out ends it, so the same
+// cookie no longer authorises anything.
+func TestSessionsExpireAndSignOutRevokes(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(testenv.RedisDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	g := New(Config{Token: "s3cret", Sessions: redisstore.NewSessions(rdb)})
+	signIn := func() *http.Cookie {
+		t.Helper()
+		w := httptest.NewRecorder()
+		if err := g.SignIn(w, httptest.NewRequest("POST", "/", nil), "s3cret"); err != nil {
+			t.Fatal(err)
+		}
+		return w.Result().Cookies()[0]
+	}
+	signed := func(c *http.Cookie) bool {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.AddCookie(c)
+		return g.Signed(r)
+	}
+	if err := g.SignIn(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), "wrong"); err != ErrWrongToken {
+		t.Fatalf("a wrong token: %v", err)
+	}
+	a, b := signIn(), signIn()
+	if a.Value == b.Value || strings.Contains(a.Value, "s3cret") || !a.HttpOnly || a.SameSite != http.SameSiteStrictMode || a.MaxAge != int(SessionTTL.Seconds()) {
+		t.Errorf("cookies %+v and %+v", a, b)
+	}
+	if !signed(a) || !signed(b) {
+		t.Fatal("a session cookie is not accepted")
+	}
+	keys, err := rdb.Keys(context.Background(), "sluice:session:*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("session keys %v: %v", keys, err)
+	}
+	for _, k := range keys {
+		if ttl := rdb.TTL(context.Background(), k).Val(); ttl <= 0 || ttl > SessionTTL {
+			t.Errorf("session %s lives %s, want at most %s", k, ttl, SessionTTL)
+		}
+	}
+	r := httptest.NewRequest("POST", "/console/logout", nil)
+	r.AddCookie(a)
+	w := httptest.NewRecorder()
+	if err := g.SignOut(w, r); err != nil {
+		t.Fatal(err)
+	}
+	if c := w.Result().Cookies(); len(c) != 1 || c[0].MaxAge >= 0 {
+		t.Errorf("sign-out cookies %+v", c)
+	}
+	if signed(a) {
+		t.Error("the signed-out cookie still signs in")
+	}
+	if !signed(b) {
+		t.Error("signing out one browser ended another's session")
+	}
+	if signed(&http.Cookie{Name: CookieName, Value: strings.Repeat("0", 64)}) {
+		t.Error("a made-up cookie signs in")
+	}
+	// A new token ends every session made for the old one.
+	rotated := New(Config{Token: "n3w-s3cret", Sessions: redisstore.NewSessions(rdb)})
+	r = httptest.NewRequest("POST", "/", nil)
+	r.AddCookie(b)
+	if rotated.Signed(r) {
+		t.Error("a session outlived the token it was made for")
 	}
 }

@@ -7,21 +7,18 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
-	"sluice/internal/access"
-	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/storage"
 )
 
 // Planner answers dry runs (worker.Worker does).
@@ -35,6 +32,38 @@ type Service struct {
 	Planner Planner
 	Log     *slog.Logger
 	Now     func() time.Time // nil: time.Now
+	// DryRuns is how many dry runs may run at once (0:
+	// DefaultDryRuns); one more is refused (429) rather than queued, so
+	// that dry runs, which list the input and read bookmarks, cannot pile
+	// up. DryRunTimeout bounds each (0: DefaultDryRunTimeout).
+	DryRuns       int
+	DryRunTimeout time.Duration
+	// Open opens a storage location (the tables' outputs, for their
+	// partitions and schema); nil: the tables' pages are unavailable.
+	Open func(ctx context.Context, location string) (storage.Bucket, error)
+
+	once       sync.Once
+	dryRunSlot chan struct{}
+	bucketCache
+}
+
+// Dry run bounds by default.
+const (
+	DefaultDryRuns       = 2
+	DefaultDryRunTimeout = time.Minute
+)
+
+func (s *Service) init() {
+	s.once.Do(func() {
+		n := s.DryRuns
+		if n <= 0 {
+			n = DefaultDryRuns
+		}
+		s.dryRunSlot = make(chan struct{}, n)
+		if s.DryRunTimeout <= 0 {
+			s.DryRunTimeout = DefaultDryRunTimeout
+		}
+	})
 }
 
 func (s *Service) now() time.Time {
@@ -46,50 +75,62 @@ func (s *Service) now() time.Time {
 
 // Runs lists the newest runs of every workflow (or of one), newest first.
 func (s *Service) Runs(ctx context.Context, workflow string, limit int) ([]Run, error) {
-	names := s.Orch.Workflows()
-	if workflow != "" {
-		if _, err := s.Orch.Workflow(workflow); err != nil {
-			return nil, notFound(err)
-		}
-		names = []string{workflow}
-	}
-	var out []Run
-	for _, name := range names {
-		runs, err := s.Orch.Runs(ctx, name, limit)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range runs {
-			out = append(out, RunOf(r, nil, false))
-		}
-	}
-	sortNewestFirst(out)
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
-}
-
-func sortNewestFirst(runs []Run) {
-	for i := 1; i < len(runs); i++ {
-		for j := i; j > 0 && runs[j].CreatedAt.After(runs[j-1].CreatedAt); j-- {
-			runs[j], runs[j-1] = runs[j-1], runs[j]
-		}
-	}
+	p, err := s.History(ctx, Filter{Workflow: workflow}, "", limit)
+	return p.Runs, err
 }
 
 // Run reads one run with its steps.
 func (s *Service) Run(ctx context.Context, id string) (Run, error) {
+	run, _, err := s.RunAndTimeline(ctx, id)
+	return run, err
+}
+
+// RunAndTimeline reads one run with its steps, and its timeline (one read
+// of each: what the run page shows). A timeline that cannot be read is
+// logged and left empty; the run is still answered.
+func (s *Service) RunAndTimeline(ctx context.Context, id string) (Run, Timeline, error) {
 	r, err := s.Orch.Run(ctx, id)
 	if errors.Is(err, redisstore.ErrNotFound) {
-		return Run{}, notFound(err)
+		return Run{}, Timeline{}, notFound(err)
 	}
 	if err != nil {
-		return Run{}, err
+		return Run{}, Timeline{}, err
 	}
 	wf, _ := s.Orch.Workflow(r.Workflow)
-	return RunOf(r, wf, true), nil
+	run := RunOf(r, wf, true)
+	recs, left, err := s.Orch.Timeline().Tasks(ctx, id)
+	if err != nil {
+		if s.Log != nil {
+			s.Log.Warn("could not read the run's timeline", "run", id, "err", err)
+		}
+		return run, Timeline{}, nil
+	}
+	tasksFromTimeline(&run, recs)
+	return run, timelineOf(r, recs, left, s.now()), nil
 }
+
+// tasksFromTimeline lists each step's tasks as its workers recorded them
+// (those that ran, with how they ended) instead of as the step's summary
+// implies; a step the timeline knows nothing of keeps the implied list.
+func tasksFromTimeline(run *Run, recs []redisstore.TaskRecord) {
+	byStep := map[string][]Task{}
+	for _, rec := range recs {
+		phase, _, label := taskPart(run.ID, rec.Step, rec.ID)
+		byStep[rec.Step] = append(byStep[rec.Step], Task{ID: rec.ID, Queue: rec.Queue, Kind: phase, Label: label, URL: asynqmonURL(rec.Queue, rec.ID), Outcome: rec.Last().Outcome})
+	}
+	for i := range run.Steps {
+		if ts := byStep[run.Steps[i].Name]; len(ts) > 0 {
+			if len(ts) > maxTimelineTasks {
+				ts = ts[:maxTimelineTasks]
+			}
+			run.Steps[i].Tasks = ts
+		}
+	}
+}
+
+// maxTimelineTasks bounds a step's task list in a run's answer (the
+// timeline, GET …/tasks, has them all).
+const maxTimelineTasks = 500
 
 // StartRequest asks for a run (or a dry run) of a workflow over a window.
 type StartRequest struct {
@@ -135,8 +176,11 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, err
 	if err != nil {
 		return StartResult{}, badRequest(fmt.Errorf("start/end: %w", err))
 	}
+	if err := s.Orch.CheckWindow(req.Workflow, win); err != nil {
+		return StartResult{}, badRequest(err)
+	}
 	if req.DryRun {
-		steps, err := s.Planner.DryRun(ctx, req.Workflow, win, req.Force)
+		steps, err := s.dryRun(ctx, req.Workflow, win, req.Force)
 		if err != nil {
 			return StartResult{}, err
 		}
@@ -152,7 +196,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, err
 	}
 	st, err := s.Orch.Start(ctx, req.Workflow, win, redisstore.StartOptions{Trigger: req.Trigger, By: req.By, Force: req.Force, AllowShrink: req.AllowShrink})
 	if errors.Is(err, redisstore.ErrOverlap) {
-		return StartResult{}, conflict(err)
+		return StartResult{}, &Error{Status: http.StatusConflict, Err: err, Fields: map[string]any{"active_run": st.Run.ID}}
 	}
 	if err != nil {
 		return StartResult{}, err
@@ -160,6 +204,26 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, err
 	wf, _ := s.Orch.Workflow(req.Workflow)
 	run := RunOf(st.Run, wf, true)
 	return StartResult{Created: st.Created, Run: &run}, nil
+}
+
+// dryRun asks the planner, holding one of the dry-run slots (429 when none
+// is free) for at most DryRunTimeout (503 past it).
+func (s *Service) dryRun(ctx context.Context, wf string, win civil.Window, force bool) ([]worker.StepDryRun, error) {
+	s.init()
+	select {
+	case s.dryRunSlot <- struct{}{}:
+		defer func() { <-s.dryRunSlot }()
+	default:
+		return nil, &Error{Status: http.StatusTooManyRequests, RetryAfter: 5,
+			Err: fmt.Errorf("%d dry runs are under way, the most this scheduler answers at once: try again in a few seconds", cap(s.dryRunSlot))}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.DryRunTimeout)
+	defer cancel()
+	steps, err := s.Planner.DryRun(ctx, wf, win, force)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Err: fmt.Errorf("the dry run took longer than %s (listing the input and reading the bookmarks): try a narrower window", s.DryRunTimeout)}
+	}
+	return steps, err
 }
 
 // Cancel cancels a running run.
@@ -178,12 +242,16 @@ func (s *Service) Cancel(ctx context.Context, id, reason string) (Run, error) {
 }
 
 // Workflows lists the loaded workflows with the next fire times of their
-// schedules.
-func (s *Service) Workflows() []Workflow {
+// schedules, and whether they are paused (a workflow whose pause cannot be
+// read is listed without it).
+func (s *Service) Workflows(ctx context.Context) []Workflow {
 	var out []Workflow
 	for _, name := range s.Orch.Workflows() {
-		wf, _ := s.Orch.Workflow(name)
-		out = append(out, WorkflowOf(wf, s.now(), 3))
+		wf, err := s.Workflow(ctx, name)
+		if err != nil && s.Log != nil {
+			s.Log.Warn("could not read whether the schedule is paused", "workflow", name, "err", err)
+		}
+		out = append(out, wf)
 	}
 	return out
 }
@@ -192,14 +260,19 @@ func (s *Service) Workflows() []Workflow {
 type Error struct {
 	Status int
 	Err    error
+	// Fields are added to the JSON error body beside "error" (e.g. a 409's
+	// "active_run"), for clients that should not parse the message.
+	Fields map[string]any
+	// RetryAfter, when set, is the Retry-After header's seconds.
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-func badRequest(err error) error { return &Error{http.StatusBadRequest, err} }
-func notFound(err error) error   { return &Error{http.StatusNotFound, err} }
-func conflict(err error) error   { return &Error{http.StatusConflict, err} }
+func badRequest(err error) error { return &Error{Status: http.StatusBadRequest, Err: err} }
+func notFound(err error) error   { return &Error{Status: http.StatusNotFound, Err: err} }
+func conflict(err error) error   { return &Error{Status: http.StatusConflict, Err: err} }
 
 // Status is the HTTP status an error of the Service answers with.
 func Status(err error) int {
@@ -207,117 +280,4 @@ func Status(err error) int {
 		return e.Status
 	}
 	return http.StatusInternalServerError
-}
-
-// Register adds the API's routes to mux, behind g.
-func Register(mux *http.ServeMux, s *Service, g *access.Guard) {
-	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, g.Read(h)) }
-	read("GET /api/v1/runs", s.listRuns)
-	read("GET /api/v1/runs/{id}", s.getRun)
-	read("GET /api/v1/workflows", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"workflows": s.Workflows()})
-	})
-	// A dry run changes nothing, so reading is enough for it; a start
-	// needs the token (checked in startRun).
-	read("POST /api/v1/runs", func(w http.ResponseWriter, r *http.Request) { s.startRun(w, r, g) })
-	mux.Handle("POST /api/v1/runs/{id}/cancel", g.Write(http.HandlerFunc(s.cancelRun)))
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &Error{http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s (see docs/API.md)", r.Method, r.URL.Path)})
-	})
-}
-
-func (s *Service) listRuns(w http.ResponseWriter, r *http.Request) {
-	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, badRequest(fmt.Errorf("limit: %q is not a number from 1 to 1000", v)))
-			return
-		}
-		limit = n
-	}
-	runs, err := s.Runs(r.Context(), r.URL.Query().Get("workflow"), limit)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if runs == nil {
-		runs = []Run{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
-}
-
-func (s *Service) getRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.Run(r.Context(), r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, run)
-}
-
-func (s *Service) startRun(w http.ResponseWriter, r *http.Request, g *access.Guard) {
-	// A JSON body only: a browser cannot send one cross-origin without a
-	// preflight (a second guard beside the origin check).
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-		writeError(w, &Error{http.StatusUnsupportedMediaType, errors.New("the body must be JSON (Content-Type: application/json)")})
-		return
-	}
-	var req StartRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, badRequest(fmt.Errorf("body: %w", err)))
-		return
-	}
-	if !req.DryRun {
-		ok := false
-		g.Write(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ok = true })).ServeHTTP(w, r)
-		if !ok {
-			return // refused, answered by the guard
-		}
-	}
-	req.Trigger, req.By = "api", Caller(r)
-	res, err := s.Start(r.Context(), req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	status := http.StatusOK
-	if res.Created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, res)
-}
-
-func (s *Service) cancelRun(w http.ResponseWriter, r *http.Request) {
-	reason := "cancelled over the API by " + Caller(r)
-	run, err := s.Cancel(r.Context(), r.PathValue("id"), reason)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": run})
-}
-
-// Caller describes who sent a request, for the run's record: the client's
-// address and user agent (never a credential).
-func Caller(r *http.Request) string {
-	ua := r.UserAgent()
-	if len(ua) > 60 {
-		ua = ua[:60]
-	}
-	return fmt.Sprintf("%s (%s)", r.RemoteAddr, ua)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, Status(err), map[string]string{"error": config.RedactText(err.Error())})
 }

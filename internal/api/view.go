@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"sluice/internal/config"
 	"sluice/internal/redisstore"
 	"sluice/internal/worker"
 	"sluice/pipeline/civil"
@@ -35,10 +34,14 @@ type Run struct {
 	State    string `json:"state"`
 	// Trigger is what started the run (a schedule trigger's name,
 	// "on-demand", "api", "console"); StartedBy who asked, when known.
-	Trigger         string     `json:"trigger"`
-	StartedBy       string     `json:"started_by,omitempty"`
-	Force           bool       `json:"force"`
-	AllowShrink     bool       `json:"allow_shrink"`
+	Trigger     string `json:"trigger"`
+	StartedBy   string `json:"started_by,omitempty"`
+	Force       bool   `json:"force"`
+	AllowShrink bool   `json:"allow_shrink"`
+	// Retries counts the retries of the run after it failed (POST
+	// …/retry), RetriedBy who asked for the last.
+	Retries         int        `json:"retries,omitempty"`
+	RetriedBy       string     `json:"retried_by,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	EndedAt         *time.Time `json:"ended_at,omitempty"`
@@ -64,6 +67,9 @@ type Step struct {
 	DurationSeconds *float64   `json:"duration_seconds,omitempty"`
 	Progress        *Progress  `json:"progress,omitempty"`
 	Error           string     `json:"error,omitempty"`
+	// PreviousError is what the step failed with before a retry took it
+	// up again.
+	PreviousError string `json:"previous_error,omitempty"`
 	// Summary is what the step reported: a crawl's result, a job's
 	// reconciliation, partitions and quarantine.
 	Summary json.RawMessage `json:"summary,omitempty"`
@@ -87,8 +93,11 @@ type Progress struct {
 type Task struct {
 	ID    string `json:"id"`
 	Queue string `json:"queue"`
-	Kind  string `json:"kind"` // plan, map, bucket, reduce, encode, commit, crawl
-	URL   string `json:"url"`  // its asynqmon page
+	Kind  string `json:"kind"`  // plan, map, bucket, reduce, encode, commit, crawl
+	Label string `json:"label"` // "map 00007", "reduce 2026-10-31 #3", "encode 2026-10-31 #0", "commit 2026-10-31"
+	URL   string `json:"url"`   // its asynqmon page
+	// Outcome is how its last attempt ended, when the timeline knows.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 var progressLine = regexp.MustCompile(`^(\S+) (\d+)/(\d+)(?: (\S+))?$`)
@@ -111,7 +120,7 @@ func ParseProgress(line string) *Progress {
 func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	out := Run{
 		ID: r.ID, Workflow: r.Workflow, Window: windowOf(r.Window), State: string(r.State), Trigger: r.Trigger, StartedBy: r.By,
-		Force: r.Force, AllowShrink: r.AllowShrink, CreatedAt: r.Created.UTC(), UpdatedAt: r.Updated.UTC(),
+		Force: r.Force, AllowShrink: r.AllowShrink, Retries: r.Retries, RetriedBy: r.RetriedBy, CreatedAt: r.Created.UTC(), UpdatedAt: r.Updated.UTC(),
 		Links: Links{Self: "/api/v1/runs/" + r.ID, Console: "/console/runs/" + r.ID},
 	}
 	end := time.Now()
@@ -126,7 +135,7 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 	for i := range wf.Steps {
 		s := &wf.Steps[i]
 		rec := r.Steps[s.Name]
-		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: config.RedactText(rec.Error),
+		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: CleanError(rec.Error), PreviousError: CleanError(rec.PreviousError),
 			Progress: ParseProgress(rec.Progress), Summary: rec.Summary, After: after(wf, s)}
 		if !rec.Started.IsZero() {
 			t := rec.Started.UTC()
@@ -175,13 +184,15 @@ func after(wf *workflow.Workflow, s *workflow.Step) []string {
 // maxListedTasks bounds how many map, reduce or encode tasks a step lists.
 const maxListedTasks = 64
 
-// stepTasks are the tasks a started step has (or had): their ids are
-// deterministic (package tasks), so they are named from the run's window,
-// the progress and the summary alone.
+// stepTasks are the tasks a started step has (or had) when its timeline
+// is not at hand: their ids are deterministic (package tasks), so they are
+// named from the run's window, the progress and the summary of a running
+// or succeeded step.
 func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, prog *Progress) []Task {
 	ref := tasks.StepRef{Workflow: r.Workflow, RunID: r.ID, Step: s.Name}
 	task := func(queue, kind, id string) Task {
-		return Task{ID: id, Queue: queue, Kind: kind, URL: MonitoringPath + "/queues/" + queue + "/tasks/" + id}
+		_, _, label := taskPart(r.ID, s.Name, id)
+		return Task{ID: id, Queue: queue, Kind: kind, Label: label, URL: asynqmonURL(queue, id)}
 	}
 	switch s.Kind() {
 	case workflow.KindCrawler:
@@ -192,6 +203,12 @@ func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, pr
 	}
 	q := tasks.QueueTransform
 	out := []Task{task(q, "plan", tasks.PlanID(ref))}
+	if rec.State != workflow.Running && rec.State != workflow.Succeeded {
+		// A failed or cancelled step has no summary to name its tasks by
+		// (its timeline does, see Service.Run): its plan is all that is
+		// certain.
+		return out
+	}
 	var sum job.Summary
 	_ = json.Unmarshal(rec.Summary, &sum)
 	shards := sum.Shards
@@ -234,6 +251,9 @@ type Workflow struct {
 	Description string     `json:"description,omitempty"`
 	Steps       []WfStep   `json:"steps"`
 	Schedules   []Schedule `json:"schedules,omitempty"`
+	// Paused, when set, says the schedules are paused: they start no
+	// runs until resumed.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // WfStep is a step of a workflow.

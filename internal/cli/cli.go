@@ -1,8 +1,9 @@
 // Package cli is the scheduler command's subcommands: serve (schedules, the
 // console, the API and the monitoring UI), start (a run on demand, or a dry
-// run), cancel, runs and show (run history), generate (sample data),
-// catalog (the data catalog), demo (everything embedded, nothing to
-// install), replay (a run's task graph on simulated fleets) and version. Errors carry an exit code (ExitCode).
+// run), cancel, retry, pause and resume, runs and show (run history),
+// generate (sample data), catalog (the data catalog), demo (everything
+// embedded, nothing to install), replay (a run's task graph on simulated
+// fleets) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -24,6 +25,9 @@ var commands = []command{
 	{"serve", "fire workflow schedules; serve the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics", serve},
 	{"start", "start a run for a date or a date range now (reprocessing uses this); -dry-run says what it would rebuild", start},
 	{"cancel", "cancel a running run", cancelRun},
+	{"retry", "take a failed run up again from its failed phase (-allow-shrink past the shrink guard)", retryRun},
+	{"pause", "pause a workflow's schedules (runs on demand, running runs and the queues go on)", pauseSchedule(false)},
+	{"resume", "let a paused workflow's schedules start runs again", pauseSchedule(true)},
 	{"runs", "list recent runs and their states", listRuns},
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 
+	"sluice/internal/buildinfo"
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
@@ -19,7 +19,9 @@ const (
 	// ExitRunFailed: the run it waited for ended FAILED or CANCELLED.
 	ExitRunFailed = 1
 	// ExitUsage: bad flags or arguments (an unknown workflow among them),
-	// or the request was refused (a window that overlaps an active run).
+	// or the request was refused (a window that overlaps an active run,
+	// one wider than -max-window-days or reaching past tomorrow, a retry of
+	// a run that has not failed or cannot resume).
 	ExitUsage = 2
 	// ExitError: anything else (Redis or S3 unreachable, …).
 	ExitError = 3
@@ -44,7 +46,8 @@ func ExitCode(err error) int {
 	if e, ok := errors.AsType[*exitError](err); ok {
 		return e.code
 	}
-	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) {
+	if errors.Is(err, redisstore.ErrOverlap) || errors.Is(err, orchestrator.ErrUnknownWorkflow) || errors.Is(err, orchestrator.ErrBadWindow) ||
+		errors.Is(err, redisstore.ErrNotFailed) || errors.Is(err, orchestrator.ErrNotResumable) {
 		return ExitUsage
 	}
 	return ExitError
@@ -70,30 +73,4 @@ func version(_ context.Context, args []string, stdout io.Writer) error {
 
 // Version describes the build: the module version (or the VCS revision
 // and time of a build from a checkout) and the Go version.
-func Version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown build)"
-	}
-	v := bi.Main.Version
-	var rev, at, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			at = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		v += fmt.Sprintf(" (%s%s, %s)", rev, dirty, at)
-	}
-	return v + " " + bi.GoVersion
-}
+func Version() string { return buildinfo.Read().String() }

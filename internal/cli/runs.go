@@ -51,7 +51,7 @@ func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orche
 		return err
 	}
 	s3 := common.S3
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log,
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log, MaxWindowDays: common.MaxWindowDays,
 		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }})
 	if err != nil {
 		return usageErr(err)
@@ -76,7 +76,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "http", ":8080", "address of the console (/console/), the API (/api/v1/), asynqmon (/monitoring/), /metrics and the probes /livez, /readyz, /healthz; the default listens on every interface: reads are open to whoever reaches it unless -api-auth-reads, writes need the API token")
-	fs.StringVar(&f.token, "api-token", "", "the API token that starting and cancelling runs (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
+	fs.StringVar(&f.token, "api-token", "", "the API token that starting, cancelling and retrying runs, pausing and resuming schedules (and asynqmon's actions) need; prefer SLUICE_API_TOKEN or -api-token-file to this flag, which other users of the machine can see. Empty: writes are refused")
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "a file holding the API token (a mounted secret), instead of -api-token")
 	fs.BoolVar(&f.authReads, "api-auth-reads", false, "also require the API token to read: the console, the API's GETs, asynqmon")
 	fs.BoolVar(&f.monitoringWritable, "monitoring-writable", false, "let asynqmon's actions (run, delete, archive tasks, pause queues) through, with the API token; read-only otherwise")
@@ -149,15 +149,23 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		redisOpt, _ := common.Redis()
-		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads})
+		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads, Sessions: orch.Sessions()})
 		h, err := scheduler.Handler(redisOpt, orch, scheduler.HTTPOptions{
-			Service: &api.Service{Orch: orch, Planner: planner, Log: log}, Guard: guard,
+			Service: &api.Service{Orch: orch, Planner: planner, Log: log,
+				Open: func(ctx context.Context, loc string) (storage.Bucket, error) {
+					return storeurl.Open(ctx, loc, common.S3)
+				}},
+			Guard:              guard,
 			MonitoringWritable: f.monitoringWritable, PrometheusAddress: f.prometheus,
 		})
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Addr: f.addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		// Every request an outsider can send is bounded in time: its
+		// headers, its body, and the answer (a dry run, the slowest, stops
+		// after a minute); idle connections close.
+		srv := &http.Server{Addr: f.addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		errc := make(chan error, 1)
 		go func() { errc <- srv.ListenAndServe() }()
 		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",

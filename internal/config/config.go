@@ -43,6 +43,10 @@ func EnvVar(flagName string) string {
 // setting names a flag and its variable in messages: "-redis-url (SLUICE_REDIS_URL)".
 func setting(flagName string) string { return "-" + flagName + " (" + EnvVar(flagName) + ")" }
 
+// Setting names a flag and its variable in messages of other packages:
+// "-max-window-days (SLUICE_MAX_WINDOW_DAYS)".
+func Setting(flagName string) string { return setting(flagName) }
+
 // Common are the settings every subcommand takes.
 type Common struct {
 	RedisURL  string
@@ -50,6 +54,10 @@ type Common struct {
 	S3        s3store.Options
 	LogLevel  string
 	LogFormat string
+	// MaxWindowDays is the most dates a run's window may hold: wider
+	// starts and dry runs are refused, and so is a schedule whose windows
+	// are wider (orchestrator.CheckWindow).
+	MaxWindowDays int
 
 	readResumes int
 }
@@ -65,7 +73,17 @@ func (c *Common) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.readResumes, "s3-read-resumes", s3store.DefaultReadResumes, "how many times an S3 download that breaks mid-stream resumes from where it broke before the read fails; 0: never")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.IntVar(&c.MaxWindowDays, "max-window-days", DefaultMaxWindowDays, fmt.Sprintf("the most dates a run's window may hold (1 to %d): wider starts and dry runs (API, console, start) are refused, and so is a schedule with a wider window_days", MaxWindowDaysLimit))
 }
+
+// DefaultMaxWindowDays is how many dates a run's window may hold by
+// default: a quarter, enough for a backfill in a few runs, small enough
+// that a dry run or a start of a mistyped window (0001-01-01..9999-12-31)
+// stays cheap. MaxWindowDaysLimit bounds the setting (ten years).
+const (
+	DefaultMaxWindowDays = 92
+	MaxWindowDaysLimit   = 3660
+)
 
 // Validate checks the settings that need no connection.
 func (c *Common) Validate() error {
@@ -74,6 +92,9 @@ func (c *Common) Validate() error {
 	}
 	if err := c.validateS3(); err != nil {
 		return err
+	}
+	if c.MaxWindowDays < 1 || c.MaxWindowDays > MaxWindowDaysLimit {
+		return fmt.Errorf("%s: must be from 1 to %d, got %d", setting("max-window-days"), MaxWindowDaysLimit, c.MaxWindowDays)
 	}
 	_, err := c.Redis()
 	return err

@@ -28,6 +28,18 @@ func TestBadSettingsNameTheirFlag(t *testing.T) {
 	if _, err := c.Logger(); err == nil || !strings.Contains(err.Error(), "-log-format") {
 		t.Errorf("log format: %v", err)
 	}
+	c.LogFormat = "text"
+	for _, n := range []string{"0", "-3", "3661"} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var d Common
+		d.Register(fs)
+		if err := Parse(fs, []string{"-max-window-days", n}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "-max-window-days (SLUICE_MAX_WINDOW_DAYS): must be from 1 to 3660, got "+n) {
+			t.Errorf("max window days %s: %v", n, err)
+		}
+	}
 	for _, u := range []string{"redis://127.0.0.1:6379/2", "rediss://:secret@127.0.0.1:6380/0", "redis-sentinel://127.0.0.1:26379?master=mymaster"} {
 		c.RedisURL = u
 		if _, err := c.Redis(); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
+	"sluice/tasks"
 )
 
 // Metrics are the step series: what each crawler and job step did, labelled
@@ -28,12 +29,14 @@ type Metrics struct {
 	partitions      *prometheus.CounterVec // workflow, step, result
 	outputBytes     *prometheus.CounterVec
 	outputFiles     *prometheus.CounterVec
+	taskRetries     *prometheus.CounterVec // workflow, step, type
+	tasksArchived   *prometheus.CounterVec // workflow, step, type
 	collectors      []prometheus.Collector
 	jobCounters     []*prometheus.CounterVec
 }
 
 var (
-	endedStates      = []workflow.StepState{workflow.Succeeded, workflow.Failed}
+	endedStates      = []workflow.StepState{workflow.Succeeded, workflow.Failed, workflow.Cancelled}
 	partitionResults = []string{"rebuilt", "skipped"}
 )
 
@@ -45,7 +48,7 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 	m := &Metrics{
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_step_seconds",
-			Help:    "Duration of ended crawler and job steps, from RUNNING to their end, by final state (SUCCEEDED, FAILED).",
+			Help:    "Duration of ended crawler and job steps, from RUNNING to their end, by final state (SUCCEEDED, FAILED, CANCELLED).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 16), // 1 s .. 9 h
 		}, []string{"workflow", "step", "state"}),
 		inputBytes:      counter("sluice_step_input_bytes_total", "Uncompressed input bytes job steps read."),
@@ -59,9 +62,11 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 		partitions:      counter("sluice_step_partitions_total", "Partitions of the window job steps rebuilt or skipped (input unchanged).", "result"),
 		outputBytes:     counter("sluice_step_output_bytes_total", "Bytes of the output files job steps published."),
 		outputFiles:     counter("sluice_step_output_files_total", "Output files job steps published."),
+		taskRetries:     counter("sluice_step_task_retries_total", "Task attempts of the step that failed and that asynq retries, by task type.", "type"),
+		tasksArchived:   counter("sluice_step_tasks_archived_total", "Tasks of the step that failed for the last time (retries used up, or an error no retry fixes) and that asynq archived, by task type.", "type"),
 	}
 	m.jobCounters = []*prometheus.CounterVec{m.inputBytes, m.inputCompressed, m.inputLines, m.rowsWritten, m.duplicates, m.outsideWindow, m.repairedUTF8, m.outputBytes, m.outputFiles}
-	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions}
+	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions, m.taskRetries, m.tasksArchived}
 	for _, c := range m.jobCounters {
 		m.collectors = append(m.collectors, c)
 	}
@@ -81,6 +86,10 @@ func (m *Metrics) init(wf string, s *workflow.Step) {
 	}
 	for _, st := range endedStates {
 		m.seconds.WithLabelValues(wf, s.Name, string(st))
+	}
+	for _, typ := range tasks.TypesOf(kind) {
+		m.taskRetries.WithLabelValues(wf, s.Name, typ)
+		m.tasksArchived.WithLabelValues(wf, s.Name, typ)
 	}
 	if kind != workflow.KindJob {
 		return
@@ -105,6 +114,16 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.collectors {
 		c.Collect(ch)
 	}
+}
+
+// TaskRetried counts a task attempt that failed and will be retried.
+func (m *Metrics) TaskRetried(wf, step, typ string) {
+	m.taskRetries.WithLabelValues(wf, step, typ).Inc()
+}
+
+// TaskArchived counts a task that failed for the last time.
+func (m *Metrics) TaskArchived(wf, step, typ string) {
+	m.tasksArchived.WithLabelValues(wf, step, typ).Inc()
 }
 
 // stepEnded records a step that this process just ended.

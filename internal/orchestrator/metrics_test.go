@@ -97,3 +97,26 @@ func TestStepMetricsCountEachStepEndOnce(t *testing.T) {
 		}
 	}
 }
+
+// A cancel ends the running steps: each counts as a CANCELLED step end
+// (the dashboard's step ends by state see cancels too).
+func TestCancelledStepEndsAreCounted(t *testing.T) {
+	t.Parallel()
+	orch, _ := setup(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(orch.Metrics())
+	const cancelled = "sluice_step_seconds{state=CANCELLED,step=segmentlogs-IOS,workflow=mobile-user}"
+	if v, ok := series(t, reg)[cancelled]; !ok || v != 0 {
+		t.Fatalf("before: %s = %v (present %v)", cancelled, v, ok)
+	}
+	st := start(t, orch)
+	if _, err := orch.Cancel(context.Background(), st.Run.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if v := series(t, reg)[cancelled]; v != 1 {
+		t.Errorf("after a cancel: %s = %v, want 1", cancelled, v)
+	}
+	if v := series(t, reg)["sluice_step_task_retries_total{step=mobile-user-daily,type=transform:map,workflow=mobile-user}"]; v != 0 {
+		t.Errorf("retries of a step that never ran: %v", v)
+	}
+}

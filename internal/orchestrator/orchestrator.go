@@ -32,6 +32,7 @@ type Orchestrator struct {
 	names     []string
 	rdb       redis.UniversalClient
 	runs      *redisstore.Runs
+	timeline  *redisstore.Timeline
 	barrier   *redisstore.Barrier
 	client    *asynq.Client
 	inspector *asynq.Inspector
@@ -43,6 +44,10 @@ type Orchestrator struct {
 	// jobs: how close to an active run's window another run may not start
 	// (redisstore.StartOptions.GuardDays).
 	guardDays map[string]int
+	// windows and maxWindowDays are what CheckWindow holds windows to.
+	windows       map[string]windowRules
+	maxWindowDays int
+	now           func() time.Time
 }
 
 // Config wires an Orchestrator.
@@ -57,6 +62,12 @@ type Config struct {
 	// Open opens a storage location, for CleanScratch; nil: the scratch
 	// is not swept.
 	Open func(ctx context.Context, location string) (storage.Bucket, error)
+	// MaxWindowDays is the most dates a run's window may hold (0:
+	// config.DefaultMaxWindowDays); a schedule whose windows are wider is
+	// refused by New. See CheckWindow.
+	MaxWindowDays int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) validate() error {
@@ -86,6 +97,15 @@ func (c *Config) validate() error {
 	if c.Options == (tasks.Options{}) {
 		c.Options = tasks.DefaultOptions
 	}
+	if c.MaxWindowDays == 0 {
+		c.MaxWindowDays = config.DefaultMaxWindowDays
+	}
+	if c.MaxWindowDays < 1 || c.MaxWindowDays > config.MaxWindowDaysLimit {
+		return fmt.Errorf("orchestrator: max window days must be from 1 to %d, got %d", config.MaxWindowDaysLimit, c.MaxWindowDays)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return nil
 }
 
@@ -104,13 +124,22 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{
 		workflows: cfg.Workflows, rdb: rdb,
-		runs: redisstore.NewRuns(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
+		runs: redisstore.NewRuns(rdb), timeline: redisstore.NewTimeline(rdb), barrier: redisstore.NewBarrier(rdb, barrierTTL),
 		client: asynq.NewClient(cfg.Redis), inspector: asynq.NewInspector(cfg.Redis),
 		opts: cfg.Options, log: cfg.Log, metrics: newMetrics(cfg.Workflows), open: cfg.Open,
+		windows: map[string]windowRules{}, maxWindowDays: cfg.MaxWindowDays, now: cfg.Now,
 	}
 	o.guardDays = map[string]int{}
 	for name, wf := range cfg.Workflows {
 		o.names = append(o.names, name)
+		rules, err := newWindowRules(wf)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: workflow %s: %w", name, err)
+		}
+		o.windows[name] = rules
+		if err := checkSchedules(wf, cfg.MaxWindowDays); err != nil {
+			return nil, err
+		}
 		for i := range wf.Steps {
 			if j := wf.Steps[i].Job; j != nil {
 				spec, err := config.JobTransform(j)
@@ -198,6 +227,11 @@ func (o *Orchestrator) Cancel(ctx context.Context, id, reason string) (redisstor
 	}
 	if !fin.Changed {
 		return fin.Run, fmt.Errorf("cancel run %s: %w: it is %s", id, ErrNotRunning, fin.Run.State)
+	}
+	for name, rec := range fin.Run.Steps {
+		if s := wf.Step(name); rec.State == workflow.Cancelled && s != nil && s.Trigger == nil && !rec.Started.IsZero() {
+			o.metrics.stepEnded(run.Workflow, name, workflow.Cancelled, rec.Ended.Sub(rec.Started).Seconds(), nil)
+		}
 	}
 	removed, err := o.removeTasks(id)
 	o.log.Info("run cancelled", "run", id, "workflow", run.Workflow, "window", run.Window.String(), "reason", reason, "tasks_removed", removed)
@@ -320,6 +354,9 @@ func (o *Orchestrator) Start(ctx context.Context, name string, win civil.Window,
 	if err != nil {
 		return redisstore.Started{}, err
 	}
+	if err := o.CheckWindow(name, win); err != nil {
+		return redisstore.Started{}, fmt.Errorf("start run of %s: %w", name, err)
+	}
 	opts.GuardDays = o.guardDays[name]
 	st, err := o.runs.Start(ctx, wf, win, opts)
 	if err != nil {
@@ -355,6 +392,9 @@ func (o *Orchestrator) Finish(ctx context.Context, ref tasks.StepRef, result wor
 	if rec := fin.Run.Steps[ref.Step]; !rec.Started.IsZero() && !rec.Ended.IsZero() {
 		o.metrics.stepEnded(ref.Workflow, ref.Step, result, rec.Ended.Sub(rec.Started).Seconds(), summary)
 	}
+	if result == workflow.Succeeded {
+		o.recordPublished(ctx, ref.Workflow, ref.Step, ref.RunID, summary)
+	}
 	if fin.Run.State != workflow.Running {
 		o.log.Info("run ended", "run", ref.RunID, "workflow", ref.Workflow, "state", fin.Run.State, "window", fin.Run.Window.String())
 	}
@@ -389,4 +429,46 @@ func (o *Orchestrator) Resume(ctx context.Context, run redisstore.Run) error {
 		return nil
 	}
 	return o.enqueueSteps(ctx, wf, run.ID, run.RunningSteps())
+}
+
+// RunsBefore lists up to n of a workflow's runs older than pos, newest
+// first (see redisstore.Runs.ListBefore).
+func (o *Orchestrator) RunsBefore(ctx context.Context, workflow string, pos redisstore.Position, n int) ([]redisstore.Run, bool, error) {
+	return o.runs.ListBefore(ctx, workflow, pos, n)
+}
+
+// Sessions is the console's session store, in the same Redis.
+func (o *Orchestrator) Sessions() *redisstore.Sessions { return redisstore.NewSessions(o.rdb) }
+
+// Timeline is the runs' task timeline and task logs, in the same Redis.
+func (o *Orchestrator) Timeline() *redisstore.Timeline { return o.timeline }
+
+// PauseSchedule pauses a workflow's schedules (see
+// redisstore.Runs.PauseSchedule).
+func (o *Orchestrator) PauseSchedule(ctx context.Context, name, by, reason string) (redisstore.Pause, error) {
+	if _, err := o.Workflow(name); err != nil {
+		return redisstore.Pause{}, err
+	}
+	p, err := o.runs.PauseSchedule(ctx, name, by, reason)
+	if err == nil {
+		o.log.Info("schedule paused", "workflow", name, "by", by, "reason", reason)
+	}
+	return p, err
+}
+
+// ResumeSchedule lets a workflow's schedules start runs again.
+func (o *Orchestrator) ResumeSchedule(ctx context.Context, name, by string) error {
+	if _, err := o.Workflow(name); err != nil {
+		return err
+	}
+	err := o.runs.ResumeSchedule(ctx, name)
+	if err == nil {
+		o.log.Info("schedule resumed", "workflow", name, "by", by)
+	}
+	return err
+}
+
+// SchedulePaused tells whether a workflow's schedules are paused.
+func (o *Orchestrator) SchedulePaused(ctx context.Context, name string) (redisstore.Pause, bool, error) {
+	return o.runs.SchedulePaused(ctx, name)
 }

@@ -239,3 +239,22 @@ func TestStartRefusesAWindowWithinTheDedupeHorizon(t *testing.T) {
 		t.Fatalf("start with a day between: %v", err)
 	}
 }
+
+// A schedule whose windows are wider than the maximum fails at start,
+// naming the field and the setting.
+func TestScheduleWiderThanTheMaximumWindow(t *testing.T) {
+	t.Parallel()
+	_, file, _, _ := runtime.Caller(0)
+	wfs, err := config.LoadWorkflows(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := asynq.ParseRedisURI(testenv.RedisDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxWindowDays: 2})
+	if err == nil || !strings.Contains(err.Error(), "steps[0] (mobile-user-start).trigger.schedule.window_days: 3 is more than -max-window-days (SLUICE_MAX_WINDOW_DAYS) allows (2)") {
+		t.Errorf("New with a 3-day schedule and a 2-day maximum: %v", err)
+	}
+}

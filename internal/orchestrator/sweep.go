@@ -65,11 +65,18 @@ func (o *Orchestrator) failArchivedTask(ctx context.Context, ti *asynq.TaskInfo)
 	if err != nil || run.Steps[ref.Step].State != workflow.Running {
 		return 0, nil // expired run, or the step has already ended
 	}
+	if rec := run.Steps[ref.Step]; !ti.LastFailedAt.IsZero() && ti.LastFailedAt.Before(rec.Started) {
+		return 0, nil // a failure from before the step was retried (Retry runs it again)
+	}
 	cause := fmt.Errorf("%s %s archived after %d retries: %s", ti.Type, ti.ID, ti.Retried, ti.LastErr)
 	o.log.Error("task exhausted its retries without the worker recording it; failing the step", "run", ref.RunID, "step", ref.Step, "task", ti.ID, "err", ti.LastErr)
 	fin, err := o.Finish(ctx, ref, workflow.Failed, nil, cause)
 	if err != nil {
 		return 0, err
+	}
+	if fin.Changed {
+		// Its worker did not see it end, so did not count it.
+		o.metrics.TaskArchived(ref.Workflow, ref.Step, ti.Type)
 	}
 	if fin.Changed {
 		return 1, nil

@@ -10,6 +10,11 @@ import "time"
 //	sluice:active:<workflow>                 hash  active runs: run id -> "start end created-ms"
 //	sluice:fired:<workflow>:<trigger>:<time> string schedule tick dedupe (7 days)
 //	sluice:notified:<run>                    string the run's end was notified (7 days)
+//	sluice:tasks:<run>                       hash  the run's timeline: task id -> its attempts (JSON; "dropped" counts those left out)
+//	sluice:tasklog:<run>:<task>              list  the log lines (JSON) a task's attempts wrote, the newest kept
+//	sluice:session:<sha256 of id>            string a console session (its lifetime): the binding it was made for
+//	sluice:paused:<workflow>                 hash  the workflow's schedules are paused: by, at, reason
+//	sluice:published:<workflow>              hash  per job step: the newest partition it published rows in (<step>:date, :run, :at)
 //	sluice:barrier:<run>:<step>:<phase>      set   finished members of a job phase
 //	sluice:barrier:<run>:<step>:<phase>:complete string the member that completed it
 //
@@ -39,6 +44,8 @@ func DedupeKey(wf, trigger string, fire time.Time) string {
 const noDedupeKey = keyPrefix + "nodedupe"
 
 func notifiedKey(runID string) string { return keyPrefix + "notified:" + runID }
+
+func publishedKey(wf string) string { return keyPrefix + "published:" + wf }
 
 func barrierKey(runID, step, phase string) string {
 	return keyPrefix + "barrier:" + runID + ":" + step + ":" + phase

@@ -65,6 +65,10 @@ type Run struct {
 	Updated     time.Time
 	Ended       time.Time // zero while running
 	Steps       map[string]StepRecord
+	// Retries counts how often the run was retried after failing
+	// (Runs.Retry), RetriedBy who asked last.
+	Retries   int
+	RetriedBy string
 }
 
 // StepRecord is one step's part of a run.
@@ -78,6 +82,10 @@ type StepRecord struct {
 	Summary json.RawMessage `json:"summary,omitempty"`
 	// Progress is a free-form line about long work, e.g. "map 12/40".
 	Progress string `json:"progress,omitempty"`
+	// Retries counts the times a retry of the run resumed this step;
+	// PreviousError is the error it failed with before the last one.
+	Retries       int    `json:"retries,omitempty"`
+	PreviousError string `json:"previous_error,omitempty"`
 }
 
 // ErrOverlap is returned by Start when the window overlaps, without being
@@ -243,6 +251,8 @@ func decodeRun(id string, h map[string]string) (Run, error) {
 	r := Run{ID: id, Workflow: h["workflow"], Window: win, State: workflow.StepState(h["state"]), Trigger: h["trigger"], By: h["by"], Steps: map[string]StepRecord{}}
 	r.Force, _ = strconv.ParseBool(h["force"])
 	r.AllowShrink, _ = strconv.ParseBool(h["allow_shrink"])
+	r.Retries, _ = strconv.Atoi(h["retries"])
+	r.RetriedBy = h["retried_by"]
 	r.Created, _ = time.Parse(time.RFC3339Nano, h["created"])
 	r.Updated, _ = time.Parse(time.RFC3339Nano, h["updated"])
 	if e := h["ended"]; e != "" {

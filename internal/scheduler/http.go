@@ -13,6 +13,7 @@ import (
 
 	"sluice/internal/access"
 	"sluice/internal/api"
+	"sluice/internal/buildinfo"
 	"sluice/internal/config"
 	"sluice/internal/console"
 	"sluice/internal/health"
@@ -84,6 +85,7 @@ func RegisterMetrics(reg prometheus.Registerer, redis asynq.RedisConnOpt, orch *
 		newScheduleCollector(orch, time.Now),
 		newFleetCollector(orch),
 		orch.Metrics(),
+		buildinfo.Collector("scheduler"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

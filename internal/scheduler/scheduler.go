@@ -147,10 +147,19 @@ func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workf
 	}
 }
 
-// Fire starts the run a schedule trigger asks for at fire time. Every
-// scheduler replica may call it for the same fire; one run results.
+// Fire starts the run a schedule trigger asks for at fire time, unless
+// the workflow's schedule is paused (the fire is skipped, not made up
+// later). Every scheduler replica may call it for the same fire; one run
+// results.
 func (s *Scheduler) Fire(ctx context.Context, wf *workflow.Workflow, trig *workflow.Step, fire time.Time) {
 	win := trig.Trigger.Schedule.WindowFor(fire)
+	if p, paused, err := s.orch.SchedulePaused(ctx, wf.Name); err != nil {
+		s.log.Warn("could not read whether the schedule is paused; firing", "workflow", wf.Name, "err", err)
+	} else if paused {
+		s.log.Info("scheduled run skipped: the workflow's schedule is paused", "workflow", wf.Name, "trigger", trig.Name, "window", win.String(),
+			"paused_by", p.By, "paused_at", p.At.Format(time.RFC3339), "reason", p.Reason)
+		return
+	}
 	_, err := s.orch.Start(ctx, wf.Name, win, redisstore.StartOptions{
 		Trigger: trig.Name,
 		Dedupe:  redisstore.DedupeKey(wf.Name, trig.Name, fire),

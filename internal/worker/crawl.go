@@ -49,7 +49,7 @@ func (w *Worker) handleCrawlRun(ctx context.Context, t *asynq.Task) error {
 		SchemaChange:         spec.SchemaChange,
 	}
 	store := catalog.New(catBucket)
-	res, err := crawl.Crawl(ctx, src, target, store, opts, w.log.With("run", p.RunID, "step", p.Step))
+	res, err := crawl.Crawl(ctx, src, target, store, opts, w.logFor(ctx).With("run", p.RunID, "step", p.Step))
 	if errors.Is(err, crawl.ErrSchemaChange) || errors.Is(err, crawl.ErrNoData) {
 		// The data will not change by retrying: fail the step now.
 		return fault.Permanent(fmt.Errorf("crawl %s: %w", target.Location, err))

@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"sluice/internal/buildinfo"
 	"sluice/internal/orchestrator"
-	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
 
@@ -36,18 +36,12 @@ func NewMetrics(reg prometheus.Registerer, orch *orchestrator.Orchestrator) *Met
 		m.init(orch)
 	}
 	if reg != nil {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.TasksProcessed, m.TaskSeconds)
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector("worker"), m.TasksProcessed, m.TaskSeconds)
 		if orch != nil {
 			reg.MustRegister(orch.Metrics())
 		}
 	}
 	return m
-}
-
-// taskTypes are the task types of each kind of step.
-var taskTypes = map[workflow.StepKind][]string{
-	workflow.KindCrawler: {tasks.TypeCrawlRun},
-	workflow.KindJob:     {tasks.TypeTransformPlan, tasks.TypeTransformMap, tasks.TypeTransformBucket, tasks.TypeTransformReduce, tasks.TypeTransformEncode, tasks.TypeTransformCommit},
 }
 
 // init creates every series of the loaded workflows' steps at zero, so that
@@ -57,7 +51,7 @@ func (m *Metrics) init(o *orchestrator.Orchestrator) {
 		wf, _ := o.Workflow(name)
 		for i := range wf.Steps {
 			s := &wf.Steps[i]
-			for _, typ := range taskTypes[s.Kind()] {
+			for _, typ := range tasks.TypesOf(s.Kind()) {
 				m.TaskSeconds.WithLabelValues(name, s.Name, typ)
 				for _, outcome := range []string{"ok", "error"} {
 					m.TasksProcessed.WithLabelValues(name, s.Name, typ, outcome)
@@ -71,7 +65,7 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		start := time.Now()
 		id, _ := asynq.GetTaskID(ctx)
-		w.log.Info("task started", "type", t.Type(), "id", id)
+		w.logFor(ctx).Info("task started", "type", t.Type(), "id", id)
 		err := next.ProcessTask(ctx, t)
 		outcome := "ok"
 		if err != nil {
@@ -80,7 +74,7 @@ func (w *Worker) observe(next asynq.Handler) asynq.Handler {
 		ref, _ := tasks.Decode[tasks.StepRef](t) // labels stay empty for a payload that is not one
 		w.metrics.TasksProcessed.WithLabelValues(ref.Workflow, ref.Step, t.Type(), outcome).Inc()
 		w.metrics.TaskSeconds.WithLabelValues(ref.Workflow, ref.Step, t.Type()).Observe(time.Since(start).Seconds())
-		w.log.Info("task done", "type", t.Type(), "id", id, "outcome", outcome, "seconds", time.Since(start).Seconds())
+		w.logFor(ctx).Info("task done", "type", t.Type(), "id", id, "outcome", outcome, "seconds", time.Since(start).Seconds())
 		return err
 	})
 }

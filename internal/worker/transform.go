@@ -54,7 +54,7 @@ func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.St
 	}
 	s := &job.Step{
 		RunID: runID, Name: step.Name, Spec: spec, Window: win, Force: force, AllowShrink: allowShrink,
-		Log:           w.log,
+		Log:           w.logFor(ctx), // a task's lines go to its log in the timeline too
 		MapOptions:    w.mapOpts,
 		ReduceOptions: w.reduce,
 		PlanOptions:   job.PlanOptions{MinTasks: w.minTask},

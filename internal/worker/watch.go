@@ -54,7 +54,8 @@ func (w *Worker) watchRun(next asynq.Handler) asynq.Handler {
 		case errors.Is(cause, redisstore.ErrNotFound):
 			return w.runGone(ref)
 		case errors.Is(cause, errRunEnded):
-			w.log.Info("task stopped: its run has ended", "run", ref.RunID, "step", ref.Step, "type", t.Type(), "cause", cause)
+			w.logFor(ctx).Info("task stopped: its run has ended", "run", ref.RunID, "step", ref.Step, "type", t.Type(), "cause", cause)
+			markStopped(ctx)
 			return nil
 		}
 		return err

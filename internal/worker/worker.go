@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type Worker struct {
 	buckets map[string]storage.Bucket
 	// open opens a location; tests wrap it to inject storage faults.
 	open func(ctx context.Context, location string) (storage.Bucket, error)
+
+	// timeline records each task attempt of a run, and its log lines;
+	// name is this process in it.
+	timeline *redisstore.Timeline
+	name     string
 }
 
 // Config wires a Worker.
@@ -101,6 +107,8 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		orch:     cfg.Orchestrator,
 		log:      cfg.Log,
+		timeline: cfg.Orchestrator.Timeline(),
+		name:     workerName(),
 		metrics:  m,
 		runCheck: cfg.RunCheckInterval,
 		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
@@ -114,10 +122,12 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // Mux routes every task type of package tasks to its handler, behind the
-// middleware that turns a final failure into a FAILED step.
+// middleware that records each attempt in its run's timeline, counts it,
+// turns a final failure into a FAILED step and stops a task whose run
+// ended.
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(w.observe, w.failStepOnLastAttempt, w.watchRun)
+	mux.Use(w.recordTask, w.observe, w.failStepOnLastAttempt, w.watchRun)
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
@@ -166,7 +176,8 @@ func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.W
 		// A duplicate or late task of a finished step. Its first delivery
 		// may have died between finishing the step and enqueuing what
 		// follows, so make sure the run's running steps have their tasks.
-		w.log.Info("step is not running; nothing to do", "run", ref.RunID, "step", ref.Step, "state", st)
+		w.logFor(ctx).Info("step is not running; nothing to do", "run", ref.RunID, "step", ref.Step, "state", st)
+		markSkipped(ctx)
 		return wf, step, run, false, w.orch.Resume(ctx, run)
 	}
 	return wf, step, run, true, nil
@@ -187,18 +198,21 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 		if retried < maxRetry && !errors.Is(err, asynq.SkipRetry) {
-			w.log.Warn("task failed; will retry", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", err)
+			w.logFor(ctx).Warn("task failed; will retry", "type", t.Type(), "attempt", retried+1, "max_retry", maxRetry, "err", err)
 			return err
 		}
 		ref, derr := tasks.Decode[tasks.StepRef](t)
 		if derr != nil || ref.RunID == "" || errors.Is(err, redisstore.ErrNotFound) {
 			return err // no step to fail: the run is gone (logged by runGone)
 		}
-		w.log.Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
+		w.logFor(ctx).Error("task failed for the last time; failing the step", "type", t.Type(), "run", ref.RunID, "step", ref.Step, "err", err)
 		// The task's own context may be done (its timeout is what failed it).
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, fmt.Errorf("%s: %w", t.Type(), err)); ferr != nil {
+		// The step's error says what went wrong; asynq's "skip retry" only
+		// said how to retry.
+		cause := errors.New(strings.ReplaceAll(fmt.Sprintf("%s: %v", t.Type(), err), ": "+asynq.SkipRetry.Error(), ""))
+		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, cause); ferr != nil {
 			w.log.Error("could not record step failure", "run", ref.RunID, "step", ref.Step, "err", ferr)
 		}
 		return err

@@ -170,6 +170,7 @@ func TestShardThatExhaustsItsRetriesFailsTheStepAndTheRun(t *testing.T) {
 	if st := run.Steps["segmentlogs-Mobile"].State; st != workflow.NotRun {
 		t.Fatalf("follow-on crawler is %s, want NOT_RUN", st)
 	}
+	h.awaitQuiet(run.ID) // asynq archives the task once its handler returns
 	archived, err := h.inspector.ListArchivedTasks(tasks.QueueTransform)
 	if err != nil {
 		t.Fatal(err)

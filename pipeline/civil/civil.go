@@ -7,6 +7,7 @@ package civil
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // zone rules must not depend on the host's zoneinfo
@@ -19,13 +20,38 @@ type Date struct {
 	Day   int
 }
 
-// Parse reads YYYY-MM-DD.
+// Parse reads YYYY-MM-DD. A string of that form that names no day of
+// the calendar (2026-02-30, 2026-13-01) gets an error that says so, not
+// one about the form.
 func Parse(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	if err == nil {
+		return DateOf(t), nil
 	}
-	return DateOf(t), nil
+	if y, m, ok := dateForm(s); ok {
+		if m < 1 || m > 12 {
+			return Date{}, fmt.Errorf("date %q: there is no month %d", s, m)
+		}
+		last := time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+		return Date{}, fmt.Errorf("date %q: %s %d has days 1 to %d", s, time.Month(m), y, last)
+	}
+	return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+}
+
+// dateForm reads the year and month of a string of the form
+// NNNN-NN-NN (digits), whatever their values.
+func dateForm(s string) (year, month int, ok bool) {
+	if len(s) != len(time.DateOnly) || s[4] != '-' || s[7] != '-' {
+		return 0, 0, false
+	}
+	for i, c := range s {
+		if i != 4 && i != 7 && (c < '0' || c > '9') {
+			return 0, 0, false
+		}
+	}
+	year, _ = strconv.Atoi(s[:4])
+	month, _ = strconv.Atoi(s[5:7])
+	return year, month, true
 }
 
 // DateOf is the date of t in t's own location.
@@ -57,6 +83,15 @@ func (d Date) Days() int64 { return floorDiv(d.UTCMidnight().Unix(), 86400) }
 
 // FromDays is the date n days after 1970-01-01.
 func FromDays(n int64) Date { return DateOf(time.Unix(n*86400, 0).UTC()) }
+
+// Normalize is d with an out-of-range month or day carried over, as
+// time.Date does (2026-13-01 is 2027-01-01, 2026-02-30 is 2026-03-02).
+func (d Date) Normalize() Date {
+	return DateOf(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC))
+}
+
+// Window is the window of the one date d.
+func (d Date) Window() Window { return Window{d, d} }
 
 // MarshalText writes YYYY-MM-DD, so dates are JSON strings and map keys.
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

@@ -93,6 +93,30 @@ func (w *Workflow) Cancel(current States) Transition {
 	return Transition{States: st, Run: Cancelled}
 }
 
+// Retry takes a FAILED run up again from where it failed: its FAILED
+// crawler and job steps become RUNNING again (their work resumes), and the
+// steps the failure left NOT_RUN WAITING, so that the triggers after the
+// retried steps fire as in a first run. Steps that SUCCEEDED stay so.
+func (w *Workflow) Retry(current States) (Transition, error) {
+	st := make(States, len(current))
+	var start []string
+	for _, s := range w.Steps {
+		switch v := current[s.Name]; {
+		case v == Failed && s.Trigger == nil:
+			st[s.Name] = Running
+			start = append(start, s.Name)
+		case v == NotRun:
+			st[s.Name] = Waiting
+		default:
+			st[s.Name] = v
+		}
+	}
+	if len(start) == 0 {
+		return Transition{}, fmt.Errorf("retry: no step of the run failed")
+	}
+	return Transition{States: st, Start: start, Run: Running}, nil
+}
+
 // settle fires every conditional trigger whose predicate holds, until
 // nothing changes, then decides whether the run has ended.
 func (w *Workflow) settle(st States, start []string) Transition {

@@ -192,3 +192,32 @@ func TestScheduleWindowAndEnvExpansion(t *testing.T) {
 		t.Fatalf("window %s", win)
 	}
 }
+
+// A retried run resumes its failed step; the steps the failure left
+// NOT_RUN wait again, and run when it succeeds.
+func TestRetryResumesTheFailedStep(t *testing.T) {
+	t.Parallel()
+	w := exampleWorkflow(t)
+	tr := w.Begin()
+	tr = mustFinish(t, w, tr.States, "segmentlogs-IOS", Succeeded)
+	tr = mustFinish(t, w, tr.States, "segmentlogs-Android", Succeeded)
+	tr = mustFinish(t, w, tr.States, "mobile-user-daily", Failed)
+	if tr.Run != Failed || tr.States["segmentlogs-Mobile"] != NotRun {
+		t.Fatalf("after the job failed: %s %v", tr.Run, tr.States)
+	}
+	re, err := w.Retry(tr.States)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Run != Running || !slices.Equal(re.Start, []string{"mobile-user-daily"}) || re.States["mobile-user-daily"] != Running ||
+		re.States["mobile-crawler-trigger"] != Waiting || re.States["segmentlogs-Mobile"] != Waiting || re.States["segmentlogs-IOS"] != Succeeded {
+		t.Fatalf("retry: %+v", re)
+	}
+	tr = mustFinish(t, w, re.States, "mobile-user-daily", Succeeded)
+	if !slices.Equal(tr.Start, []string{"segmentlogs-Mobile"}) {
+		t.Fatalf("after the retried job: start %v", tr.Start)
+	}
+	if _, err := w.Retry(mustFinish(t, w, tr.States, "segmentlogs-Mobile", Succeeded).States); err == nil {
+		t.Error("a run without a failed step was retried")
+	}
+}

@@ -45,6 +45,14 @@ type Spec struct {
 	// run does not rebuild (see pipeline/job); 0 looks only within the
 	// run.
 	DedupeHorizonDays int `yaml:"dedupe_horizon_days"`
+	// Where keeps the rows for which this CEL expression holds (see
+	// Exprs); the others are counted as filtered out.
+	Where string `yaml:"where,omitempty"`
+	// Derive adds columns computed by CEL expressions.
+	Derive []Derive `yaml:"derive,omitempty"`
+	// Rename maps output column names (as the flattener makes them) to
+	// the names the table gives them.
+	Rename map[string]string `yaml:"rename,omitempty"`
 }
 
 // ColumnPins are pinned column types by source path (Spec.Columns).
@@ -154,6 +162,9 @@ func (s Spec) Validate() error {
 		case t != TypeString && t != TypeBool && t != TypeBigint && t != TypeDouble:
 			return fmt.Errorf("columns.%s: %s cannot be pinned (string, boolean, bigint or double)", path, t)
 		}
+	}
+	if errs := s.ExprProblems(); len(errs) > 0 {
+		return errs[0]
 	}
 	return nil
 }

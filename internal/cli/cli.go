@@ -1,8 +1,8 @@
 // Package cli is the scheduler command's subcommands: serve (schedules, the
 // console, the API and the monitoring UI), start (a run on demand, or a dry
 // run), cancel, runs and show (run history), generate (sample data),
-// catalog (the data catalog), demo (everything embedded, nothing to
-// install) and version. Errors carry an exit code (ExitCode).
+// catalog (the data catalog), preview and validate (developing a job),
+// demo (everything embedded, nothing to install) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -28,6 +28,8 @@ var commands = []command{
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
+	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", preview},
+	{"validate", "check workflow files: every problem with its file, line and column; exit 2 if any", validateCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
 	{"version", "print the version", version},
 }
@@ -44,6 +46,13 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	usage(os.Stderr)
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	if s := closest(args[0], names); s != "" {
+		return usageErr(fmt.Errorf("unknown command %q (did you mean %s?)", args[0], s))
+	}
 	return usageErr(fmt.Errorf("unknown command %q", args[0]))
 }
 

@@ -160,4 +160,3 @@ func TestRenameMovesAndMovesBack(t *testing.T) {
 		t.Errorf("after the rename went: %v", tb.rows[0])
 	}
 }
-

@@ -279,8 +279,18 @@ func compileExpr(src string) (*compiledExpr, error) {
 }
 
 // cleanIssues makes CEL's multi-line error text one readable message.
+// CEL's position (line:column within the expression) stays; its drawing
+// of the expression with a caret goes.
 func cleanIssues(err error) string {
-	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "ERROR: <input>:"), "\n ERROR: <input>:", "; ")
+	var msgs []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "|") || line == "" {
+			continue
+		}
+		msgs = append(msgs, "at "+strings.TrimPrefix(line, "ERROR: <input>:"))
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // numbersEnv is CEL's standard library, the strings and math extensions,
@@ -296,7 +306,9 @@ func numbersEnv() (*cel.Env, error) {
 	}
 	opts := []cel.EnvOption{cel.StdLib(cel.StdLibSubset(subset)), cel.EagerlyValidateDeclarations(true), ext.Strings(), ext.Math()}
 	A := cel.TypeParamType("A")
-	o := func(id string, args []*cel.Type, result *cel.Type) cel.FunctionOpt { return cel.Overload(id, args, result) }
+	o := func(id string, args []*cel.Type, result *cel.Type) cel.FunctionOpt {
+		return cel.Overload(id, args, result)
+	}
 	t2 := func(a, b *cel.Type) []*cel.Type { return []*cel.Type{a, b} }
 	I, D, U := cel.IntType, cel.DoubleType, cel.UintType
 	mixed := func(name string) []cel.FunctionOpt {

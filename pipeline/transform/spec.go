@@ -97,6 +97,24 @@ func DefaultSpec() Spec {
 
 // Validate reports the first bad field by its YAML name.
 func (s Spec) Validate() error {
+	if errs := s.Problems(); len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// Problems lists what is wrong with the spec, each naming its YAML field:
+// the first bad field of the plain settings, then every problem of where,
+// derive and rename (ExprProblems).
+func (s Spec) Problems() []error {
+	var errs []error
+	if err := s.validateFields(); err != nil {
+		errs = append(errs, err)
+	}
+	return append(errs, s.ExprProblems()...)
+}
+
+func (s Spec) validateFields() error {
 	if len(s.Sources) == 0 {
 		return errors.New("sources: at least one source is required")
 	}
@@ -162,9 +180,6 @@ func (s Spec) Validate() error {
 		case t != TypeString && t != TypeBool && t != TypeBigint && t != TypeDouble:
 			return fmt.Errorf("columns.%s: %s cannot be pinned (string, boolean, bigint or double)", path, t)
 		}
-	}
-	if errs := s.ExprProblems(); len(errs) > 0 {
-		return errs[0]
 	}
 	return nil
 }

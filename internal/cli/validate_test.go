@@ -72,10 +72,10 @@ steps:
 		text string
 	}{
 		{7, "crawler.recrawl: must be new_folders or everything"}, // an unknown value
-		{8, "no trigger starts this step"},                          // a step nothing starts
-		{14, "job.scratch: \"s3:/scratch\" is not a location"},      // a malformed location
-		{16, "time_zone: "},                                         // a bad time zone
-		{17, "where: at 1:19: Syntax error"},                                             // an expression that does not compile
+		{8, "no trigger starts this step"},                        // a step nothing starts
+		{14, "job.scratch: \"s3:/scratch\" is not a location"},    // a malformed location
+		{16, "time_zone: "},                                       // a bad time zone
+		{17, "where: at 1:19: Syntax error"},                      // an expression that does not compile
 		{19, "column properties_revenu does not exist in segmentlogs.ios or segmentlogs.android (did you mean properties_revenue?)"},
 	} {
 		re := regexp.MustCompile(regexp.QuoteMeta(file) + `:` + regexp.QuoteMeta(itoa(want.line)) + `:\d+: .*` + regexp.QuoteMeta(want.text))

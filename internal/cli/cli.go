@@ -28,7 +28,7 @@ var commands = []command{
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
-	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", preview},
+	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", previewCmd},
 	{"validate", "check workflow files: every problem with its file, line and column; exit 2 if any", validateCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
 	{"version", "print the version", version},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -28,7 +29,7 @@ func validateCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
 	fs := newFlags("validate")
 	common.Register(fs)
-	useCatalog := fs.Bool("catalog", true, "also check the columns the jobs name (expressions, rename) against the catalog's tables of their sources; a catalog that cannot be read is noted, not a problem")
+	useCatalog := fs.Bool("check-columns", true, "also check the columns the jobs name (expressions, rename) against the catalog's tables of their sources; a catalog that cannot be read is noted, not a problem")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: scheduler validate [flags] [FILE|FOLDER]...   (default: -workflows)
 Prints every problem as FILE:LINE:COLUMN: FIELD: MESSAGE; exits 0 when there is none, 2 otherwise.`)
@@ -183,7 +184,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 	if err != nil {
 		return problems, []string{fmt.Sprintf("%s: columns not checked: %v", step.Name, err)}
 	}
-	unknown := func(path, name string) {
+	unknown := func(path, name, src string) {
 		msg := fmt.Sprintf("column %s does not exist in %s", name, strings.Join(tables, " or "))
 		switch {
 		case slices.ContainsFunc(spec.Derive, func(d transform.Derive) bool { return d.Name == name }):
@@ -191,6 +192,13 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 		case slices.Contains(mapsValues(spec.Rename), name):
 			msg = fmt.Sprintf("%s is a rename's new name; expressions read the fields by their names before rename", name)
 		default:
+			// properties.revenue: the field is a flattened column.
+			if m := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `((?:\.[A-Za-z_][A-Za-z0-9_]*)+)`).FindStringSubmatch(src); m != nil {
+				if flat := transform.ColumnNameOf(name + m[1]); slices.Contains(known, flat) {
+					msg += fmt.Sprintf(" (fields are flattened: %s%s is %s)", name, m[1], flat)
+					break
+				}
+			}
 			if s := closest(name, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			}
@@ -204,7 +212,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 		}
 		for _, col := range cols {
 			if !slices.Contains(known, col) {
-				unknown(path, col)
+				unknown(path, col, src)
 			}
 		}
 	}
@@ -216,7 +224,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 	}
 	for from := range spec.Rename {
 		if !slices.Contains(known, from) {
-			unknown("rename."+from, from)
+			unknown("rename."+from, from, "")
 		}
 	}
 	return problems, nil

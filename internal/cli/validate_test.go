@@ -88,7 +88,7 @@ steps:
 	}
 	// The shipped example validates.
 	out.Reset()
-	if err := Main(ctx, []string{"validate", "-catalog=false", "../../workflows/mobile-user.yaml"}, &out); err != nil {
+	if err := Main(ctx, []string{"validate", "-check-columns=false", "../../workflows/mobile-user.yaml"}, &out); err != nil {
 		t.Errorf("the example: %v\n%s", err, out.String())
 	}
 }

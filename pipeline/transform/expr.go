@@ -294,10 +294,11 @@ func cleanIssues(err error) string {
 }
 
 // numbersEnv is CEL's standard library, the strings and math extensions,
-// and arithmetic where int and double meet, as in SQL: CEL has no implicit
-// conversion, so 19.99 * 100 would otherwise fail. The standard +, -, *
-// and / are replaced by the same operators with the mixed overloads added
-// (the standard ones dispatch on the left operand's type alone).
+// and arithmetic as in SQL: int and double meet (CEL has no implicit
+// conversion, so 19.99 * 100 would otherwise fail) and null in gives null
+// out. The standard +, -, * and / are replaced by the same operators with
+// the mixed overloads added (the standard ones dispatch on the left
+// operand's type alone).
 func numbersEnv() (*cel.Env, error) {
 	subset := env.NewLibrarySubset()
 	ops := []string{operators.Add, operators.Subtract, operators.Multiply, operators.Divide}
@@ -315,9 +316,14 @@ func numbersEnv() (*cel.Env, error) {
 		id := "sluice_" + strings.Trim(name, "_")
 		return []cel.FunctionOpt{o(id+"_int_double", t2(I, D), D), o(id+"_double_int", t2(D, I), D)}
 	}
+	// binding is the operator's one implementation: null in, null out (as
+	// in SQL, and without the cost of an error on every row that lacks a
+	// field), int and double meet as doubles, the rest as CEL does it.
 	binding := func(fn func(a, b float64) float64, std func(l, r ref.Val) ref.Val, trait int) cel.FunctionOpt {
 		return cel.SingletonBinaryBinding(func(l, r ref.Val) ref.Val {
 			switch a := l.(type) {
+			case types.Null:
+				return types.NullValue
 			case types.Int:
 				if b, ok := r.(types.Double); ok {
 					return types.Double(fn(float64(a), float64(b)))
@@ -327,8 +333,14 @@ func numbersEnv() (*cel.Env, error) {
 					return types.Double(fn(float64(a), float64(b)))
 				}
 			}
+			if r == types.NullValue {
+				return types.NullValue
+			}
+			if !l.Type().HasTrait(trait) {
+				return types.NoSuchOverloadErr()
+			}
 			return std(l, r)
-		}, trait)
+		})
 	}
 	opts = append(opts,
 		cel.Function(operators.Add, append(mixed(operators.Add),

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -268,7 +269,11 @@ func (m *mapper) exprValues() string {
 		case kindDouble:
 			v = types.Double(math.Float64frombits(binary.LittleEndian.Uint64(r.bytes(8))))
 		case kindString:
-			v = types.String(string(r.bytes(r.uvarint())))
+			// The row's bytes, not a copy: the values live while the
+			// row's expressions run, and m.fields is only appended to
+			// until the next line.
+			b := r.bytes(r.uvarint())
+			v = types.String(unsafe.String(unsafe.SliceData(b), len(b)))
 		}
 		x.vals[s] = v
 	}

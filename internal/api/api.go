@@ -47,6 +47,14 @@ func (s *Service) now() time.Time {
 // Runs lists the newest runs of every workflow (or of one), newest first.
 func (s *Service) Runs(ctx context.Context, workflow string, limit int) ([]Run, error) {
 	names := s.Orch.Workflows()
+	if len(names) == 0 && workflow == "" {
+		// No workflow files (a reader outside the repository): the
+		// workflows Redis has history of.
+		var err error
+		if names, err = s.Orch.HistoryWorkflows(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if workflow != "" {
 		if _, err := s.Orch.Workflow(workflow); err != nil {
 			return nil, notFound(err)

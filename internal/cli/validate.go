@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"sluice/internal/api"
 	"sluice/internal/config"
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/storage"
@@ -309,9 +310,4 @@ func editDistance(a, b string) int {
 }
 
 // plural is "1 file", "2 files".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return fmt.Sprintf("1 %s", noun)
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func plural(n int, noun string) string { return api.Plural(n, noun) }

@@ -163,6 +163,12 @@ func (o *Orchestrator) Runs(ctx context.Context, workflow string, limit int) ([]
 	return o.runs.List(ctx, workflow, limit)
 }
 
+// HistoryWorkflows lists the workflows with run history in Redis, loaded
+// or not.
+func (o *Orchestrator) HistoryWorkflows(ctx context.Context) ([]string, error) {
+	return o.runs.Workflows(ctx)
+}
+
 // RunState reads a run's state alone (redisstore.ErrNotFound when the run
 // is gone).
 func (o *Orchestrator) RunState(ctx context.Context, id string) (workflow.StepState, error) {

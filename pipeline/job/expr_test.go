@@ -44,7 +44,11 @@ func TestWhereDeriveRename(t *testing.T) {
 		ev("m6", "2026-10-31T15:00:00Z"),
 	}
 	put(t, in, dayFolder("ios", "2026-10-31")+"a.gz", gz(lines...))
-	res := runJob(t, newStep(in, memstore.New(), out, exprSpec(), window(t, "2026-10-31", "2026-10-31")))
+	spec := exprSpec()
+	// Fields given back as they are: each row's own values.
+	spec.Derive = append(spec.Derive, transform.Derive{Name: "ev", Expression: "event"}, transform.Derive{Name: "rev", Expression: "properties_revenue"},
+		transform.Derive{Name: "ty", Expression: `type + "!"`})
+	res := runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-31", "2026-10-31")))
 	sum := res.summary
 	if !sum.Balanced || sum.FilteredOut != 2 || sum.RowsWritten != 3 || sum.Quarantined[transform.ReasonExpressionError] != 1 {
 		t.Fatalf("summary: filtered %d, rows %d, quarantined %v; %s", sum.FilteredOut, sum.RowsWritten, sum.Quarantined, sum.Reconciliation)
@@ -82,6 +86,15 @@ func TestWhereDeriveRename(t *testing.T) {
 		}
 		if r["device_model"].String() != "iPhone15,2" {
 			t.Errorf("%s: device_model %v", id, r["device_model"])
+		}
+	}
+	for id, want := range map[string]struct {
+		ev  string
+		rev float64
+	}{"m1": {"Order Completed", 19.99}, "m2": {"Order Completed", 5}, "m4": {"Opened", -1}} {
+		r := rows[id]
+		if r["ev"].String() != want.ev || r["ty"].String() != "track!" || (want.rev < 0) != r["rev"].IsNull() || want.rev >= 0 && r["rev"].Double() != want.rev {
+			t.Errorf("%s: ev %v, rev %v, ty %v; want %+v", id, r["ev"], r["rev"], r["ty"], want)
 		}
 	}
 	if rows["m1"]["hour_utc"].Int64() != 10 {

@@ -134,7 +134,35 @@ type rowExprs struct {
 	colSlot   []int32
 	slotPaths []string // the source path whose values fill each slot
 	vals      []ref.Val
+	cells     []valueCells // by slot
 	act       rowActivation
+}
+
+// valueCells are a slot's values boxed once: a ref.Val of each kind whose
+// boxed value the row's value is written into, so that giving a row's
+// fields to CEL allocates nothing (a string, double or large int put in
+// an interface is otherwise a heap allocation per field and row, and the
+// garbage collector's work after it). The values live while the row's
+// expressions run, as the row does.
+type valueCells struct {
+	str *types.String
+	dbl *types.Double
+	num *types.Int
+	// strVal, dblVal and numVal box str, dbl and num.
+	strVal, dblVal, numVal ref.Val
+}
+
+func newValueCells() valueCells {
+	c := valueCells{str: new(types.String), dbl: new(types.Double), num: new(types.Int)}
+	c.strVal, c.dblVal, c.numVal = boxAt(types.String(""), unsafe.Pointer(c.str)), boxAt(types.Double(0), unsafe.Pointer(c.dbl)), boxAt(types.Int(0), unsafe.Pointer(c.num))
+	return c
+}
+
+// boxAt is v as a ref.Val whose boxed value is the one at p (of v's
+// type): an interface is a type word and a pointer to its value.
+func boxAt(v ref.Val, p unsafe.Pointer) ref.Val {
+	(*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1] = p
+	return v
 }
 
 const unresolved = -2
@@ -143,11 +171,12 @@ const unresolved = -2
 type rowActivation struct{ x *rowExprs }
 
 func (a rowActivation) ResolveName(name string) (any, bool) {
-	i, ok := a.x.slots[name]
-	if !ok {
-		return nil, false
+	for i, n := range a.x.names { // a few names: cheaper than the map
+		if n == name {
+			return a.x.vals[i], true
+		}
 	}
-	return a.x.vals[i], true
+	return nil, false
 }
 
 func (a rowActivation) Parent() interpreter.Activation { return nil }
@@ -159,7 +188,10 @@ func (m *mapper) initExprs() error {
 	if err != nil || x == nil {
 		return err
 	}
-	r := &rowExprs{Exprs: x, vals: make([]ref.Val, len(x.names)), slotPaths: make([]string, len(x.names))}
+	r := &rowExprs{Exprs: x, vals: make([]ref.Val, len(x.names)), slotPaths: make([]string, len(x.names)), cells: make([]valueCells, len(x.names))}
+	for i := range r.cells {
+		r.cells[i] = newValueCells()
+	}
 	r.act = rowActivation{r}
 	for _, d := range x.derive {
 		p := DerivedPath(d.name)
@@ -237,45 +269,74 @@ func (m *mapper) exprValues() string {
 	for i := range x.vals {
 		x.vals[i] = types.NullValue
 	}
-	r := byteReader{b: m.fields}
+	// The fields as the flattener encoded them (see fields.go): a uvarint
+	// column id, a kind byte and the payload. Read inline: this runs for
+	// every field of every row.
+	b := m.fields
+	i := 0
 	for range m.nfields {
-		id := r.uvarint()
-		kind := r.byte()
-		if r.err != nil {
-			return "corrupt row" // cannot happen: the flattener wrote it
+		var id uint64
+		if c := b[i]; c < 0x80 {
+			id = uint64(c)
+			i++
+		} else {
+			v, n := binary.Uvarint(b[i:])
+			id, i = v, i+n
 		}
-		for int(id) >= len(x.colSlot) {
+		kind := b[i]
+		i++
+		for int(id) >= len(x.colSlot) { // a column new to the shard
 			x.colSlot = append(x.colSlot, unresolved)
+		}
+		if int(id) < len(x.derive) {
+			return fmt.Sprintf("the field %q has the reserved name of derived column %s", m.colPaths[id], x.derive[id].name)
 		}
 		s := x.colSlot[id]
 		if s == unresolved {
 			s = m.resolveSlot(uint32(id))
 		}
-		if int(id) < len(x.derive) {
-			return fmt.Sprintf("the field %q has the reserved name of derived column %s", m.colPaths[id], x.derive[id].name)
-		}
-		if s < 0 {
-			r.skipField(kind)
-			continue
-		}
-		var v ref.Val
 		switch kind {
 		case kindNull:
-			v = types.NullValue
+			if s >= 0 {
+				x.vals[s] = types.NullValue
+			}
 		case kindBool:
-			v = types.Bool(r.byte() != 0)
+			if s >= 0 {
+				x.vals[s] = types.Bool(b[i] != 0)
+			}
+			i++
 		case kindInt:
-			v = types.Int(r.varint())
+			if s >= 0 {
+				v, _ := binary.Varint(b[i:])
+				*x.cells[s].num = types.Int(v)
+				x.vals[s] = x.cells[s].numVal
+			}
+			for b[i]&0x80 != 0 {
+				i++
+			}
+			i++
 		case kindDouble:
-			v = types.Double(math.Float64frombits(binary.LittleEndian.Uint64(r.bytes(8))))
+			if s >= 0 {
+				*x.cells[s].dbl = types.Double(math.Float64frombits(binary.LittleEndian.Uint64(b[i:])))
+				x.vals[s] = x.cells[s].dblVal
+			}
+			i += 8
 		case kindString:
-			// The row's bytes, not a copy: the values live while the
-			// row's expressions run, and m.fields is only appended to
-			// until the next line.
-			b := r.bytes(r.uvarint())
-			v = types.String(unsafe.String(unsafe.SliceData(b), len(b)))
+			var n uint64
+			if c := b[i]; c < 0x80 {
+				n = uint64(c)
+				i++
+			} else {
+				v, k := binary.Uvarint(b[i:])
+				n, i = v, i+k
+			}
+			if s >= 0 {
+				// The row's bytes, not a copy (see valueCells).
+				*x.cells[s].str = types.String(unsafe.String(unsafe.SliceData(b[i:]), int(n)))
+				x.vals[s] = x.cells[s].strVal
+			}
+			i += int(n)
 		}
-		x.vals[s] = v
 	}
 	return ""
 }

@@ -64,8 +64,21 @@ func usage(w io.Writer) {
 	}
 }
 
+// usageLines are the first line of -h for the subcommands that take
+// arguments besides flags.
+var usageLines = map[string]string{
+	"show":   "usage: scheduler show [flags] RUN_ID   (run ids: scheduler runs)",
+	"cancel": "usage: scheduler cancel [flags] RUN_ID   (run ids: scheduler runs)",
+}
+
 func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("scheduler "+name, flag.ContinueOnError)
+	if line, ok := usageLines[name]; ok {
+		fs.Usage = func() {
+			fmt.Fprintln(fs.Output(), line)
+			fs.PrintDefaults()
+		}
+	}
 	return fs
 }
 

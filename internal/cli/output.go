@@ -26,8 +26,14 @@ func fmtDuration(sec float64) string {
 }
 
 // printRun prints a run: a line for the run, a table of its steps, and a
-// few lines per step summary (every field with verbose).
+// few lines per step summary (every field with verbose), then how to see
+// every detail.
 func printRun(w io.Writer, run api.Run, verbose bool) {
+	printRunHint(w, run, verbose, fmt.Sprintf("scheduler show -v %s", run.ID))
+}
+
+// printRunHint is printRun with the command that shows every detail.
+func printRunHint(w io.Writer, run api.Run, verbose bool, more string) {
 	fmt.Fprintf(w, "run %s: %s, window %s..%s, %s\n", run.ID, run.State, run.Window.Start, run.Window.End, fmtDuration(run.DurationSeconds))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")
@@ -71,7 +77,7 @@ func printRun(w io.Writer, run api.Run, verbose bool) {
 		}
 	}
 	if !verbose && hasSummary(run) {
-		fmt.Fprintf(w, "\n(scheduler show -v %s for every detail)\n", run.ID)
+		fmt.Fprintf(w, "\n(%s for every detail)\n", more)
 	}
 }
 

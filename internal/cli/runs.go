@@ -67,7 +67,7 @@ func connect(ctx context.Context, common *config.Common, historyOnly bool, fn fu
 		return err
 	}
 	s3 := common.S3
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log,
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log, HistoryOnly: historyOnly,
 		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }})
 	if err != nil {
 		return usageErr(err)
@@ -321,7 +321,7 @@ func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Wr
 		printRun(stdout, api.RunOf(run, wf, true), o.out.verbose)
 	}
 	if o.wait && run.State != workflow.Succeeded {
-		return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
+		return &exitError{code: ExitRunFailed, err: fmt.Errorf("run %s ended %s", run.ID, run.State)}
 	}
 	return nil
 }

@@ -57,10 +57,13 @@ type Config struct {
 	// Open opens a storage location, for CleanScratch; nil: the scratch
 	// is not swept.
 	Open func(ctx context.Context, location string) (storage.Bucket, error)
+	// HistoryOnly lets a reader of run history (scheduler runs, show)
+	// work without workflows: it starts and finishes nothing.
+	HistoryOnly bool
 }
 
 func (c *Config) validate() error {
-	if len(c.Workflows) == 0 {
+	if len(c.Workflows) == 0 && !c.HistoryOnly {
 		return errors.New("orchestrator: no workflows")
 	}
 	if c.Redis == nil {

@@ -23,6 +23,12 @@ type Date struct {
 func Parse(s string) (Date, error) {
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
+		// A date of the right shape that does not exist says why (time's
+		// "month out of range", "day out of range").
+		var pe *time.ParseError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Message, ": ") {
+			return Date{}, fmt.Errorf("date %q: %s", s, strings.TrimPrefix(pe.Message, ": "))
+		}
 		return Date{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
 	}
 	return DateOf(t), nil

@@ -179,6 +179,18 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",
 			"writes", guard.WritesEnabled(), "reads_need_token", f.authReads, "monitoring_writable", f.monitoringWritable,
 			"notify", notifier != nil, "workflows", orch.Workflows())
+		// Where each workflow reads and writes: what an empty console or
+		// catalog is to be checked against (the defaults are ./sluice-data).
+		for _, name := range orch.Workflows() {
+			wf, _ := orch.Workflow(name)
+			var jobs []string
+			for _, st := range wf.Steps {
+				if st.Job != nil {
+					jobs = append(jobs, st.Name+": "+storage.CanonicalLocation(st.Job.Input)+" -> "+storage.CanonicalLocation(st.Job.Output))
+				}
+			}
+			log.Info("workflow", "name", name, "catalog", storage.CanonicalLocation(wf.Catalog), "jobs", jobs, "redis", config.RedactURL(common.RedisURL))
+		}
 		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery})
 		if err != nil {
 			return err

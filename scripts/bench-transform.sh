@@ -32,7 +32,9 @@
 # SCENARIOS (default "1day 3day"), SLUICE_TARGET_FILE_BYTES and
 # SLUICE_SHARD_BYTES (default: the workflow's), REFBENCH
 # (../shared/refbench), REF and ORACLE (binaries, built when absent),
-# SKIP_REF=1 to skip DuckDB, PROFILE_SECONDS=N to take an N-second CPU
+# SKIP_REF=1 to skip DuckDB, BIN=DIR to run the scheduler and worker
+# binaries in DIR instead of building them (to compare builds side by
+# side), WORKERS (default "1 2") the worker counts, PROFILE_SECONDS=N to take an N-second CPU
 # profile of the 1-worker run (from the worker's /debug/pprof; written to
 # $BENCH_DIR/<scenario>/run-1/cpu.prof, read with `go tool pprof -top`).
 set -euo pipefail
@@ -47,10 +49,12 @@ START=2024-03-08
 
 log() { printf '== %s\n' "$*" >&2; }
 
-bin=$BENCH_DIR/bin
+bin=${BIN:-$BENCH_DIR/bin}
 mkdir -p "$bin"
-log "building scheduler and worker"
-(cd "$root" && go build -o "$bin/" ./cmd/scheduler ./cmd/worker)
+if [[ -z ${BIN:-} ]]; then
+	log "building scheduler and worker"
+	(cd "$root" && go build -o "$bin/" ./cmd/scheduler ./cmd/worker)
+fi
 for tool in ref oracle; do
 	var=${tool^^}
 	if [[ ! -x ${!var} ]]; then
@@ -168,7 +172,7 @@ for sc in $SCENARIOS; do
 	echo "| run | job wall s | MB/s per worker core | peak RSS per worker (MiB) | files | output MB | parallelism available | oracle |"
 	echo "|---|---|---|---|---|---|---|---|"
 	declare -A wall=()
-	for n in 1 2; do
+	for n in ${WORKERS:-1 2}; do
 		log "$sc: sluice, $n worker(s)"
 		r=$(run_sluice "$data" "$n")
 		log "  $r"
@@ -194,6 +198,6 @@ for sc in $SCENARIOS; do
 		echo "- sluice 1 worker / duckdb 1 thread (throughput): $(awk -v a="$rsecs" -v b="${wall[1]}" 'BEGIN {printf "%.2f", a / b}')x"
 		echo "- sluice output / duckdb output (bytes): $(awk -v a="$sluice_out" -v b="$ref_out" 'BEGIN {printf "%.3f", a / b}')"
 	fi
-	echo "- sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
+	[[ -z ${wall[1]:-} || -z ${wall[2]:-} ]] || echo "- sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
 	echo "- input: $((input_bytes / 1000000)) MB uncompressed"
 done

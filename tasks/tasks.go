@@ -34,11 +34,16 @@ const (
 	TypeTransformPlan = "transform:plan"
 	// TypeTransformMap processes one shard of input objects.
 	TypeTransformMap = "transform:map"
-	// TypeTransformBucket decides, once every shard is mapped, how many
-	// files each output date gets, and fans out their reduce tasks.
+	// TypeTransformBucket splits, once every shard is mapped, each output
+	// date into files, row groups, slices and column groups, and fans out
+	// the reduce tasks.
 	TypeTransformBucket = "transform:bucket"
-	// TypeTransformReduce builds one file of an output partition.
+	// TypeTransformReduce deduplicates and sorts one slice of a date's
+	// virtual buckets into sorted runs, one per column group.
 	TypeTransformReduce = "transform:reduce"
+	// TypeTransformEncode writes one fragment of an output file: a column
+	// group of a row group (or a converted file).
+	TypeTransformEncode = "transform:encode"
 	// TypeTransformCommit replaces one output partition with its new
 	// files; the last one ends the job step.
 	TypeTransformCommit = "transform:commit"
@@ -103,9 +108,15 @@ func MapID(ref StepRef, shard int) string { return ref.id("map", fmt.Sprintf("%0
 // BucketID is the id of a job step's bucket task.
 func BucketID(ref StepRef) string { return ref.id("bucket") }
 
-// ReduceID is the id of the reduce task of file b of a date (YYYY-MM-DD).
-func ReduceID(ref StepRef, date string, b int) string {
-	return ref.id("reduce", strings.ReplaceAll(date, "-", ""), fmt.Sprintf("%05d", b))
+// ReduceID is the id of the reduce task of slice i of a date (YYYY-MM-DD).
+func ReduceID(ref StepRef, date string, i int) string {
+	return ref.id("reduce", strings.ReplaceAll(date, "-", ""), fmt.Sprintf("%05d", i))
+}
+
+// EncodeID is the id of the encode task of fragment f of a date
+// (YYYY-MM-DD).
+func EncodeID(ref StepRef, date string, f int) string {
+	return ref.id("encode", strings.ReplaceAll(date, "-", ""), fmt.Sprintf("%05d", f))
 }
 
 // CommitID is the id of the commit task of a date (YYYY-MM-DD).
@@ -181,14 +192,26 @@ func NewTransformBucketTask(p TransformBucketPayload, o Options) (*asynq.Task, e
 // TransformReducePayload is the payload of TypeTransformReduce.
 type TransformReducePayload struct {
 	StepRef
-	Date    string `json:"date"`   // YYYY-MM-DD: the output partition
-	Bucket  int    `json:"bucket"` // the file of the partition, 0 .. Buckets-1
-	Buckets int    `json:"buckets"`
+	Date  string `json:"date"`  // YYYY-MM-DD: the output partition
+	Slice int    `json:"slice"` // the slice of the date's virtual buckets
 }
 
-// NewTransformReduceTask builds one file of an output partition.
+// NewTransformReduceTask reduces one slice of an output partition.
 func NewTransformReduceTask(p TransformReducePayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, ReduceID(p.StepRef, p.Date, p.Bucket))...)
+	return newTask(TypeTransformReduce, p, o.asynq(QueueTransform, ReduceID(p.StepRef, p.Date, p.Slice))...)
+}
+
+// TransformEncodePayload is the payload of TypeTransformEncode.
+type TransformEncodePayload struct {
+	StepRef
+	Date      string `json:"date"`     // YYYY-MM-DD: the output partition
+	Fragment  int    `json:"fragment"` // 0 .. Fragments-1
+	Fragments int    `json:"fragments"`
+}
+
+// NewTransformEncodeTask writes one fragment of an output partition.
+func NewTransformEncodeTask(p TransformEncodePayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformEncode, p, o.asynq(QueueTransform, EncodeID(p.StepRef, p.Date, p.Fragment))...)
 }
 
 // TransformCommitPayload is the payload of TypeTransformCommit.

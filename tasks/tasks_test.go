@@ -42,11 +42,18 @@ func TestTaskIDsAreDeterministicAndEnqueueIsIdempotent(t *testing.T) {
 		t.Fatalf("payload %+v err %v", p, err)
 	}
 	// asynqmon's routes and ID column take ids without '/' and '-'.
-	red, _ := NewTransformReduceTask(TransformReducePayload{StepRef: ref, Date: "2026-10-31", Bucket: 3, Buckets: 4}, DefaultOptions)
+	red, _ := NewTransformReduceTask(TransformReducePayload{StepRef: ref, Date: "2026-10-31", Slice: 3}, DefaultOptions)
 	if id := ReduceID(ref, "2026-10-31", 3); id != "run_1:job:reduce:20261031:00003" || strings.ContainsAny(id, "/-") {
 		t.Errorf("reduce id %q", id)
 	}
 	if _, err := Enqueue(ctx, client, red); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := NewTransformEncodeTask(TransformEncodePayload{StepRef: ref, Date: "2026-10-31", Fragment: 12, Fragments: 20}, DefaultOptions)
+	if id := EncodeID(ref, "2026-10-31", 12); id != "run_1:job:encode:20261031:00012" || enc.Type() != TypeTransformEncode {
+		t.Errorf("encode id %q", id)
+	}
+	if _, err := Enqueue(ctx, client, enc); err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckIDs([]string{"a-b", "a.b", "c"}); err != nil {

@@ -90,7 +90,7 @@ type Progress struct {
 type Task struct {
 	ID    string `json:"id"`
 	Queue string `json:"queue"`
-	Kind  string `json:"kind"` // plan, map, bucket, reduce, commit, crawl
+	Kind  string `json:"kind"` // plan, map, bucket, reduce, encode, commit, crawl
 	URL   string `json:"url"`  // its asynqmon page
 }
 
@@ -208,7 +208,7 @@ func after(wf *workflow.Workflow, s *workflow.Step) []string {
 	return out
 }
 
-// maxListedTasks bounds how many map or reduce tasks a step lists.
+// maxListedTasks bounds how many map, reduce or encode tasks a step lists.
 const maxListedTasks = 64
 
 // stepTasks are the tasks a started step has (or had): their ids are
@@ -241,11 +241,18 @@ func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, pr
 		out = append(out, task(q, "bucket", tasks.BucketID(ref)))
 	}
 	n := 0
-	for _, d := range r.Window.Dates() {
-		date := d.String()
-		for b := range sum.Files[date] {
+	for _, l := range sum.Layout {
+		for i := range l.ReduceTasks() {
 			if n++; n <= maxListedTasks {
-				out = append(out, task(q, "reduce", tasks.ReduceID(ref, date, b)))
+				out = append(out, task(q, "reduce", tasks.ReduceID(ref, l.Date, i)))
+			}
+		}
+	}
+	n = 0
+	for _, l := range sum.Layout {
+		for f := range l.EncodeTasks() {
+			if n++; n <= maxListedTasks {
+				out = append(out, task(q, "encode", tasks.EncodeID(ref, l.Date, f)))
 			}
 		}
 	}
@@ -331,7 +338,7 @@ func DryRunLine(s worker.StepDryRun) string {
 	}
 	return fmt.Sprintf("%s: %d of %s to rebuild, %s (%s), %s, about %s",
 		s.Step, n, Plural(len(s.Partitions), "partition"), Plural(s.InputObjects, "input object"), Plural(int(s.InputBytes), "byte"),
-		Plural(s.MapTasks, "map task"), Plural(s.ReduceTasks, "reduce task"))
+		Plural(s.MapTasks, "map task"), Plural(s.Files, "file"))
 }
 
 // Plural is "1 file", "2 files".

@@ -2,7 +2,8 @@
 // console, the API and the monitoring UI), start (a run on demand, or a dry
 // run), cancel, runs and show (run history), generate (sample data),
 // catalog (the data catalog), preview and validate (developing a job),
-// demo (everything embedded, nothing to install) and version. Errors carry an exit code (ExitCode).
+// demo (everything embedded, nothing to install), replay (a run's task
+// graph on simulated fleets) and version. Errors carry an exit code (ExitCode).
 package cli
 
 import (
@@ -31,6 +32,7 @@ var commands = []command{
 	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", previewCmd},
 	{"validate", "check workflow files: every problem with its file, line and column; exit 2 if any", validateCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
+	{"replay", "predict a job step's time on fleets of any size from one real run (its tasks' seconds, its barriers)", replay},
 	{"version", "print the version", version},
 }
 

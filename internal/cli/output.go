@@ -165,7 +165,7 @@ func printDryRun(w io.Writer, dr *api.DryRun) {
 		for _, p := range s.Partitions {
 			action, last := "keep", "never built"
 			if p.Rebuild {
-				action = fmt.Sprintf("rebuild (~%d reduce tasks)", p.ReduceTasks)
+				action = fmt.Sprintf("rebuild (~%d files)", p.Files)
 			}
 			if b := p.LastBuild; b != nil {
 				last = fmt.Sprintf("last built %s by %s: %s in %s", b.BuiltAt.UTC().Format(time.RFC3339), b.RunID, plural(int(b.Rows), "row"), plural(b.Files, "file"))

@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer, orch *orchestrator.Orchestrator) *Met
 // taskTypes are the task types of each kind of step.
 var taskTypes = map[workflow.StepKind][]string{
 	workflow.KindCrawler: {tasks.TypeCrawlRun},
-	workflow.KindJob:     {tasks.TypeTransformPlan, tasks.TypeTransformMap, tasks.TypeTransformBucket, tasks.TypeTransformReduce, tasks.TypeTransformCommit},
+	workflow.KindJob:     {tasks.TypeTransformPlan, tasks.TypeTransformMap, tasks.TypeTransformBucket, tasks.TypeTransformReduce, tasks.TypeTransformEncode, tasks.TypeTransformCommit},
 }
 
 // init creates every series of the loaded workflows' steps at zero, so that

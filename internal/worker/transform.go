@@ -22,7 +22,10 @@ import (
 // outputFormatVersion changes when a Sluice release changes what the job
 // writes for the same input, so that bookmarks rebuild every partition.
 // Version 2: several files per partition, named part-NNNNN-<build>.
-const outputFormatVersion = "sluice-transform-2"
+// Version 3: files assembled from fragments (row groups of about 64 MiB,
+// Sluice's own column-chunk writer, rows by instant then key
+// fingerprint).
+const outputFormatVersion = "sluice-transform-3"
 
 // jobStep resolves the job step a transform task belongs to. ok is false
 // when the step is no longer RUNNING: the task has nothing to do.
@@ -164,9 +167,21 @@ func reducePhase(ctx context.Context, s *job.Step, p tasks.TransformReducePayloa
 	if err != nil {
 		return job.Next{}, fault.Permanent(err)
 	}
-	next, err := s.Reduce(ctx, date, p.Bucket, p.Buckets)
+	next, err := s.Reduce(ctx, date, p.Slice)
 	if err != nil {
-		return next, fmt.Errorf("reduce %s file %d: %w", p.Date, p.Bucket, err)
+		return next, fmt.Errorf("reduce %s slice %d: %w", p.Date, p.Slice, err)
+	}
+	return next, nil
+}
+
+func encodePhase(ctx context.Context, s *job.Step, p tasks.TransformEncodePayload) (job.Next, error) {
+	date, err := civil.Parse(p.Date)
+	if err != nil {
+		return job.Next{}, fault.Permanent(err)
+	}
+	next, err := s.Encode(ctx, date, p.Fragment, p.Fragments)
+	if err != nil {
+		return next, fmt.Errorf("encode %s fragment %d: %w", p.Date, p.Fragment, err)
 	}
 	return next, nil
 }
@@ -217,7 +232,12 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 		}
 	}
 	for _, r := range next.Reduces {
-		if err := add(tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: r.Date.String(), Bucket: r.Bucket, Buckets: r.Buckets}, opts)); err != nil {
+		if err := add(tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: r.Date.String(), Slice: r.Slice}, opts)); err != nil {
+			return err
+		}
+	}
+	for _, e := range next.Encodes {
+		if err := add(tasks.NewTransformEncodeTask(tasks.TransformEncodePayload{StepRef: ref, Date: e.Date.String(), Fragment: e.Fragment, Fragments: e.Fragments}, opts)); err != nil {
 			return err
 		}
 	}

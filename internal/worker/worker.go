@@ -118,6 +118,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
 	mux.Handle(tasks.TypeTransformBucket, jobHandler(w, bucketPhase))
 	mux.Handle(tasks.TypeTransformReduce, jobHandler(w, reducePhase))
+	mux.Handle(tasks.TypeTransformEncode, jobHandler(w, encodePhase))
 	mux.Handle(tasks.TypeTransformCommit, jobHandler(w, commitPhase))
 	return mux
 }

@@ -86,15 +86,24 @@ func (k *KeysWriter) Close() error {
 		return k.err
 	}
 	k.advance(VBuckets - 1)
-	ix, err := json.Marshal(k.ix)
+	tail, err := k.tail()
 	if err != nil {
-		return fmt.Errorf("keys file: %w", err)
+		return err
 	}
-	ix = binary.LittleEndian.AppendUint32(ix, uint32(len(ix)))
-	if _, err := k.w.Write(append(ix, keysMagic...)); err != nil {
+	if _, err := k.w.Write(tail); err != nil {
 		return err
 	}
 	return k.w.Flush()
+}
+
+// tail is what follows the fingerprints: the index, its length, the magic.
+func (k *KeysWriter) tail() ([]byte, error) {
+	ix, err := json.Marshal(k.ix)
+	if err != nil {
+		return nil, fmt.Errorf("keys file: %w", err)
+	}
+	ix = binary.LittleEndian.AppendUint32(ix, uint32(len(ix)))
+	return append(ix, keysMagic...), nil
 }
 
 // ReadKeysIndex reads the index of the keys file at key (size bytes).
@@ -133,3 +142,6 @@ func Fingerprints(data []byte) ([]uint64, error) {
 	}
 	return out, nil
 }
+
+// Index is the index of the keys written so far (complete after Close).
+func (k *KeysWriter) Index() Index { return k.ix }

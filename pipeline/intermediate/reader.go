@@ -1,7 +1,6 @@
 package intermediate
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -72,18 +71,30 @@ func (r *Reader) Load(ctx context.Context, b storage.Reader, sp Span, buf []byte
 	return out.Bytes(), nil
 }
 
-// Stream opens a span for sequential reading, for spans too large to load.
-func Stream(ctx context.Context, b storage.Reader, codec string, sp Span) (*bufio.Reader, io.Closer, error) {
-	if sp.Length == 0 {
-		return bufio.NewReader(bytes.NewReader(nil)), io.NopCloser(nil), nil
+// LoadAll reads a whole file of size bytes written as one stream (a
+// sorted run), decompressing it when the reader's codec says so.
+func (r *Reader) LoadAll(ctx context.Context, b storage.Reader, key string, size int64) ([]byte, error) {
+	if size == 0 {
+		return nil, nil
 	}
-	rc, err := b.GetRange(ctx, sp.Key, sp.Offset, sp.Length)
+	rc, err := b.GetRange(ctx, key, 0, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", sp.Key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
+	defer rc.Close()
 	var src io.Reader = rc
-	if codec == CodecS2 {
-		src = s2.NewReader(rc)
+	out := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if r.codec == CodecS2 {
+		r.zr.Reset(rc)
+		defer r.zr.Reset(nil)
+		src = r.zr
+		out.Grow(int(3 * size)) // S2 shrinks row records about threefold
 	}
-	return bufio.NewReaderSize(src, 256<<10), rc, nil
+	if _, err := out.ReadFrom(src); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if r.codec != CodecS2 && int64(out.Len()) != size {
+		return nil, fmt.Errorf("read %s: %d bytes, want %d: %w", key, out.Len(), size, storage.ErrShortSection)
+	}
+	return out.Bytes(), nil
 }

@@ -27,28 +27,24 @@ import (
 // prefix, an emptied bucket, or raw logs deleted by a retention rule.
 const ShrinkRatio = 0.5
 
-// Output size estimates, as output bytes per byte of row records, for a
-// first build; later builds use the ratio their partitions' last builds
-// measured. Measured on generated Segment events (see docs/BENCHMARKS.md).
-var defaultOutputRatio = map[string]float64{"parquet": 0.2, "csv": 0.9, "csv.gz": 0.15}
-
-// buckets is what the bucket phase decided, kept in scratch and written
+// split is what the bucket phase decided, kept in scratch and written
 // last: its presence means every reduce input exists.
-type buckets struct {
+type split struct {
 	Dates []dateSplit `json:"dates"`
 	// Map sums the statistics of every shard.
 	Map        transform.MapStats    `json:"map"`
 	Collisions []transform.Collision `json:"collisions,omitempty"`
 	// Quarantines are the shards that quarantined lines, by shard number.
 	Quarantines []int `json:"quarantines,omitempty"`
-	// Reduces is the number of reduce tasks over all dates.
+	// Reduces and Encodes are the reduce and encode tasks over all dates.
 	Reduces int `json:"reduces"`
+	Encodes int `json:"encodes"`
 	// Schema is the table schema's version the run writes with, and
 	// SchemaChanges what the run changed in it.
 	Schema        int            `json:"schema"`
 	SchemaChanges schema.Changes `json:"schema_changes"`
 	// Converts are published partitions outside the rebuild whose files
-	// are rewritten to the schema's types (one reduce task per file);
+	// are rewritten to the schema's types (one encode task per file);
 	// ConvertedThrough is the version that leaves every file at, 0 when
 	// some partition was deferred (see planConversions).
 	Converts         []dateSplit `json:"converts,omitempty"`
@@ -57,20 +53,62 @@ type buckets struct {
 }
 
 // commits is how many partitions the step commits.
-func (b *buckets) commits() int { return len(b.Dates) + len(b.Converts) }
+func (sp *split) commits() int { return len(sp.Dates) + len(sp.Converts) }
 
-// dateSplit is one date's split into files.
+// dateSplit is one date's split into files, row groups, slices and column
+// groups (see splitDate).
 type dateSplit struct {
 	Date     civil.Date `json:"date"`
 	Rows     int64      `json:"rows"`  // rows mapped, before deduplication
 	Bytes    int64      `json:"bytes"` // their row records' bytes
 	Estimate int64      `json:"estimate_bytes"`
 	Files    int        `json:"files"`
-	Convert  bool       `json:"convert,omitempty"` // a schema conversion, not a rebuild
+	// Columns are the date's columns in file order, and Groups the first
+	// column of each column group.
+	Columns []transform.Column `json:"columns,omitempty"`
+	Groups  []int              `json:"groups,omitempty"`
+	// RowGroups are every row group of the date, file by file, and
+	// SliceRanges the virtual buckets of each slice, in order.
+	RowGroups   []rowGroupSplit `json:"row_groups,omitempty"`
+	SliceRanges [][2]int        `json:"slice_ranges,omitempty"`
+	Slices      int             `json:"slices"`
+	// Convert marks a schema conversion: ConvertFiles are the published
+	// files it rewrites, one encode task each.
+	Convert      bool                 `json:"convert,omitempty"`
+	ConvertFiles []storage.ObjectInfo `json:"convert_files,omitempty"`
 }
 
-func (b *buckets) date(d civil.Date) (dateSplit, bool) {
-	for _, ds := range slices.Concat(b.Dates, b.Converts) {
+// rowGroupSplit is one row group: which file it is in, its virtual
+// buckets and the slices (reduce tasks) that cover them.
+type rowGroupSplit struct {
+	File   int    `json:"file"`
+	Lo     int    `json:"lo"`
+	Hi     int    `json:"hi"`
+	Bytes  int64  `json:"bytes"`  // of row records
+	Slices [2]int `json:"slices"` // [first, end)
+}
+
+// fragments is the number of encode tasks of the date: one per row group
+// and column group, or one per converted file.
+func (ds dateSplit) fragments() int {
+	if ds.Convert {
+		return len(ds.ConvertFiles)
+	}
+	return len(ds.RowGroups) * len(ds.Groups)
+}
+
+// rowGroupOfSlice is the row group slice i belongs to.
+func (ds dateSplit) rowGroupOfSlice(i int) int {
+	for g, rg := range ds.RowGroups {
+		if i >= rg.Slices[0] && i < rg.Slices[1] {
+			return g
+		}
+	}
+	return -1
+}
+
+func (sp *split) date(d civil.Date) (dateSplit, bool) {
+	for _, ds := range slices.Concat(sp.Dates, sp.Converts) {
 		if ds.Date == d {
 			return ds, true
 		}
@@ -78,140 +116,167 @@ func (b *buckets) date(d civil.Date) (dateSplit, bool) {
 	return dateSplit{}, false
 }
 
-// reduceDoc is a reduce task's input in scratch.
-type reduceDoc struct {
-	Input transform.ReduceInput `json:"input"`
-	// Convert, when set, is the published file this task rewrites to
-	// Input.Columns (a schema conversion) instead of reducing Input.
-	Convert *storage.ObjectInfo `json:"convert,omitempty"`
-	// Reduces and Dates count the step's reduce tasks and dates, for
-	// progress and the commit barrier.
+// sliceDoc is a reduce task's input in scratch.
+type sliceDoc struct {
+	Input transform.SliceInput `json:"input"`
+	// Reduces counts the step's reduce tasks, for progress.
 	Reduces int `json:"reduces"`
-	Dates   int `json:"dates"`
 }
 
 // Bucket reads every shard's manifest, refuses a rebuild that would shrink
-// published partitions (see ShrinkRatio), decides how many files each date
-// gets, and writes one reduce input per file. Dates without rows are ready
-// to commit at once (their partitions are emptied).
+// published partitions (see ShrinkRatio), splits each date into files,
+// row groups, slices and column groups (splitDate), and writes one reduce
+// input per slice. Dates without rows are ready to commit at once (their
+// partitions are emptied); a schema conversion's files go straight to
+// their encode tasks.
 func (s *Step) Bucket(ctx context.Context, shards int) (Next, error) {
 	var p plan
 	if err := storage.ReadJSON(ctx, s.Scratch, s.planKey(), &p); err != nil {
 		return Next{}, err
 	}
-	var bk buckets
-	err := storage.ReadJSON(ctx, s.Scratch, s.bucketsKey(), &bk)
+	var sp split
+	err := storage.ReadJSON(ctx, s.Scratch, s.splitKey(), &sp)
 	if errors.Is(err, storage.ErrNotExist) {
-		if bk, err = s.bucket(ctx, p, shards); err != nil {
+		if sp, err = s.bucket(ctx, p, shards); err != nil {
 			return Next{}, err
 		}
 	} else if err != nil {
 		return Next{}, err
 	}
-	if bk.commits() == 0 {
+	if sp.commits() == 0 {
 		// Nothing to write: a run that only came to convert and found
 		// nothing left to do.
-		sum, err := s.finish(ctx, &bk)
+		sum, err := s.finish(ctx, &sp)
 		return Next{Done: sum}, err
 	}
-	next := Next{CommitTotal: bk.commits()}
-	for _, ds := range slices.Concat(bk.Dates, bk.Converts) {
-		if ds.Files == 0 {
+	next := Next{CommitTotal: sp.commits()}
+	for _, ds := range sp.Dates {
+		if ds.Slices == 0 {
 			next.Commits = append(next.Commits, ds.Date)
 		}
-		for b := range ds.Files {
-			next.Reduces = append(next.Reduces, ReduceTask{Date: ds.Date, Bucket: b, Buckets: ds.Files})
+		for i := range ds.Slices {
+			next.Reduces = append(next.Reduces, ReduceTask{Date: ds.Date, Slice: i})
 		}
 	}
-	s.progress(ctx, "reduce 0/%d files", bk.Reduces)
+	for _, ds := range sp.Converts {
+		for f := range ds.fragments() {
+			next.Encodes = append(next.Encodes, EncodeTask{Date: ds.Date, Fragment: f, Fragments: ds.fragments()})
+		}
+	}
+	s.progress(ctx, "reduce 0/%d slices", sp.Reduces)
 	return next, nil
 }
 
-func (s *Step) bucket(ctx context.Context, p plan, shards int) (buckets, error) {
+func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 	mans, err := s.manifests(ctx, shards)
 	if err != nil {
-		return buckets{}, err
+		return split{}, err
 	}
-	bk := buckets{}
+	sp := split{}
 	for _, m := range mans {
-		bk.Map.Add(m.Stats)
+		sp.Map.Add(m.Stats)
 		if m.Quarantine != "" {
-			bk.Quarantines = append(bk.Quarantines, m.Shard)
+			sp.Quarantines = append(sp.Quarantines, m.Shard)
 		}
 	}
-	if err := s.guardShrink(p, bk.Map); err != nil {
-		return bk, err
+	if err := s.guardShrink(p, sp.Map); err != nil {
+		return sp, err
 	}
 	sc, changes, coll, err := s.reserveSchema(ctx, mans)
 	if err != nil {
-		return bk, err
+		return sp, err
 	}
-	bk.Schema, bk.SchemaChanges, bk.Collisions = sc.Version, changes, coll
+	sp.Schema, sp.SchemaChanges, sp.Collisions = sc.Version, changes, coll
 	cols := sc.Plan(s.Spec, coll)
 	published, err := s.publishedKeys(ctx, p)
 	if err != nil {
-		return bk, err
+		return sp, err
 	}
-	ratio := outputRatio(s.Spec, p)
-	var docs []reduceDoc
-	for _, d := range p.Dates {
-		ds := dateSplit{Date: d}
-		perBucket := make([]int64, intermediate.VBuckets)
-		for _, m := range mans {
-			if df := m.Date(d); df != nil {
-				ds.Rows += df.Rows
-				ds.Bytes += df.Bytes
-				for v := range perBucket {
-					perBucket[v] += df.RowsIndex.Raw[v+1] - df.RowsIndex.Raw[v]
-				}
+	ff, err := transform.FileFormatOf(s.Spec)
+	if err != nil {
+		return sp, fault.Permanent(err)
+	}
+	ratio := outputRatio(s.Spec, ff, p)
+	sz := s.sizing(p)
+	dbs := make([]dateBuckets, len(p.Dates))
+	dates := make([]dateSplit, len(p.Dates))
+	var stepCost int64
+	for i, d := range p.Dates {
+		dbs[i], dates[i] = bucketsOf(mans, d)
+		stepCost += sum(dbs[i].cost(0, intermediate.VBuckets))
+	}
+	for i := range dates {
+		dates[i] = splitDate(dates[i], dbs[i], ratio, sz, stepCost)
+		if dates[i].Rows > 0 {
+			dates[i].Columns = cols.DateColumns(s.Spec, mans, dates[i].Date)
+		}
+	}
+	// Column groups: enough encode tasks for the fleet, and no task
+	// holding more than its memory of one row group's values.
+	rowGroups := 0
+	for _, ds := range dates {
+		rowGroups += len(ds.RowGroups)
+	}
+	var docs []sliceDoc
+	for i := range dates {
+		ds := &dates[i]
+		if ds.Rows == 0 {
+			continue
+		}
+		weights, err := s.columnWeights(ctx, mans, cols, ds)
+		if err != nil {
+			return sp, err
+		}
+		ds.Groups = columnGroups(weights, ff.SplitsColumns(), *ds, rowGroups, sz)
+		for _, rg := range ds.RowGroups {
+			for i := rg.Slices[0]; i < rg.Slices[1]; i++ {
+				in := s.sliceInput(mans, cols, ds, p.Dates, i)
+				in.Published = published.of(ds.Date, [2]int{in.Lo, in.Hi}, s.Spec.DedupeHorizonDays)
+				docs = append(docs, sliceDoc{Input: in})
 			}
 		}
-		if ds.Rows > 0 {
-			ds.Estimate = int64(float64(ds.Bytes) * ratio)
-			ds.Files = int(min(max(math.Round(float64(ds.Estimate)/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
-			dateCols := cols.DateColumns(s.Spec, mans, d)
-			for b, r := range cutRanges(perBucket, ds.Files) {
-				in := s.reduceInput(mans, cols, dateCols, p.Dates, d, b, ds.Files, r)
-				in.Published = published.of(d, r, s.Spec.DedupeHorizonDays)
-				docs = append(docs, reduceDoc{Input: in})
-			}
-		}
-		bk.Dates = append(bk.Dates, ds)
+		sp.Encodes += ds.fragments()
 	}
+	sp.Dates = dates
 	if sc.Converted < sc.Version {
-		bk.ConvertedThrough = sc.Version
+		sp.ConvertedThrough = sc.Version
 		if s.Spec.Format == "parquet" { // CSV text reads as the wider type as it is
 			convs, deferred, err := s.planConversions(ctx, sc, p)
 			if err != nil {
-				return bk, err
+				return sp, err
 			}
-			if bk.Deferred = deferred; len(deferred) > 0 {
-				bk.ConvertedThrough = 0
+			if sp.Deferred = deferred; len(deferred) > 0 {
+				sp.ConvertedThrough = 0
 			}
 			tableCols := cols.TableColumns()
 			for _, cv := range convs {
-				bk.Converts = append(bk.Converts, dateSplit{Date: cv.Date, Files: len(cv.Files), Convert: true})
-				for b, f := range cv.Files {
-					docs = append(docs, reduceDoc{Convert: &f, Input: transform.ReduceInput{Date: cv.Date, Bucket: b, Buckets: len(cv.Files), Columns: tableCols}})
-				}
+				ds := dateSplit{Date: cv.Date, Files: len(cv.Files), Convert: true, ConvertFiles: cv.Files, Columns: tableCols}
+				sp.Converts = append(sp.Converts, ds)
+				sp.Encodes += ds.fragments()
 			}
 		}
 	}
-	bk.Reduces = len(docs)
+	sp.Reduces = len(docs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for _, doc := range docs {
-		doc.Reduces, doc.Dates = len(docs), bk.commits()
+		doc.Reduces = len(docs)
 		g.Go(func() error {
-			return storage.WriteJSON(gctx, s.Scratch, s.reduceKey(doc.Input.Date, doc.Input.Bucket), doc)
+			return storage.WriteJSON(gctx, s.Scratch, s.sliceKey(doc.Input.Date, doc.Input.Slice), doc)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return bk, err
+		return sp, err
 	}
-	s.log().Info("transform split into files", "files", bk.Reduces, "dates", len(bk.Dates), "ratio", ratio,
-		"schema", sc.Version, "converted_partitions", len(bk.Converts), "deferred_partitions", len(bk.Deferred))
-	return bk, storage.WriteJSON(ctx, s.Scratch, s.bucketsKey(), bk)
+	files, groups := 0, 0
+	for _, ds := range sp.Dates {
+		files += ds.Files
+		groups = max(groups, len(ds.Groups))
+	}
+	s.log().Info("transform split", "files", files, "row_groups", rowGroups, "slices", sp.Reduces, "column_groups", groups,
+		"encodes", sp.Encodes, "dates", len(sp.Dates), "ratio", ratio, "schema", sc.Version,
+		"converted_partitions", len(sp.Converts), "deferred_partitions", len(sp.Deferred))
+	return sp, storage.WriteJSON(ctx, s.Scratch, s.splitKey(), sp)
 }
 
 // manifests reads the manifests of all shards.
@@ -258,9 +323,9 @@ func (s *Step) guardShrink(p plan, mapped transform.MapStats) error {
 }
 
 // outputRatio estimates output bytes per row-record byte: what the last
-// builds of the window's partitions measured, else a default for the
-// format.
-func outputRatio(spec transform.Spec, p plan) float64 {
+// builds of the window's partitions measured, else the file format's
+// default.
+func outputRatio(spec transform.Spec, ff transform.FileFormat, p plan) float64 {
 	var out, in int64
 	for _, b := range p.Builds {
 		if b.Bytes > 0 && b.InputBytes > 0 {
@@ -271,7 +336,150 @@ func outputRatio(spec transform.Spec, p plan) float64 {
 	if in > 0 {
 		return float64(out) / float64(in)
 	}
-	return defaultOutputRatio[spec.FileExt()]
+	return ff.OutputRatio(spec)
+}
+
+// sizing is what a date is split by.
+type sizing struct {
+	target   int64 // a file's estimated bytes (target_file_bytes)
+	rowGroup int64 // a row group's estimated bytes
+	slice    int64 // a reduce task's memory, in transform.RowCost
+	encode   int64 // the row-record bytes of one row group an encode task may hold
+	// tasks is how many reduce tasks and how many encode tasks the step
+	// aims at: tasksPerSlot per slot of the fleet the plan saw, at least
+	// MinTasks, as for the map.
+	tasks int
+}
+
+func (s *Step) sizing(p plan) sizing {
+	sz := sizing{target: s.Spec.TargetFileBytes, rowGroup: s.ReduceOptions.RowGroupBytes, slice: s.PlanOptions.SliceBytes}
+	if sz.rowGroup <= 0 {
+		sz.rowGroup = transform.DefaultRowGroupBytes
+	}
+	memory := s.ReduceOptions.MemoryBytes
+	if memory <= 0 {
+		memory = transform.DefaultReduceMemory
+	}
+	if sz.slice <= 0 {
+		sz.slice = memory
+	}
+	// An encode task holds its columns' values of one row group, about
+	// their row-record bytes, and the writer's buffers beside them.
+	sz.encode = memory / 2
+	minTasks := s.PlanOptions.MinTasks
+	if minTasks <= 0 {
+		minTasks = DefaultMinMapTasks
+	}
+	sz.tasks = max(p.Slots*tasksPerSlot, minTasks)
+	return sz
+}
+
+// dateBuckets are one date's rows by virtual bucket.
+type dateBuckets struct {
+	raw, rows []int64
+}
+
+func (db dateBuckets) cost(lo, hi int) []int64 {
+	out := make([]int64, hi-lo)
+	for v := lo; v < hi; v++ {
+		out[v-lo] = transform.RowCost(db.raw[v], db.rows[v])
+	}
+	return out
+}
+
+func sum(xs []int64) int64 {
+	var t int64
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// bucketsOf sums the shards' rows of date d by virtual bucket.
+func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, dateSplit) {
+	ds := dateSplit{Date: d}
+	db := dateBuckets{raw: make([]int64, intermediate.VBuckets), rows: make([]int64, intermediate.VBuckets)}
+	for _, m := range mans {
+		if df := m.Date(d); df != nil {
+			ds.Rows += df.Rows
+			ds.Bytes += df.Bytes
+			for v := range db.raw {
+				db.raw[v] += df.RowsIndex.Raw[v+1] - df.RowsIndex.Raw[v]
+				db.rows[v] += df.RowsIndex.Rows[v+1] - df.RowsIndex.Rows[v]
+			}
+		}
+	}
+	return db, ds
+}
+
+// splitDate cuts a date's virtual buckets into files, each file's into
+// row groups, each row group's into slices:
+//
+//   - files: the date's estimated output over target_file_bytes, at least
+//     one (Athena reads files of about 256 MiB best);
+//   - row groups: each file's estimated output over the row group size
+//     (ReduceOptions.RowGroupBytes, 64 MiB by default), at least one;
+//   - slices, one reduce task each: as many as it takes for each to fit a
+//     reduce task's memory, and at least the row group's share of
+//     sz.tasks, so that the fleet has work for every slot.
+//
+// Files and row groups depend on the data and the target sizes only, so a
+// rebuild reproduces a partition's layout whatever the fleet; slices (and
+// column groups, see columnGroups) follow the fleet and change no byte of
+// the output. Every cut is a range of virtual buckets of about equal bytes.
+func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing, stepCost int64) dateSplit {
+	if ds.Rows == 0 {
+		return ds
+	}
+	ds.Estimate = int64(float64(ds.Bytes) * ratio)
+	ds.Files = int(min(max(math.Round(float64(ds.Estimate)/float64(sz.target)), 1), intermediate.VBuckets))
+	for f, fr := range cutRanges(db.raw, ds.Files) {
+		fileRaw := sum(db.raw[fr[0]:fr[1]])
+		n := fr[1] - fr[0]
+		rgs := int(min(max(math.Round(float64(fileRaw)*ratio/float64(sz.rowGroup)), 1), float64(n)))
+		for _, r := range cutRanges(db.raw[fr[0]:fr[1]], rgs) {
+			lo, hi := fr[0]+r[0], fr[0]+r[1]
+			cost := db.cost(lo, hi)
+			rgCost := sum(cost)
+			share := int64(0)
+			if stepCost > 0 {
+				share = (int64(sz.tasks)*rgCost + stepCost - 1) / stepCost
+			}
+			slices := int(min(max((rgCost+sz.slice-1)/sz.slice, share, 1), int64(hi-lo)))
+			first := len(ds.SliceRanges)
+			for _, sr := range cutRanges(cost, slices) {
+				ds.SliceRanges = append(ds.SliceRanges, [2]int{lo + sr[0], lo + sr[1]})
+			}
+			ds.RowGroups = append(ds.RowGroups, rowGroupSplit{File: f, Lo: lo, Hi: hi, Bytes: sum(db.raw[lo:hi]), Slices: [2]int{first, len(ds.SliceRanges)}})
+		}
+	}
+	ds.Slices = len(ds.SliceRanges)
+	return ds
+}
+
+// columnGroups cuts the date's columns, in file order, into groups of
+// about equal bytes (weights), each encoded by its own task: as many as
+// it takes for the largest row group's share of one group to fit an
+// encode task (sz.encode), and at least enough that the step's row groups
+// times the groups reach sz.tasks; never more than there are columns.
+// A format whose rows cannot be split by column gets one group. The
+// groups change no byte of the file: column chunks are encoded each on
+// its own.
+func columnGroups(weights []int64, splits bool, ds dateSplit, rowGroups int, sz sizing) []int {
+	if !splits || len(ds.Columns) <= 1 {
+		return []int{0}
+	}
+	var largest int64
+	for _, rg := range ds.RowGroups {
+		largest = max(largest, rg.Bytes)
+	}
+	k := max((largest+sz.encode-1)/sz.encode, int64((sz.tasks+rowGroups-1)/max(rowGroups, 1)), 1)
+	k = min(k, int64(len(ds.Columns)))
+	var groups []int
+	for _, r := range cutRanges(weights, int(k)) {
+		groups = append(groups, r[0])
+	}
+	return groups
 }
 
 // cutRanges cuts the virtual buckets into n contiguous, non-empty ranges
@@ -299,23 +507,62 @@ func cutRanges(perBucket []int64, n int) [][2]int {
 	return append(out, [2]int{lo, len(perBucket)})
 }
 
-// reduceInput is the input of file b of date d: every shard's rows of the
-// virtual buckets r on d, and their ids on the other dates the run
-// rebuilds. (Rows the map read for a date it does not rebuild say nothing
-// of what that partition published; its keys files do, see
+// columnWeights estimates the bytes of each of the date's columns from a
+// sample of its row records: the first virtual buckets of up to
+// weightShards shards, about weightSample bytes each. The generated
+// timestamp columns weigh 8 bytes a row.
+func (s *Step) columnWeights(ctx context.Context, mans []*transform.ShardManifest, cols transform.ColumnPlan, ds *dateSplit) ([]int64, error) {
+	const weightShards, weightSample = 4, 256 << 10
+	w := make([]int64, len(ds.Columns))
+	var rows int64
+	seen := 0
+	for _, m := range mans {
+		df := m.Date(ds.Date)
+		if df == nil || seen == weightShards {
+			continue
+		}
+		seen++
+		hi := 1
+		for hi < intermediate.VBuckets && df.RowsIndex.Raw[hi] < weightSample {
+			hi++
+		}
+		data, err := intermediate.NewReader(m.Codec).Load(ctx, s.Scratch, intermediate.SpanOf(s.shardDir(m.Shard)+df.RowsFile, df.RowsIndex, 0, hi), nil)
+		if err != nil {
+			return nil, err
+		}
+		n, err := transform.AddColumnBytes(w, data, cols.ColMap(ds.Columns, m))
+		if err != nil {
+			return nil, fmt.Errorf("sample of shard %d: %w", m.Shard, err)
+		}
+		rows += n
+	}
+	for i, c := range ds.Columns {
+		if c.Type == transform.TypeLocalTime || c.Type == transform.TypeUTCTime {
+			w[i] = 8 * rows
+		}
+		w[i]++ // a column no sampled row holds still costs something
+	}
+	return w, nil
+}
+
+// sliceInput is the input of slice i of date ds: every shard's rows of the
+// slice's virtual buckets on the date, and their ids on the other dates
+// the run rebuilds. (Rows the map read for a date it does not rebuild say
+// nothing of what that partition published; its keys files do, see
 // publishedKeys.)
-func (s *Step) reduceInput(mans []*transform.ShardManifest, cols transform.ColumnPlan, dateCols []transform.Column, rebuilt []civil.Date, d civil.Date, b, files int, r [2]int) transform.ReduceInput {
-	in := transform.ReduceInput{Date: d, Bucket: b, Buckets: files, Lo: r[0], Hi: r[1], Columns: dateCols}
+func (s *Step) sliceInput(mans []*transform.ShardManifest, cols transform.ColumnPlan, ds *dateSplit, rebuilt []civil.Date, i int) transform.SliceInput {
+	r := ds.SliceRanges[i]
+	in := transform.SliceInput{Date: ds.Date, Slice: i, Lo: r[0], Hi: r[1], Columns: ds.Columns, Groups: ds.Groups}
 	for _, m := range mans {
 		in.Codec = m.Codec
 		for _, df := range m.Dates {
 			if df.RowsIndex.Rows[r[1]] == df.RowsIndex.Rows[r[0]] {
 				continue // no rows of these buckets
 			}
-			if df.Date == d {
+			if df.Date == ds.Date {
 				in.Parts = append(in.Parts, transform.ReducePart{
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.RowsFile,
-					ColMap: cols.ColMap(dateCols, m), Index: df.RowsIndex.Slice(r[0], r[1]),
+					ColMap: cols.ColMap(ds.Columns, m), Index: df.RowsIndex.Slice(r[0], r[1]),
 				})
 			} else if slices.Contains(rebuilt, df.Date) {
 				in.Others = append(in.Others, transform.ReduceIDs{

@@ -47,7 +47,7 @@ func TestDateSplitIntoBuckets(t *testing.T) {
 	spec.ShardBytes = 1 // one object per shard: a key's copies are in many shards
 	one, many := memstore.New(), memstore.New()
 	resOne := runJob(t, newStep(in, memstore.New(), one, spec, w))
-	spec.TargetFileBytes = 2 << 10
+	spec.TargetFileBytes = 1 << 10
 	resMany := runJob(t, newStep(in, memstore.New(), many, spec, w))
 	if resOne.shards < 12 {
 		t.Fatalf("%d shards, want one per object", resOne.shards)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -30,34 +31,39 @@ type Commit struct {
 	Window time.Duration `json:"window_ns"`
 }
 
-// Commit replaces date d's partition with the files its reduce tasks
-// staged:
+// Commit replaces date d's partition with the files assembled from its
+// fragments:
 //
-//  1. copy every staged file to its published name (part-NNNNN-<build>),
-//     server-side where the store can, all at once;
+//  1. compose every file at its published name (part-NNNNN-<build>) from
+//     its fragments, and its keys file from its slices' (storage.Compose:
+//     on S3 a multipart upload whose parts are server-side copies, on a
+//     folder a copy_file_range into a file renamed into place), all at
+//     once; a schema conversion's whole files are copied;
 //  2. delete every other object of the partition folder, all at once (the
 //     files of earlier builds; the window owns its partitions);
-//  3. delete the staged files, and record the commit.
+//  3. delete the fragments and staged keys files, and record the commit.
 //
-// Between the first copy of step 1 and the last delete of step 2 a reader
-// that lists the folder can see both the old and the new files; the steps
-// run their requests in parallel so that this lasts about one round trip
-// each, and Commit.Window records it. Readers never see a mix of the two
-// builds under one name, nor a partition with rows missing: new files are
-// complete before they get their names, and old files go only after every
-// new one is in place.
+// Between the first file of step 1 and the last delete of step 2 a
+// reader that lists the folder can see both the old and the new files;
+// the steps run their requests in parallel so that this lasts about one
+// round of composes and one of deletes, and Commit.Window records it.
+// Readers never see a mix of the two builds under one name, nor a
+// partition with rows missing: a new file appears whole (a completed
+// multipart upload, a rename), and old files go only after every new one
+// is in place.
 //
-// A crash or a retry at any point is repaired by the next attempt: a staged
-// file still there is copied again (the same bytes), one already deleted
-// has its published copy, and step 2 removes whatever remains of the old
-// build. The task that commits the last date checks the step's books,
-// records the bookmarks and ends the step (Next.Done).
+// A crash or a retry at any point is repaired by the next attempt: a file
+// whose fragments are all still there is composed again (the same
+// bytes); fragments go only after every file is composed, so one that is
+// gone means its file is published; step 2 removes whatever remains of
+// the old build. The task that commits the last date checks the step's
+// books, records the bookmarks and ends the step (Next.Done).
 func (s *Step) Commit(ctx context.Context, d civil.Date, dates int) (Next, error) {
-	var bk buckets
-	if err := storage.ReadJSON(ctx, s.Scratch, s.bucketsKey(), &bk); err != nil {
+	var sp split
+	if err := storage.ReadJSON(ctx, s.Scratch, s.splitKey(), &sp); err != nil {
 		return Next{}, err
 	}
-	ds, ok := bk.date(d)
+	ds, ok := sp.date(d)
 	if !ok {
 		return Next{}, fmt.Errorf("commit %s: not a date of this step", d)
 	}
@@ -74,12 +80,24 @@ func (s *Step) Commit(ctx context.Context, d civil.Date, dates int) (Next, error
 	if !arr.Complete {
 		return next, nil
 	}
-	sum, err := s.finish(ctx, &bk)
+	sum, err := s.finish(ctx, &sp)
 	if err != nil {
 		return next, err
 	}
 	next.Done = sum
 	return next, nil
+}
+
+// builtFile is one file of a partition's new build: its published name,
+// what it is made of, and its keys file.
+type builtFile struct {
+	final  string
+	blocks [][]transform.FragmentRef // assembled; or
+	whole  string                    // a converted file, copied as it is
+	size   int64
+	keys   string
+	keysOf []storage.Section // the slices' keys files
+	keysIx []intermediate.Index
 }
 
 func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
@@ -89,54 +107,35 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	} else if !errors.Is(err, storage.ErrNotExist) {
 		return nil, err
 	}
-	done := make([]reduceDone, ds.Files)
+	files, staged, err := s.builtFiles(ctx, ds, c)
+	if err != nil {
+		return nil, err
+	}
+	ff, err := transform.FileFormatOf(s.Spec)
+	if err != nil {
+		return nil, err
+	}
+	begin := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	for b := range done {
-		g.Go(func() error { return storage.ReadJSON(gctx, s.Scratch, s.reduceDoneKey(ds.Date, b), &done[b]) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	finals := make([]string, ds.Files)
-	var keys, stagedKeys []string // the files' keys files, when a rebuild
-	for b, rd := range done {
-		finals[b] = s.fileKey(ds.Date, b)
-		if rd.StagedKeys != "" {
-			keys = append(keys, s.keysKey(ds.Date, b))
-			stagedKeys = append(stagedKeys, rd.StagedKeys)
-		}
-		c.Rows += rd.Stats.Rows
-		c.Duplicates += rd.Stats.Duplicates
-		c.Bytes += rd.Stats.Bytes
-		c.Spilled = c.Spilled || rd.Stats.Chunks > 1
-	}
-	c.Files = finals
-	begin := time.Now()
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	publish := func(staged, final string) {
-		g.Go(func() error {
-			err := storage.Copy(gctx, s.Out, staged, final)
-			if !errors.Is(err, storage.ErrNotExist) {
-				return err
-			}
-			// An earlier attempt published it and deleted the staged file.
-			if _, serr := s.Out.Stat(gctx, final); serr != nil {
-				return fmt.Errorf("staged %s is gone and %s is not published: %w", staged, final, serr)
-			}
-			return nil
+	for i := range files {
+		g.Go(func() (err error) {
+			files[i].size, err = s.publishFile(gctx, ff, files[i])
+			return err
 		})
 	}
-	for b, rd := range done {
-		publish(rd.Staged, finals[b])
-	}
-	for i := range keys {
-		publish(stagedKeys[i], keys[i])
-	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	finals, keys := make([]string, len(files)), []string{}
+	for i, f := range files {
+		finals[i] = f.final
+		if f.keys != "" {
+			keys = append(keys, f.keys)
+		}
+		c.Bytes += f.size
+	}
+	c.Files = finals
 	removed, err := storage.DeleteStale(ctx, s.Out, transform.PartitionPath(ds.Date), func(k string) bool { return slices.Contains(finals, k) })
 	if err != nil {
 		return nil, err
@@ -152,10 +151,6 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 		c.Window = time.Since(begin)
 	}
 	c.Removed = removed
-	staged := slices.Clone(stagedKeys)
-	for _, rd := range done {
-		staged = append(staged, rd.Staged)
-	}
 	if err := storage.DeleteKeys(ctx, s.Out, staged); err != nil {
 		return nil, err
 	}
@@ -164,4 +159,107 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	}
 	s.log().Info("partition committed", "date", ds.Date.String(), "files", len(finals), "rows", c.Rows, "removed", len(removed), "visibility_window", c.Window)
 	return c, nil
+}
+
+// builtFiles reads what the reduce and encode tasks of a date left: the
+// files to publish and the staged objects they are made of. It fills c's
+// row counts.
+func (s *Step) builtFiles(ctx context.Context, ds dateSplit, c *Commit) ([]builtFile, []string, error) {
+	frags := make([]fragmentDone, ds.fragments())
+	slicesDone := make([]sliceDone, ds.Slices)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range frags {
+		g.Go(func() error { return storage.ReadJSON(gctx, s.Scratch, s.fragmentDoneKey(ds.Date, i), &frags[i]) })
+	}
+	for i := range slicesDone {
+		g.Go(func() error { return storage.ReadJSON(gctx, s.Scratch, s.sliceDoneKey(ds.Date, i), &slicesDone[i]) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	var staged []string
+	for _, f := range frags {
+		staged = append(staged, f.Staged)
+	}
+	if ds.Convert {
+		files := make([]builtFile, len(frags))
+		for i, f := range frags {
+			files[i] = builtFile{final: s.fileKey(ds.Date, i), whole: f.Staged, size: f.Stats.Bytes}
+			c.Rows += f.Stats.Rows
+		}
+		return files, staged, nil
+	}
+	for _, sd := range slicesDone {
+		c.Rows += sd.Stats.Rows
+		c.Duplicates += sd.Stats.Duplicates
+		c.Spilled = c.Spilled || sd.Stats.Chunks > 1
+		staged = append(staged, sd.Keys)
+	}
+	files := make([]builtFile, ds.Files)
+	for i := range files {
+		files[i] = builtFile{final: s.fileKey(ds.Date, i), keys: s.keysKey(ds.Date, i)}
+	}
+	k := len(ds.Groups)
+	for r, rg := range ds.RowGroups {
+		f := &files[rg.File]
+		block := make([]transform.FragmentRef, k)
+		for g := range k {
+			fd := frags[r*k+g]
+			block[g] = transform.FragmentRef{Key: fd.Staged, Size: fd.Stats.Bytes}
+		}
+		f.blocks = append(f.blocks, block)
+		for i := rg.Slices[0]; i < rg.Slices[1]; i++ {
+			sd := slicesDone[i]
+			f.keysOf = append(f.keysOf, storage.Section{Key: sd.Keys, Length: sd.KeysIndex.Offset[intermediate.VBuckets]})
+			f.keysIx = append(f.keysIx, sd.KeysIndex)
+		}
+	}
+	return files, staged, nil
+}
+
+// publishFile composes (or copies) one file and its keys file at their
+// published names, and returns the file's size. A source already gone
+// means an earlier attempt published them and went on to delete the
+// staged objects.
+func (s *Step) publishFile(ctx context.Context, ff transform.FileFormat, f builtFile) (int64, error) {
+	size := f.size
+	gone := func(err error) (int64, error) {
+		if !errors.Is(err, storage.ErrNotExist) {
+			return 0, err
+		}
+		info, serr := s.Out.Stat(ctx, f.final)
+		if serr != nil {
+			return 0, fmt.Errorf("a fragment of %s is gone and the file is not published: %w", f.final, serr)
+		}
+		return info.Size, nil
+	}
+	if f.whole != "" {
+		if err := storage.Copy(ctx, s.Out, f.whole, f.final); err != nil {
+			return gone(err)
+		}
+		return size, nil
+	}
+	sections, err := ff.Assemble(ctx, s.Out, s.Spec, f.blocks)
+	if err != nil {
+		return gone(err)
+	}
+	size = 0
+	for _, sec := range sections {
+		size += sec.Size()
+	}
+	if err := storage.Compose(ctx, s.Out, f.final, sections); err != nil {
+		return gone(err)
+	}
+	if f.keys == "" {
+		return size, nil
+	}
+	tail, err := intermediate.AssembleKeys(f.keysIx)
+	if err != nil {
+		return 0, err
+	}
+	if err := storage.Compose(ctx, s.Out, f.keys, append(slices.Clone(f.keysOf), storage.Section{Data: tail})); err != nil {
+		return gone(err)
+	}
+	return size, nil
 }

@@ -107,8 +107,16 @@ func untilCommit(t testing.TB, s *job.Step) ([]civil.Date, int) {
 		t.Fatal(err)
 	}
 	dates, total := next.Commits, next.CommitTotal
+	encodes := next.Encodes
 	for _, r := range next.Reduces {
-		n, err := s.Reduce(ctx, r.Date, r.Bucket, r.Buckets)
+		n, err := s.Reduce(ctx, r.Date, r.Slice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encodes = append(encodes, n.Encodes...)
+	}
+	for _, e := range encodes {
+		n, err := s.Encode(ctx, e.Date, e.Fragment, e.Fragments)
 		if err != nil {
 			t.Fatal(err)
 		}

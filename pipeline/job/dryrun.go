@@ -24,11 +24,12 @@ type DryRun struct {
 	MapTasks   int   `json:"map_tasks"`
 	ShardBytes int64 `json:"shard_bytes"`
 	Slots      int   `json:"slots"`
-	// ReduceTasks is an estimate (the real number is decided after the
-	// map, from the rows it found): per rebuilt partition, its last
-	// build's output over target_file_bytes, or for a first build its
-	// share of the input; at least one each.
-	ReduceTasks int `json:"reduce_tasks_estimated"`
+	// Files is an estimate of the files the run writes (the real number
+	// is decided after the map, from the rows it found): per rebuilt
+	// partition, its last build's output over target_file_bytes, or for a
+	// first build its share of the input; at least one each. (The reduce
+	// and encode tasks are cut after the map too, for the fleet then.)
+	Files int `json:"files_estimated"`
 	// Refused is the plan's refusal, when it would refuse (the shrink
 	// guard on an empty input listing); the step would fail.
 	Refused string `json:"refused,omitempty"`
@@ -42,9 +43,9 @@ type DryRunPartition struct {
 	Date    string `json:"date"`
 	Rebuild bool   `json:"rebuild"`
 	// Reason is why it is rebuilt (bookmark.Reason…), or "unchanged".
-	Reason      string     `json:"reason"`
-	ReduceTasks int        `json:"reduce_tasks_estimated,omitempty"`
-	LastBuild   *LastBuild `json:"last_build,omitempty"`
+	Reason    string     `json:"reason"`
+	Files     int        `json:"files_estimated,omitempty"`
+	LastBuild *LastBuild `json:"last_build,omitempty"`
 }
 
 // LastBuild is what the bookmarks know of a partition's last build.
@@ -83,8 +84,8 @@ func (s *Step) DryRun(ctx context.Context) (DryRun, error) {
 			if part.LastBuild != nil && part.LastBuild.Bytes > 0 {
 				est = float64(part.LastBuild.Bytes)
 			}
-			part.ReduceTasks = int(min(max(math.Round(est/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
-			out.ReduceTasks += part.ReduceTasks
+			part.Files = int(min(max(math.Round(est/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
+			out.Files += part.Files
 		}
 		out.Partitions = append(out.Partitions, part)
 	}

@@ -25,7 +25,7 @@ func TestDryRunAnswersWhatThePlanDoes(t *testing.T) {
 	if len(scratch.Objects()) != 0 || len(out.Objects()) != 0 {
 		t.Fatalf("the dry run wrote: scratch %d, output %d objects", len(scratch.Objects()), len(out.Objects()))
 	}
-	if len(dr.Partitions) != 3 || dr.InputObjects != 6 || dr.InputBytes == 0 || dr.MapTasks == 0 || dr.ReduceTasks != 3 {
+	if len(dr.Partitions) != 3 || dr.InputObjects != 6 || dr.InputBytes == 0 || dr.MapTasks == 0 || dr.Files != 3 {
 		t.Fatalf("first dry run: %+v", dr)
 	}
 	for _, p := range dr.Partitions {

@@ -17,7 +17,7 @@ import (
 // quarantine, checks the books, and only then records the bookmarks (a
 // step whose lines are not all accounted for must not say its partitions
 // are current).
-func (s *Step) finish(ctx context.Context, bk *buckets) (*Summary, error) {
+func (s *Step) finish(ctx context.Context, bk *split) (*Summary, error) {
 	var p plan
 	if err := storage.ReadJSON(ctx, s.Scratch, s.planKey(), &p); err != nil {
 		return nil, err
@@ -43,6 +43,7 @@ func (s *Step) finish(ctx context.Context, bk *buckets) (*Summary, error) {
 		Rebuilt: p.Rebuild, Skipped: p.Skipped,
 	}
 	sum.addCollisions(bk.Collisions)
+	sum.Layout = layoutOf(bk)
 	for d, n := range bk.Map.Rows {
 		if _, ok := p.Rebuild[d.String()]; !ok {
 			sum.SkippedRows += n
@@ -75,7 +76,7 @@ func (s *Step) finish(ctx context.Context, bk *buckets) (*Summary, error) {
 // finishConversions records the converted partitions' new files in their
 // build records and, when no partition was deferred, that the table's
 // files all hold the schema's types now.
-func (s *Step) finishConversions(ctx context.Context, bk *buckets) (*SchemaSummary, error) {
+func (s *Step) finishConversions(ctx context.Context, bk *split) (*SchemaSummary, error) {
 	ss := &SchemaSummary{Version: bk.Schema, Added: bk.SchemaChanges.Added, Widened: bk.SchemaChanges.Widened, Deferred: bk.Deferred}
 	if len(bk.Converts) > 0 {
 		ss.Converted = map[string]int{}
@@ -148,7 +149,7 @@ func (s *Step) publishQuarantine(ctx context.Context, shards []int) (string, err
 // of the objects that hold its events and what the build published. A
 // partition's contributors are all among the objects read, because a
 // partition is only rebuilt with every known object that feeds it.
-func (s *Step) recordBookmarks(ctx context.Context, p plan, bk *buckets, commits []Commit) error {
+func (s *Step) recordBookmarks(ctx context.Context, p plan, bk *split, commits []Commit) error {
 	shards := make([]transform.Shard, p.Shards)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)

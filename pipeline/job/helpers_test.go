@@ -40,7 +40,8 @@ func newStep(in storage.Reader, scratch, out storage.Bucket, spec transform.Spec
 type jobResult struct {
 	shards  int
 	maps    []transform.MapStats
-	reduced []transform.BucketStats
+	reduced []transform.SliceStats
+	encoded []transform.FragmentStats
 	commits map[string]*job.Commit
 	summary *job.Summary
 }
@@ -65,6 +66,9 @@ func tryJob(s *job.Step) (jobResult, error) {
 		}
 		if next.Reduced != nil {
 			res.reduced = append(res.reduced, *next.Reduced)
+		}
+		if next.Encoded != nil {
+			res.encoded = append(res.encoded, *next.Encoded)
 		}
 		if next.Committed != nil {
 			res.commits[next.Committed.Date.String()] = next.Committed

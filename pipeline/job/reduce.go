@@ -9,86 +9,136 @@ import (
 	"os"
 	"strconv"
 
+	"golang.org/x/sync/errgroup"
+
 	"sluice/pipeline/civil"
+	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
 
-// reduceDone is a reduced file, waiting in staging for its partition's
-// commit, with its keys file (none for a schema conversion, whose rows
-// are those of the file it rewrites).
-type reduceDone struct {
-	Stats      transform.BucketStats `json:"stats"`
-	Staged     string                `json:"staged"`
-	StagedKeys string                `json:"staged_keys,omitempty"`
+// sliceDone is a reduced slice: its sorted runs in scratch, one per column
+// group, and its keys file waiting in staging for the partition's commit.
+type sliceDone struct {
+	Stats     transform.SliceStats `json:"stats"`
+	Codec     string               `json:"codec"` // of the runs
+	Runs      []transform.RunRef   `json:"runs"`
+	Keys      string               `json:"keys"`
+	KeysIndex intermediate.Index   `json:"keys_index"`
 }
 
-// Reduce builds file bucket of buckets of date d into the output's staging
-// area; the task that completes the date makes its commit ready.
-func (s *Step) Reduce(ctx context.Context, d civil.Date, bucket, buckets int) (Next, error) {
+// Reduce reduces slice i of date d; the task that completes a row group's
+// slices makes the row group's encode tasks ready.
+func (s *Step) Reduce(ctx context.Context, d civil.Date, i int) (Next, error) {
 	// A task delivered again after its date was committed (its worker died
 	// between the barrier and asynq's acknowledgement) has nothing left to
-	// do: the commit took its file, and a schema conversion's source file
-	// is gone.
-	if _, err := s.Scratch.Stat(ctx, s.commitKey(d)); err == nil {
-		s.log().Info("reduce: the date is already committed", "date", d.String(), "file", bucket)
-		return Next{}, nil
-	} else if !errors.Is(err, storage.ErrNotExist) {
-		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
-	}
-	var doc reduceDoc
-	if err := storage.ReadJSON(ctx, s.Scratch, s.reduceKey(d, bucket), &doc); err != nil {
+	// do: the commit took its file.
+	if done, err := s.committed(ctx, d); err != nil || done {
+		if done {
+			s.log().Info("reduce: the date is already committed", "date", d.String(), "slice", i)
+		}
 		return Next{}, err
 	}
-	file, err := newTempFile(s.ReduceOptions.TempDir)
-	if err != nil {
-		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
+	var sp split
+	if err := storage.ReadJSON(ctx, s.Scratch, s.splitKey(), &sp); err != nil {
+		return Next{}, err
 	}
-	defer file.remove()
-	var st transform.BucketStats
-	done := reduceDone{Staged: s.stagedKey(d, bucket)}
-	var keys *tempFile
-	if cv := doc.Convert; cv != nil {
-		st, err = transform.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, doc.Input.Columns, file.w, s.ReduceOptions)
-		st.Date, st.Bucket = d, bucket
-	} else {
-		if keys, err = newTempFile(s.ReduceOptions.TempDir); err != nil {
-			return Next{}, fmt.Errorf("reduce %s: %w", d, err)
-		}
-		defer keys.remove()
-		rw := transform.ReduceIO{Scratch: s.Scratch, Published: s.Out, File: file.w, Keys: keys.w}
-		st, err = transform.ReduceBucket(ctx, rw, s.Spec, doc.Input, s.ReduceOptions)
-		done.StagedKeys = done.Staged + ".keys"
+	ds, ok := sp.date(d)
+	rg := ds.rowGroupOfSlice(i)
+	if !ok || rg < 0 {
+		return Next{}, fmt.Errorf("reduce %s: no slice %d", d, i)
 	}
+	var doc sliceDoc
+	if err := storage.ReadJSON(ctx, s.Scratch, s.sliceKey(d, i), &doc); err != nil {
+		return Next{}, err
+	}
+	done, err := s.reduceSlice(ctx, doc.Input)
 	if err != nil {
 		return Next{}, err
 	}
-	done.Stats = st
-	if err := file.put(ctx, s.Out, done.Staged); err != nil {
-		return Next{}, fmt.Errorf("reduce %s: %w", d, err)
-	}
-	if keys != nil {
-		if err := keys.put(ctx, s.Out, done.StagedKeys); err != nil {
-			return Next{}, fmt.Errorf("reduce %s: %w", d, err)
-		}
-	}
-	if err := storage.WriteJSON(ctx, s.Scratch, s.reduceDoneKey(d, bucket), done); err != nil {
+	if err := storage.WriteJSON(ctx, s.Scratch, s.sliceDoneKey(d, i), done); err != nil {
 		return Next{}, err
 	}
-	next := Next{Reduced: &st}
-	all, err := s.Barrier.Arrive(ctx, "reduce", d.String()+"/"+strconv.Itoa(bucket), doc.Reduces)
+	next := Next{Reduced: &done.Stats}
+	all, err := s.Barrier.Arrive(ctx, "reduce", d.String()+"/"+strconv.Itoa(i), doc.Reduces)
 	if err != nil {
 		return next, err
 	}
-	s.progress(ctx, "reduce %d/%d files", all.Arrived, doc.Reduces)
-	arr, err := s.Barrier.Arrive(ctx, "reduce/"+d.String(), strconv.Itoa(bucket), buckets)
+	s.progress(ctx, "reduce %d/%d slices", all.Arrived, doc.Reduces)
+	slices := ds.RowGroups[rg].Slices
+	arr, err := s.Barrier.Arrive(ctx, fmt.Sprintf("reduce/%s/%d", d, rg), strconv.Itoa(i), slices[1]-slices[0])
 	if err != nil {
 		return next, err
 	}
 	if arr.Complete {
-		next.Commits, next.CommitTotal = []civil.Date{d}, doc.Dates
+		k := len(ds.Groups)
+		for g := range k {
+			next.Encodes = append(next.Encodes, EncodeTask{Date: d, Fragment: rg*k + g, Fragments: ds.fragments()})
+		}
 	}
 	return next, nil
+}
+
+// committed tells whether date d's partition is committed.
+func (s *Step) committed(ctx context.Context, d civil.Date) (bool, error) {
+	_, err := s.Scratch.Stat(ctx, s.commitKey(d))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, storage.ErrNotExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("commit record of %s: %w", d, err)
+}
+
+// reduceSlice runs transform.ReduceSlice with its runs and keys going
+// through local files, then uploads them.
+func (s *Step) reduceSlice(ctx context.Context, in transform.SliceInput) (sliceDone, error) {
+	done := sliceDone{Keys: s.stagedKeysKey(in.Date, in.Slice), Codec: in.Codec}
+	var temps []*tempFile
+	defer func() {
+		for _, t := range temps {
+			t.remove()
+		}
+	}()
+	newTemp := func() (*tempFile, error) {
+		t, err := newTempFile(s.ReduceOptions.TempDir)
+		if err != nil {
+			return nil, fmt.Errorf("reduce %s: %w", in.Date, err)
+		}
+		temps = append(temps, t)
+		return t, nil
+	}
+	rw := transform.ReduceIO{Scratch: s.Scratch, Published: s.Out}
+	for range in.Groups {
+		t, err := newTemp()
+		if err != nil {
+			return done, err
+		}
+		rw.Runs = append(rw.Runs, t.w)
+	}
+	keys, err := newTemp()
+	if err != nil {
+		return done, err
+	}
+	rw.Keys = keys.w
+	if done.Stats, err = transform.ReduceSlice(ctx, rw, s.Spec, in, s.ReduceOptions); err != nil {
+		return done, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	done.Runs = make([]transform.RunRef, len(in.Groups))
+	for grp := range in.Groups {
+		key := s.runKey(in.Date, in.Slice, grp)
+		done.Runs[grp] = transform.RunRef{Key: key, Size: done.Stats.RunBytes[grp]}
+		g.Go(func() error { return temps[grp].put(gctx, s.Scratch, key) })
+	}
+	g.Go(func() error { return keys.put(gctx, s.Out, done.Keys) })
+	if err := g.Wait(); err != nil {
+		return done, fmt.Errorf("reduce %s: %w", in.Date, err)
+	}
+	done.KeysIndex = done.Stats.KeysIndex
+	return done, nil
 }
 
 // tempFile is a local file written through a buffer, then uploaded.
@@ -102,7 +152,7 @@ func newTempFile(dir string) (*tempFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}
-	return &tempFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+	return &tempFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
 // put uploads what was written to key in b.

@@ -337,10 +337,10 @@ func TestCrossDateDuplicateRebuildingOneDate(t *testing.T) {
 	}
 }
 
-// A reduce delivered again after its date's commit (its worker died after
-// the barrier, before asynq's acknowledgement) does nothing: the commit
-// took its file, and a conversion's source file is gone.
-func TestReduceAgainAfterCommit(t *testing.T) {
+// A reduce or encode delivered again after its date's commit (its worker
+// died after the barrier, before asynq's acknowledgement) does nothing: the
+// commit took its fragments, and a conversion's source file is gone.
+func TestReduceAndEncodeAgainAfterCommit(t *testing.T) {
 	t.Parallel()
 	spec := testSpec()
 	ctx := context.Background()
@@ -349,9 +349,15 @@ func TestReduceAgainAfterCommit(t *testing.T) {
 	var again []error
 	_, err := jobtest.RunEach(ctx, s, func(next job.Next) {
 		if c := next.Committed; c != nil {
-			n, err := s.Reduce(ctx, c.Date, 0, 1)
-			if err == nil && (len(n.Commits) > 0 || n.Reduced != nil) {
-				err = fmt.Errorf("made work ready again: %+v", n)
+			n, err := s.Reduce(ctx, c.Date, 0)
+			if err == nil && (len(n.Encodes) > 0 || n.Reduced != nil) {
+				err = fmt.Errorf("reduce made work ready again: %+v", n)
+			}
+			if err == nil {
+				n, err = s.Encode(ctx, c.Date, 0, 1)
+				if err == nil && (len(n.Commits) > 0 || n.Encoded != nil) {
+					err = fmt.Errorf("encode made work ready again: %+v", n)
+				}
 			}
 			again = append(again, err)
 		}

@@ -78,6 +78,7 @@ type Next struct {
 	Bucket  bool // the bucket task, over Shards map shards
 	Shards  int
 	Reduces []ReduceTask // reduce tasks
+	Encodes []EncodeTask // encode tasks
 	Commits []civil.Date // commit tasks, out of CommitTotal
 	// CommitTotal is the number of dates the step commits (for the commit
 	// tasks' barrier).
@@ -87,17 +88,25 @@ type Next struct {
 	Done *Summary
 
 	// What the phase did, for metrics: a map's statistics, a reduced
-	// file's, a committed partition.
+	// slice's, an encoded fragment's, a committed partition.
 	Mapped    *transform.MapStats
-	Reduced   *transform.BucketStats
+	Reduced   *transform.SliceStats
+	Encoded   *transform.FragmentStats
 	Committed *Commit
 }
 
-// ReduceTask names one reduce task: file Bucket of Buckets of a date.
+// ReduceTask names one reduce task: slice Slice of a date.
 type ReduceTask struct {
-	Date    civil.Date
-	Bucket  int
-	Buckets int
+	Date  civil.Date
+	Slice int
+}
+
+// EncodeTask names one encode task: fragment Fragment of the Fragments of
+// a date.
+type EncodeTask struct {
+	Date      civil.Date
+	Fragment  int
+	Fragments int
 }
 
 func (s *Step) progress(ctx context.Context, format string, args ...any) {
@@ -115,38 +124,54 @@ func (s *Step) log() *slog.Logger {
 
 // The step's layout. In scratch, below prefix():
 //
-//	plan.json                       the plan, written last (plan done)
-//	plan/shard-NNNNN.json           the objects of each shard
-//	map/shard-NNNNN/                a mapped shard (transform.MapShard)
-//	buckets.json                    the split of each date, written last
-//	reduce/date=D/bucket-NNNNN.json one reduce task's input
-//	reduce/date=D/bucket-NNNNN.done.json  its result
-//	commit/date=D.json              a committed partition
+//	plan.json                        the plan, written last (plan done)
+//	plan/shard-NNNNN.json            the objects of each shard
+//	map/shard-NNNNN/                 a mapped shard (transform.MapShard)
+//	split.json                       the split of each date, written last
+//	reduce/date=D/slice-NNNNN.json   one reduce task's input
+//	reduce/date=D/slice-NNNNN/       its sorted runs, one per column group
+//	reduce/date=D/slice-NNNNN.done.json  its result
+//	encode/date=D/fragment-NNNNN.done.json  an encoded fragment
+//	commit/date=D.json               a committed partition
 //
-// In the output, below _staging/<run>/<step>/, the reduced files wait for
-// their partition's commit.
+// In the output, below _staging/<run>/<step>/date=D/, the fragments and
+// the slices' keys files wait for their partition's commit.
 
 func (s *Step) prefix() string        { return s.RunID + "/" + s.Name + "/" }
 func (s *Step) planKey() string       { return s.prefix() + "plan.json" }
 func (s *Step) shardKey(i int) string { return fmt.Sprintf("%splan/shard-%05d.json", s.prefix(), i) }
 func (s *Step) shardDir(i int) string { return fmt.Sprintf("%smap/shard-%05d/", s.prefix(), i) }
-func (s *Step) bucketsKey() string    { return s.prefix() + "buckets.json" }
+func (s *Step) splitKey() string      { return s.prefix() + "split.json" }
 func (s *Step) commitKey(d civil.Date) string {
 	return s.prefix() + "commit/date=" + d.String() + ".json"
 }
 
-func (s *Step) reduceKey(d civil.Date, b int) string {
-	return fmt.Sprintf("%sreduce/date=%s/bucket-%05d.json", s.prefix(), d, b)
+func (s *Step) sliceKey(d civil.Date, i int) string {
+	return fmt.Sprintf("%sreduce/date=%s/slice-%05d.json", s.prefix(), d, i)
 }
 
-func (s *Step) reduceDoneKey(d civil.Date, b int) string {
-	return fmt.Sprintf("%sreduce/date=%s/bucket-%05d.done.json", s.prefix(), d, b)
+func (s *Step) sliceDoneKey(d civil.Date, i int) string {
+	return fmt.Sprintf("%sreduce/date=%s/slice-%05d.done.json", s.prefix(), d, i)
+}
+
+func (s *Step) runKey(d civil.Date, slice, group int) string {
+	return fmt.Sprintf("%sreduce/date=%s/slice-%05d/group-%03d.run", s.prefix(), d, slice, group)
+}
+
+func (s *Step) fragmentDoneKey(d civil.Date, f int) string {
+	return fmt.Sprintf("%sencode/date=%s/fragment-%05d.done.json", s.prefix(), d, f)
 }
 
 func (s *Step) stagingPrefix() string { return "_staging/" + s.RunID + "/" + s.Name + "/" }
 
-func (s *Step) stagedKey(d civil.Date, b int) string {
-	return fmt.Sprintf("%sdate=%s/part-%05d.%s", s.stagingPrefix(), d, b, s.Spec.FileExt())
+func (s *Step) stagedDir(d civil.Date) string { return s.stagingPrefix() + "date=" + d.String() + "/" }
+
+func (s *Step) fragmentKey(d civil.Date, f int) string {
+	return fmt.Sprintf("%sfragment-%05d.%s", s.stagedDir(d), f, s.Spec.FileExt())
+}
+
+func (s *Step) stagedKeysKey(d civil.Date, slice int) string {
+	return fmt.Sprintf("%sslice-%05d.keys", s.stagedDir(d), slice)
 }
 
 // fileKey is the published name of file b of date d. The build token (a

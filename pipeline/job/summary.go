@@ -50,6 +50,10 @@ type Summary struct {
 	// wrote with, the columns it added and widened, and the published
 	// partitions it converted to the widened types.
 	Schema *SchemaSummary `json:"schema,omitempty"`
+	// Layout is how each date's work was cut: files, row groups, reduce
+	// tasks (slices) and encode tasks (fragments); it names the step's
+	// tasks and lets `scheduler replay` rebuild its task graph.
+	Layout []DateLayout `json:"layout,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
 	Collisions     []transform.Collision `json:"collisions,omitempty"`
@@ -81,4 +85,49 @@ func (s *Summary) addCollisions(cs []transform.Collision) {
 			s.Collisions = append(s.Collisions, c)
 		}
 	}
+}
+
+// DateLayout is how one date's partition was built: Files files, whose
+// row groups were each reduced by Slices[i] tasks (slices) and encoded by
+// ColumnGroups tasks (fragments, one per column group); a schema
+// conversion has Converted files, one encode task each, and no slices.
+type DateLayout struct {
+	Date         string `json:"date"`
+	Files        int    `json:"files"`
+	Slices       []int  `json:"slices_per_row_group,omitempty"`
+	ColumnGroups int    `json:"column_groups,omitempty"`
+	Converted    int    `json:"converted_files,omitempty"`
+}
+
+// ReduceTasks is the number of the date's reduce tasks.
+func (l DateLayout) ReduceTasks() int {
+	n := 0
+	for _, s := range l.Slices {
+		n += s
+	}
+	return n
+}
+
+// EncodeTasks is the number of the date's encode tasks.
+func (l DateLayout) EncodeTasks() int {
+	if l.Converted > 0 {
+		return l.Converted
+	}
+	return len(l.Slices) * l.ColumnGroups
+}
+
+// layoutOf is the layout of a split.
+func layoutOf(sp *split) []DateLayout {
+	var out []DateLayout
+	for _, ds := range sp.Dates {
+		l := DateLayout{Date: ds.Date.String(), Files: ds.Files, ColumnGroups: len(ds.Groups)}
+		for _, rg := range ds.RowGroups {
+			l.Slices = append(l.Slices, rg.Slices[1]-rg.Slices[0])
+		}
+		out = append(out, l)
+	}
+	for _, ds := range sp.Converts {
+		out = append(out, DateLayout{Date: ds.Date.String(), Files: ds.Files, Converted: len(ds.ConvertFiles)})
+	}
+	return out
 }

@@ -360,7 +360,9 @@ func (r *Result) Dates() []civil.Date {
 // "csv") with the job's other settings. With all, every column of the
 // table is written, so the files of several dates line up.
 //
-// It is the one place the preview calls the reduce.
+// It is the one place the preview calls the reduce: one slice of every
+// virtual bucket, one column group, encoded as one fragment, which for so
+// few rows is a whole file.
 func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d civil.Date, all bool) (int64, error) {
 	spec := r.spec
 	spec.Format = format
@@ -373,7 +375,7 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d ci
 	if all {
 		cols = r.plan.TableColumns()
 	}
-	in := transform.ReduceInput{Date: d, Buckets: 1, Lo: 0, Hi: intermediate.VBuckets, Codec: r.man.Codec, Columns: cols}
+	in := transform.SliceInput{Date: d, Lo: 0, Hi: intermediate.VBuckets, Codec: r.man.Codec, Columns: cols, Groups: []int{0}}
 	for _, df := range r.man.Dates {
 		if df.Date == d {
 			in.Parts = append(in.Parts, transform.ReducePart{Key: shardDir + df.RowsFile, ColMap: r.plan.ColMap(cols, r.man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)})
@@ -384,8 +386,22 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d ci
 	if len(in.Parts) == 0 {
 		return 0, fmt.Errorf("the sample has no rows of %s", d)
 	}
-	st, err := transform.ReduceBucket(ctx, transform.ReduceIO{Scratch: r.mem, File: w}, spec, in, transform.ReduceOptions{})
-	return st.Rows, err
+	var run bytes.Buffer
+	st, err := transform.ReduceSlice(ctx, transform.ReduceIO{Scratch: r.mem, Runs: []io.Writer{&run}}, spec, in, transform.ReduceOptions{})
+	if err != nil {
+		return 0, err
+	}
+	runKey := shardDir + "run-" + d.String()
+	size := int64(run.Len())
+	if err := r.mem.Put(ctx, runKey, &run); err != nil {
+		return 0, err
+	}
+	defer r.mem.Delete(ctx, runKey)
+	fs, err := transform.EncodeFragment(ctx, r.mem, spec, transform.FragmentInput{
+		Date: d, Columns: cols, From: 0, To: len(cols), Codec: in.Codec, Runs: []transform.RunRef{{Key: runKey, Size: size}},
+		Rows: st.Rows, Values: st.Values, StringBytes: st.StringBytes, Header: true,
+	}, w)
+	return fs.Rows, err
 }
 
 func sourcePaths(spec transform.Spec) string {

@@ -2,15 +2,15 @@ package transform
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"strconv"
 
-	"github.com/parquet-go/parquet-go"
+	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
+	"sluice/pipeline/format/parquet"
 	"sluice/pipeline/storage"
 )
 
@@ -18,14 +18,14 @@ import (
 // returns its columns with their types, in file order, and which of them
 // are dictionary-encoded.
 func FileColumns(ctx context.Context, r storage.Reader, key string, size int64) ([]Column, []bool, error) {
-	f, err := parquet.OpenFile(storage.NewReaderAt(ctx, r, key), size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	f, err := pq.OpenFile(storage.NewReaderAt(ctx, r, key), size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read footer of %s: %w", key, err)
 	}
 	return fileColumns(f, key)
 }
 
-func fileColumns(f *parquet.File, key string) ([]Column, []bool, error) {
+func fileColumns(f *pq.File, key string) ([]Column, []bool, error) {
 	leaves := f.Schema().Columns()
 	cols := make([]Column, len(leaves))
 	dict := make([]bool, len(leaves))
@@ -53,15 +53,15 @@ func fileColumns(f *parquet.File, key string) ([]Column, []bool, error) {
 }
 
 // leafType is the ColumnType of a column the reduce wrote.
-func leafType(n parquet.Node) (ColumnType, error) {
+func leafType(n pq.Node) (ColumnType, error) {
 	switch n.Type().Kind() {
-	case parquet.Boolean:
+	case pq.Boolean:
 		return TypeBool, nil
-	case parquet.Double:
+	case pq.Double:
 		return TypeDouble, nil
-	case parquet.ByteArray:
+	case pq.ByteArray:
 		return TypeString, nil
-	case parquet.Int64:
+	case pq.Int64:
 		if lt := n.Type().LogicalType(); lt != nil {
 			if ts, ok := lt.Value.(*format.TimestampType); ok {
 				if ts.IsAdjustedToUTC {
@@ -81,15 +81,16 @@ func leafType(n parquet.Node) (ColumnType, error) {
 // what a schema widening does to the files already written. Values are
 // converted exactly as the reduce converts a narrower value in a wider
 // column (an integer in a double column, anything in a string column), so
-// the rows read back as a rebuild would have written them; their order,
-// and each column's dictionary encoding, stay.
-func ConvertFile(ctx context.Context, r storage.Reader, key string, size int64, spec Spec, cols []Column, w io.Writer, opts ReduceOptions) (BucketStats, error) {
-	var st BucketStats
-	f, err := parquet.OpenFile(storage.NewReaderAt(ctx, r, key), size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+// the rows read back as a rebuild would have written them, in the same
+// order; row groups end at about opts.RowGroupBytes of values.
+func ConvertFile(ctx context.Context, r storage.Reader, key string, size int64, spec Spec, cols []Column, w io.Writer, opts ReduceOptions) (FragmentStats, error) {
+	var st FragmentStats
+	fail := func(err error) (FragmentStats, error) { return st, fmt.Errorf("convert %s: %w", key, err) }
+	f, err := pq.OpenFile(storage.NewReaderAt(ctx, r, key), size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true))
 	if err != nil {
-		return st, fmt.Errorf("convert %s: %w", key, err)
+		return fail(err)
 	}
-	old, oldDict, err := fileColumns(f, key)
+	old, _, err := fileColumns(f, key)
 	if err != nil {
 		return st, err
 	}
@@ -97,111 +98,108 @@ func ConvertFile(ctx context.Context, r storage.Reader, key string, size int64, 
 	for i, c := range cols {
 		index[c.Name] = i
 	}
-	var out []Column
-	var dict []bool
-	colMap := make([]int32, len(old)) // old leaf -> index of out
-	localCol, utcCol := -1, -1
+	out := make([]Column, len(old))
 	for i, c := range old {
 		j, ok := index[c.Name]
 		if !ok {
-			return st, fmt.Errorf("convert %s: column %s is not in the table's schema", key, c.Name)
+			return fail(fmt.Errorf("column %s is not in the table's schema", c.Name))
 		}
 		if want := cols[j].Type; want != c.Type && (c.Type == TypeLocalTime || c.Type == TypeUTCTime || want == TypeLocalTime || want == TypeUTCTime) {
-			return st, fmt.Errorf("convert %s: column %s is %s, the table says %s", key, c.Name, c.Type, want)
+			return fail(fmt.Errorf("column %s is %s, the table says %s", c.Name, c.Type, want))
 		}
-		colMap[i] = int32(len(out))
-		out = append(out, cols[j])
-		dict = append(dict, oldDict[i])
-		switch c.Type {
-		case TypeLocalTime:
-			localCol = i
-		case TypeUTCTime:
-			utcCol = i
-		}
+		out[i] = cols[j]
 	}
-	if localCol < 0 || utcCol < 0 {
-		return st, fmt.Errorf("convert %s: the file has no timestamp columns", key)
+	popts, err := parquetOptions(spec)
+	if err != nil {
+		return fail(err)
 	}
-	// Rows are decoded from one reused buffer: copy their strings.
-	pd := &partitionData{cols: out, tsCol: -1, utcCol: -1, colMaps: [][]int32{colMap}, dict: dict, copyStrings: true}
-	for i, c := range out {
-		switch c.Type {
-		case TypeLocalTime:
-			pd.tsCol = i
-		case TypeUTCTime:
-			pd.utcCol = i
-		}
-	}
-	rr := parquet.NewReader(f)
-	defer rr.Close()
-	rows := make([]parquet.Row, 256)
-	var buffered []parquet.Row
-	var cur rowRef
-	next := func() (*rowRef, error) {
-		if len(buffered) == 0 {
-			n, err := rr.ReadRows(rows)
-			if n == 0 {
-				if err == nil || errors.Is(err, io.EOF) {
-					return nil, nil
-				}
-				return nil, fmt.Errorf("convert %s: %w", key, err)
-			}
-			buffered = rows[:n]
-		}
-		row := buffered[0]
-		buffered = buffered[1:]
-		st.Rows++
-		cur = rowRef{fields: encodeFields(cur.fields[:0], row, old)}
-		for _, v := range row {
-			switch v.Column() {
-			case localCol:
-				cur.off = v.Int64()
-			case utcCol:
-				cur.us = v.Int64()
-			}
-		}
-		cur.off = (cur.off - cur.us) / 1_000_000
-		return &cur, nil
+	groupBytes := opts.RowGroupBytes
+	if groupBytes <= 0 {
+		groupBytes = DefaultRowGroupBytes
 	}
 	cw := &countingWriter{w: w}
-	if err := writeParquet(cw, spec, pd, next, opts); err != nil {
-		return st, fmt.Errorf("convert %s: %w", key, err)
+	pw := parquet.NewWriter(cw, parquetColumns(out), popts)
+	vals := make([]*parquet.Values, len(out))
+	for i, c := range out {
+		vals[i] = parquet.NewValues(parquetType(c.Type))
+	}
+	flush := func() error {
+		err := pw.WriteRowGroup(vals)
+		for _, v := range vals {
+			v.Reset()
+		}
+		return err
+	}
+	rr := pq.NewReader(f)
+	defer rr.Close()
+	rows := make([]pq.Row, 256)
+	var held int64 // bytes of values held
+	var text []byte
+	for {
+		n, err := rr.ReadRows(rows)
+		for _, row := range rows[:n] {
+			for _, v := range row {
+				c := v.Column()
+				dst := vals[c]
+				if v.IsNull() {
+					dst.AppendNull()
+					continue
+				}
+				held += 8
+				switch old[c].Type {
+				case TypeString:
+					b := v.ByteArray()
+					dst.AppendString(b)
+					held += int64(len(b))
+				case TypeBool:
+					if dst.Type == parquet.String {
+						text = strconv.AppendBool(text[:0], v.Boolean())
+						dst.AppendString(text)
+					} else {
+						dst.AppendBool(v.Boolean())
+					}
+				case TypeBigint:
+					switch dst.Type {
+					case parquet.String:
+						text = strconv.AppendInt(text[:0], v.Int64(), 10)
+						dst.AppendString(text)
+					case parquet.Double:
+						dst.AppendDouble(float64(v.Int64()))
+					default:
+						dst.AppendInt(v.Int64())
+					}
+				case TypeDouble:
+					if dst.Type == parquet.String {
+						text = strconv.AppendFloat(text[:0], v.Double(), 'g', -1, 64)
+						dst.AppendString(text)
+					} else {
+						dst.AppendDouble(v.Double())
+					}
+				default: // the timestamps
+					dst.AppendInt(v.Int64())
+				}
+			}
+			st.Rows++
+		}
+		if held >= groupBytes {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			held = 0
+		}
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	if err := pw.Close(); err != nil {
+		return fail(err)
 	}
 	st.Bytes = cw.n
 	return st, nil
-}
-
-// encodeFields appends a Parquet row's non-null values to dst as the
-// fields of a row record (pipeline/intermediate), the file's leaf index as
-// column id; the timestamp columns are carried by the rowRef instead.
-func encodeFields(dst []byte, row parquet.Row, cols []Column) []byte {
-	n := 0
-	for _, v := range row {
-		if !v.IsNull() && cols[v.Column()].Type != TypeLocalTime && cols[v.Column()].Type != TypeUTCTime {
-			n++
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for _, v := range row {
-		c := v.Column()
-		if v.IsNull() {
-			continue
-		}
-		switch cols[c].Type {
-		case TypeBool:
-			b := byte(0)
-			if v.Boolean() {
-				b = 1
-			}
-			dst = append(binary.AppendUvarint(dst, uint64(c)), kindBool, b)
-		case TypeBigint:
-			dst = binary.AppendVarint(append(binary.AppendUvarint(dst, uint64(c)), kindInt), v.Int64())
-		case TypeDouble:
-			dst = binary.LittleEndian.AppendUint64(append(binary.AppendUvarint(dst, uint64(c)), kindDouble), math.Float64bits(v.Double()))
-		case TypeString:
-			b := v.ByteArray()
-			dst = append(binary.AppendUvarint(append(binary.AppendUvarint(dst, uint64(c)), kindString), uint64(len(b))), b...)
-		}
-	}
-	return dst
 }

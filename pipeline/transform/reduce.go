@@ -1,40 +1,48 @@
 package transform
 
 import (
+	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"os"
-	"strings"
+	"strconv"
+
+	"github.com/klauspost/compress/s2"
 
 	"sluice/pipeline/civil"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 )
 
-// ReduceInput is everything one reduce task needs: its date, its range of
-// virtual buckets, the columns of its file, and where every shard keeps the
-// rows of those buckets (and the ids of the same buckets on other dates,
-// which can hold an earlier copy of a key).
-type ReduceInput struct {
-	Date    civil.Date `json:"date"`
-	Bucket  int        `json:"bucket"`
-	Buckets int        `json:"buckets"`
-	// Lo and Hi bound the virtual buckets [Lo, Hi) of this reduce.
-	Lo      int          `json:"lo"`
-	Hi      int          `json:"hi"`
-	Codec   string       `json:"codec"`
-	Columns []Column     `json:"columns"`
-	Parts   []ReducePart `json:"parts"`
-	Others  []ReduceIDs  `json:"others,omitempty"`
+// SliceInput is everything one reduce task needs: its date, its slice of
+// the date's virtual buckets, the date's columns and their groups, and
+// where every shard keeps the rows of those buckets (and the ids of the
+// same buckets on other dates, which can hold an earlier copy of a key).
+type SliceInput struct {
+	Date  civil.Date `json:"date"`
+	Slice int        `json:"slice"`
+	// Lo and Hi bound the virtual buckets [Lo, Hi) of this slice.
+	Lo      int      `json:"lo"`
+	Hi      int      `json:"hi"`
+	Codec   string   `json:"codec"`
+	Columns []Column `json:"columns"`
+	// Groups are the first column of each column group (Groups[0] is 0):
+	// the reduce writes one sorted run per group, and each is encoded by
+	// its own task.
+	Groups []int        `json:"groups"`
+	Parts  []ReducePart `json:"parts"`
+	Others []ReduceIDs  `json:"others,omitempty"`
 	// Published are keys files (intermediate.KeysWriter) of partitions the
 	// run does not rebuild: a key they hold is already published there,
-	// and this file leaves it out.
+	// and this slice leaves it out.
 	Published []ReduceIDs `json:"published,omitempty"`
 }
 
-// ReducePart is one shard's rows of the reduce's date and buckets.
+// ReducePart is one shard's rows of the slice's date and buckets.
 type ReducePart struct {
 	Shard int    `json:"shard"`
 	Key   string `json:"key"` // the rows file in scratch
@@ -45,24 +53,26 @@ type ReducePart struct {
 	Index intermediate.Index `json:"index"`
 }
 
-// ReduceIDs is one shard's ids, on another date, of the reduce's buckets.
+// ReduceIDs is one shard's ids, on another date, of the slice's buckets.
 type ReduceIDs struct {
 	Shard int                `json:"shard"`
 	Key   string             `json:"key"`
 	Index intermediate.Index `json:"index"`
 }
 
-// ReduceOptions tunes ReduceBucket; the zero value is the default.
+// ReduceOptions tunes ReduceSlice and EncodeFragment; the zero value is
+// the default.
 type ReduceOptions struct {
-	// TempDir holds sorted runs when a bucket does not fit MemoryBytes
+	// TempDir holds sorted runs when a slice does not fit MemoryBytes
 	// (default os.TempDir()).
 	TempDir string
-	// MemoryBytes is what a chunk of the bucket's rows may take in memory
-	// (default DefaultReduceMemory). A bucket that needs more is reduced a
-	// chunk of virtual buckets at a time, each chunk sorted into a run on
+	// MemoryBytes is what a chunk of a slice's rows may take in memory
+	// (default DefaultReduceMemory). The job cuts slices to fit it; a
+	// slice that needs more (one huge virtual bucket) is reduced a chunk
+	// of virtual buckets at a time, each chunk sorted into a run on
 	// TempDir, and the runs merged: the same bytes either way.
 	MemoryBytes int64
-	// RowGroupBytes is the encoded size at which a Parquet row group ends
+	// RowGroupBytes is the encoded size a Parquet row group aims at
 	// (default DefaultRowGroupBytes).
 	RowGroupBytes int64
 }
@@ -71,28 +81,44 @@ type ReduceOptions struct {
 const DefaultReduceMemory = 64 << 20
 
 // DefaultRowGroupBytes is the default ReduceOptions.RowGroupBytes: row
-// groups of about 128 MiB, as Athena, Trino and Spark read best.
-const DefaultRowGroupBytes = 128 << 20
+// groups of about 64 MiB, which Athena, Trino, Spark and DuckDB read well.
+// Each row group has its own dictionaries, so smaller ones repeat the
+// values of a day's users in each (a 1 GB day cut into three row groups
+// was 18 % larger); larger ones would make one column group of one row
+// group outgrow an encode task's memory.
+const DefaultRowGroupBytes = 64 << 20
 
 // rowOverhead is the estimated in-memory cost of one row beyond its
 // intermediate bytes: its rowRef, its share of the dedupe map and of the
 // sort.
 const rowOverhead = 160
 
-// BucketStats summarises one reduced bucket.
-type BucketStats struct {
+// RowCost is what the rows of a slice cost in a reduce task's memory:
+// their record bytes and a fixed overhead per row. The job cuts slices by
+// it.
+func RowCost(raw, rows int64) int64 { return raw + rows*rowOverhead }
+
+// SliceStats summarises one reduced slice.
+type SliceStats struct {
 	Date       civil.Date `json:"date"`
-	Bucket     int        `json:"bucket"`
-	Rows       int64      `json:"rows"`       // rows written
-	Duplicates int64      `json:"duplicates"` // rows read - rows written
-	Bytes      int64      `json:"bytes"`      // size of the file
-	// Chunks is how many pieces the bucket was reduced in (1: in memory;
+	Slice      int        `json:"slice"`
+	Rows       int64      `json:"rows"`       // rows kept
+	Duplicates int64      `json:"duplicates"` // rows read - rows kept
+	// RunBytes are the bytes of each column group's run; Values and
+	// StringBytes, per column, the non-null values the runs hold and the
+	// bytes of those that are strings.
+	RunBytes    []int64 `json:"run_bytes"`
+	Values      []int64 `json:"values"`
+	StringBytes []int64 `json:"string_bytes"`
+	// Chunks is how many pieces the slice was reduced in (1: in memory;
 	// more: sorted runs were spilled to local disk and merged).
 	Chunks int `json:"chunks"`
+	// KeysIndex is the index of the keys file written to ReduceIO.Keys.
+	KeysIndex intermediate.Index `json:"-"`
 }
 
-// rowIter yields the rows of a partition in output order; it returns nil at
-// the end. A row is valid until the next call.
+// rowIter yields rows in output order; it returns nil at the end. A row
+// is valid until the next call.
 type rowIter func() (*rowRef, error)
 
 // rowRef points at one row of a loaded intermediate.
@@ -101,6 +127,7 @@ type rowRef struct {
 	line       uint64
 	us         int64 // instant, microseconds
 	off        int64 // local offset, seconds
+	fp         uint64
 	id         string
 	fields     []byte // starts with the field count
 	file       int32  // the part it came from: its ColMap decodes the fields
@@ -116,100 +143,75 @@ func ordLess(as, ao uint32, al uint64, bs, bo uint32, bl uint64) bool {
 	return al < bl
 }
 
-// rowCmp is the output order: (utc timestamp, key). Keys are unique after
-// deduplication, so the order is total and any sort gives the same file.
+// rowCmp is the output order: (utc timestamp, key fingerprint, key). Keys
+// are unique after deduplication, so the order is total and any sort
+// gives the same run; the encode tasks merge runs of several slices by
+// (timestamp, fingerprint) alone.
 func rowCmp(a, b *rowRef) int {
 	if c := cmp.Compare(a.us, b.us); c != 0 {
 		return c
 	}
-	return strings.Compare(a.id, b.id)
-}
-
-// partitionData is what decoding a file's rows needs: its columns and, per
-// part, the map from the part's column ids to them.
-type partitionData struct {
-	cols    []Column
-	tsCol   int // index of the local timestamp column, -1 if not output
-	utcCol  int
-	colMaps [][]int32 // per part: shard column id -> output index (-1: not output)
-	// copyStrings is set when a row's bytes do not outlive the next row
-	// (rows merged from spilled runs).
-	copyStrings bool
-	// dict marks the string columns to dictionary-encode (Parquet).
-	dict []bool
-}
-
-func newPartitionData(cols []Column, parts []ReducePart) *partitionData {
-	pd := &partitionData{cols: cols, tsCol: -1, utcCol: -1}
-	for i, c := range cols {
-		switch c.Type {
-		case TypeLocalTime:
-			pd.tsCol = i
-		case TypeUTCTime:
-			pd.utcCol = i
-		}
+	if c := cmp.Compare(a.fp, b.fp); c != 0 {
+		return c
 	}
-	for _, p := range parts {
-		pd.colMaps = append(pd.colMaps, p.ColMap)
-	}
-	return pd
+	return cmp.Compare(a.id, b.id)
 }
 
 // ReduceIO is where a reduce reads and writes.
 type ReduceIO struct {
 	Scratch storage.Reader // the map's intermediates
-	// Published holds the keys files of ReduceInput.Published (the job's
+	// Published holds the keys files of SliceInput.Published (the job's
 	// output); nil when there are none.
 	Published storage.Reader
-	File      io.Writer // the output file
-	// Keys, when set, receives the keys file of the output file
+	// Runs receive the sorted run of each column group.
+	Runs []io.Writer
+	// Keys, when set, receives the keys file of the slice's rows
 	// (intermediate.KeysWriter).
 	Keys io.Writer
 }
 
-// ReduceBucket builds one output file from the map outputs: it reads the
-// rows of its virtual buckets from every shard, keeps one row per key (the
-// copy with the smallest (object key, line) of all dates of the run, unless
-// a partition the run does not rebuild already holds the key, see dedupe),
-// sorts them by (utc timestamp, key) and writes the file (Parquet or CSV,
-// as spec says) to rw.File, and its keys to rw.Keys. A rerun gives the
-// same bytes.
-func ReduceBucket(ctx context.Context, rw ReduceIO, spec Spec, in ReduceInput, opts ReduceOptions) (BucketStats, error) {
-	st := BucketStats{Date: in.Date, Bucket: in.Bucket}
+// ReduceSlice reads the rows of its virtual buckets from every shard,
+// keeps one row per key (the copy with the smallest (object key, line) of
+// all dates of the run, unless a partition the run does not rebuild
+// already holds the key, see dedupe), sorts them by (utc timestamp, key
+// fingerprint, key) and writes, for each column group, a sorted run of
+// the rows with that group's fields converted to their columns' types
+// (intermediate.AppendSortedRow), and the keys of the rows to rw.Keys. A
+// rerun gives the same bytes.
+func ReduceSlice(ctx context.Context, rw ReduceIO, spec Spec, in SliceInput, opts ReduceOptions) (SliceStats, error) {
+	st := SliceStats{Date: in.Date, Slice: in.Slice}
+	fail := func(err error) (SliceStats, error) {
+		return st, fmt.Errorf("reduce %s slice %d: %w", in.Date, in.Slice, err)
+	}
 	if err := spec.Validate(); err != nil {
-		return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+		return fail(err)
+	}
+	if len(in.Groups) == 0 || in.Groups[0] != 0 || len(rw.Runs) != len(in.Groups) {
+		return fail(fmt.Errorf("%d column groups %v for %d runs", len(in.Groups), in.Groups, len(rw.Runs)))
 	}
 	if opts.MemoryBytes <= 0 {
 		opts.MemoryBytes = DefaultReduceMemory
 	}
-	w := rw.File
 	r := &reducer{ctx: ctx, scratch: rw.Scratch, published: rw.Published, in: in, read: intermediate.NewReader(in.Codec)}
 	if rw.Keys != nil {
 		r.keys = intermediate.NewKeysWriter(rw.Keys)
 	}
 	defer r.close()
+	sp, err := newSplitter(in, rw.Runs)
+	if err != nil {
+		return fail(err)
+	}
 	chunks := r.chunks(opts.MemoryBytes)
 	st.Chunks = len(chunks)
-	pd := newPartitionData(in.Columns, in.Parts)
 	var next rowIter
 	var rowsIn int64
-	var dict *dictionaryChooser
-	sampleHi := 0 // only Parquet files sample their rows
-	if spec.Format == "parquet" {
-		var sampleRows, fileRows int64
-		sampleHi, sampleRows, fileRows = r.sampleBuckets()
-		dict = newDictionaryChooser(pd, fileRows, sampleRows)
-	}
 	if len(chunks) == 1 {
 		rows, keep, err := r.load(chunks[0][0], chunks[0][1])
 		if err == nil {
-			err = r.chooseEncodings(dict, rows, keep, sampleHi)
+			err = r.writeKeys(rows, keep)
 		}
 		if err != nil {
-			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
-		}
-		if err := r.writeKeys(rows, keep); err != nil {
-			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+			return fail(err)
 		}
 		rowsIn, st.Rows = int64(len(rows)), int64(len(keep))
 		next = func() (*rowRef, error) {
@@ -225,13 +227,10 @@ func ReduceBucket(ctx context.Context, rw ReduceIO, spec Spec, in ReduceInput, o
 		for _, c := range chunks {
 			rows, keep, err := r.load(c[0], c[1])
 			if err == nil {
-				err = r.chooseEncodings(dict, rows, keep, sampleHi)
-			}
-			if err == nil {
 				err = r.writeKeys(rows, keep) // chunks are in bucket order
 			}
 			if err != nil {
-				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+				return fail(err)
 			}
 			rowsIn += int64(len(rows))
 			st.Rows += int64(len(keep))
@@ -240,48 +239,217 @@ func ReduceBucket(ctx context.Context, rw ReduceIO, spec Spec, in ReduceInput, o
 				err = writeRun(f, rows, keep)
 			}
 			if err != nil {
-				return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+				return fail(err)
 			}
 			runs = append(runs, f)
 		}
-		pd.copyStrings = true
-		var err error
 		if next, err = mergeRuns(runs); err != nil {
-			return st, fmt.Errorf("reduce %s bucket %d: %w", in.Date, in.Bucket, err)
+			return fail(err)
 		}
 	}
 	if r.keys != nil {
 		if err := r.keys.Close(); err != nil {
-			return st, fmt.Errorf("reduce %s bucket %d: keys: %w", in.Date, in.Bucket, err)
+			return fail(fmt.Errorf("keys: %w", err))
 		}
+		st.KeysIndex = r.keys.Index()
 	}
 	st.Duplicates = rowsIn - st.Rows
-	if dict != nil {
-		pd.dict = dict.columns(st.Rows)
+	for {
+		row, err := next()
+		if err != nil {
+			return fail(err)
+		}
+		if row == nil {
+			break
+		}
+		if err := sp.add(row, r.in.Parts[row.file].ColMap); err != nil {
+			return fail(err)
+		}
 	}
-	cw := &countingWriter{w: w}
-	var err error
-	if spec.Format == "csv" {
-		err = writeCSV(cw, spec, pd, next)
-	} else {
-		err = writeParquet(cw, spec, pd, next, opts)
+	if st.RunBytes, err = sp.close(); err != nil {
+		return fail(err)
 	}
-	if err != nil {
-		return st, fmt.Errorf("reduce %s bucket %d: write %s: %w", in.Date, in.Bucket, spec.Format, err)
-	}
-	st.Bytes = cw.n
+	st.Values, st.StringBytes = sp.values, sp.bytes
 	return st, nil
 }
 
-// FileExt is the extension of the job's output files.
-func (s Spec) FileExt() string {
-	switch {
-	case s.Format == "csv" && s.Compression == "gzip":
-		return "csv.gz"
-	case s.Format == "csv":
-		return "csv"
+// splitter writes each row's fields to the run of their column's group,
+// converted to the column's type.
+type splitter struct {
+	cols    []Column
+	group   []int // column index -> group
+	runs    []*runWriter
+	scratch [][]byte // per group: the row's fields, without their count
+	counts  []int
+	// values and bytes count each column's non-null values and their
+	// string bytes, so that an encode task sizes its columns up front.
+	values, bytes []int64
+	rows          int64
+}
+
+// runWriter is one group's run: buffered, S2-compressed when the
+// intermediates are (remote scratch), counted.
+type runWriter struct {
+	cw     *countingWriter
+	buf    *bufio.Writer
+	s2w    *s2.Writer
+	fields []byte
+	rec    []byte
+}
+
+func newSplitter(in SliceInput, ws []io.Writer) (*splitter, error) {
+	sp := &splitter{cols: in.Columns, group: make([]int, len(in.Columns)), scratch: make([][]byte, len(in.Groups)), counts: make([]int, len(in.Groups)),
+		values: make([]int64, len(in.Columns)), bytes: make([]int64, len(in.Columns))}
+	for g, first := range in.Groups {
+		end := len(in.Columns)
+		if g+1 < len(in.Groups) {
+			end = in.Groups[g+1]
+		}
+		if first >= end && len(in.Columns) > 0 {
+			return nil, fmt.Errorf("column group %d starts at %d, the next at %d", g, first, end)
+		}
+		for c := first; c < end; c++ {
+			sp.group[c] = g
+		}
 	}
-	return "parquet"
+	for _, w := range ws {
+		rw := &runWriter{cw: &countingWriter{w: w}}
+		var dst io.Writer = rw.cw
+		if in.Codec == intermediate.CodecS2 {
+			rw.s2w = s2.NewWriter(rw.cw, s2.WriterConcurrency(1))
+			dst = rw.s2w
+		}
+		rw.buf = bufio.NewWriterSize(dst, 64<<10)
+		sp.runs = append(sp.runs, rw)
+	}
+	return sp, nil
+}
+
+// add splits one row; colMap decodes its fields.
+func (sp *splitter) add(r *rowRef, colMap []int32) error {
+	for g := range sp.scratch {
+		sp.scratch[g], sp.counts[g] = sp.scratch[g][:0], 0
+	}
+	br := byteReader{b: r.fields}
+	n := br.uvarint()
+	for j := uint64(0); j < n && br.err == nil; j++ {
+		id := br.uvarint()
+		kind := br.byte()
+		if br.err != nil || id >= uint64(len(colMap)) {
+			return errCorrupt
+		}
+		c := colMap[id]
+		if c < 0 || kind == kindNull {
+			br.skipField(kind)
+			continue
+		}
+		g := sp.group[c]
+		start := len(sp.scratch[g])
+		b, err := appendConverted(binary.AppendUvarint(sp.scratch[g], uint64(c)), &br, kind, sp.cols[c])
+		if err != nil {
+			return fmt.Errorf("column %s: %w", sp.cols[c].Name, err)
+		}
+		sp.scratch[g] = b
+		sp.counts[g]++
+		sp.values[c]++
+		if sp.cols[c].Type == TypeString {
+			// The field is uvarint column, kind, uvarint length, bytes.
+			f := b[start:]
+			_, n := binary.Uvarint(f)
+			l, _ := binary.Uvarint(f[n+1:])
+			sp.bytes[c] += int64(l)
+		}
+	}
+	if br.err != nil {
+		return br.err
+	}
+	sp.rows++
+	for g, w := range sp.runs {
+		w.fields = binary.AppendUvarint(w.fields[:0], uint64(sp.counts[g]))
+		w.fields = append(w.fields, sp.scratch[g]...)
+		w.rec = intermediate.AppendSortedRow(w.rec[:0], r.us, r.off, r.fp, w.fields)
+		if _, err := w.buf.Write(w.rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendConverted appends a field of the given kind, read from br, as a
+// value of col's type (kind byte and payload): what the table's schema
+// makes of a narrower value (an integer in a double column, anything in a
+// string column).
+func appendConverted(dst []byte, br *byteReader, kind byte, col Column) ([]byte, error) {
+	text := func(f func([]byte) []byte) []byte {
+		dst = append(dst, kindString)
+		at := len(dst)
+		dst = f(append(dst, 0)) // a one-byte length for now
+		if n := len(dst) - at - 1; n < 0x80 {
+			dst[at] = byte(n)
+		} else {
+			v := append([]byte(nil), dst[at+1:]...)
+			dst = append(binary.AppendUvarint(dst[:at], uint64(n)), v...)
+		}
+		return dst
+	}
+	switch kind {
+	case kindBool:
+		t := br.byte() != 0
+		switch col.Type {
+		case TypeString:
+			return text(func(b []byte) []byte { return strconv.AppendBool(b, t) }), br.err
+		case TypeBool:
+			b := byte(0)
+			if t {
+				b = 1
+			}
+			return append(dst, kindBool, b), br.err
+		}
+	case kindInt:
+		n := br.varint()
+		switch col.Type {
+		case TypeString:
+			return text(func(b []byte) []byte { return strconv.AppendInt(b, n, 10) }), br.err
+		case TypeDouble:
+			return binary.LittleEndian.AppendUint64(append(dst, kindDouble), math.Float64bits(float64(n))), br.err
+		case TypeBigint:
+			return binary.AppendVarint(append(dst, kindInt), n), br.err
+		}
+	case kindDouble:
+		raw := br.bytes(8)
+		switch col.Type {
+		case TypeString:
+			f := math.Float64frombits(binary.LittleEndian.Uint64(raw))
+			return text(func(b []byte) []byte { return strconv.AppendFloat(b, f, 'g', -1, 64) }), br.err
+		case TypeDouble:
+			return append(append(dst, kindDouble), raw...), br.err
+		}
+	case kindString:
+		s := br.bytes(br.uvarint())
+		if col.Type == TypeString {
+			dst = binary.AppendUvarint(append(dst, kindString), uint64(len(s)))
+			return append(dst, s...), br.err
+		}
+	default:
+		return dst, errCorrupt
+	}
+	return dst, fmt.Errorf("a %s value in a %s column: %w", kindNames[kind], col.Type, errCorrupt)
+}
+
+// close flushes the runs and returns their sizes.
+func (sp *splitter) close() ([]int64, error) {
+	sizes := make([]int64, len(sp.runs))
+	for g, w := range sp.runs {
+		err := w.buf.Flush()
+		if err == nil && w.s2w != nil {
+			err = w.s2w.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write run: %w", err)
+		}
+		sizes[g] = w.cw.n
+	}
+	return sizes, nil
 }
 
 type countingWriter struct {
@@ -293,4 +461,37 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// AddColumnBytes adds to w, per output column, the bytes its fields take
+// in data, row records whose column ids colMap maps to the columns; it
+// returns the rows read. The job weighs column groups by it.
+func AddColumnBytes(w []int64, data []byte, colMap []int32) (int64, error) {
+	var rows int64
+	for len(data) > 0 {
+		row, rest, err := intermediate.ParseRow(data)
+		if err != nil {
+			return rows, err
+		}
+		data = rest
+		rows++
+		br := byteReader{b: row.Fields}
+		n := br.uvarint()
+		for j := uint64(0); j < n && br.err == nil; j++ {
+			start := len(br.b)
+			id := br.uvarint()
+			kind := br.byte()
+			if br.err != nil || id >= uint64(len(colMap)) {
+				return rows, errCorrupt
+			}
+			br.skipField(kind)
+			if c := colMap[id]; c >= 0 {
+				w[c] += int64(start - len(br.b))
+			}
+		}
+		if br.err != nil {
+			return rows, br.err
+		}
+	}
+	return rows, nil
 }

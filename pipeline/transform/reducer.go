@@ -13,13 +13,13 @@ import (
 	"sluice/pipeline/storage"
 )
 
-// reducer is the state of one ReduceBucket.
+// reducer is the state of one ReduceSlice.
 type reducer struct {
 	ctx       context.Context
 	scratch   storage.Reader
 	published storage.Reader
 	keys      *intermediate.KeysWriter // nil: no keys file
-	in        ReduceInput
+	in        SliceInput
 	read      *intermediate.Reader
 	idsBuf    []byte
 	temps     []*os.File
@@ -41,46 +41,6 @@ func (r *reducer) tempFile(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// sampleBuckets is how many of the first virtual buckets (from Lo) hold
-// the dictionary sample (see dictionaryChooser), with the rows read in
-// them and in the whole file.
-func (r *reducer) sampleBuckets() (buckets int, sampleRows, fileRows int64) {
-	n := r.in.Hi - r.in.Lo
-	per := make([]int64, n)
-	for v := range n {
-		for _, p := range r.in.Parts {
-			_, _, _, k := p.Index.Span(v, v+1)
-			per[v] += k
-		}
-		fileRows += per[v]
-	}
-	want := max(int64(sampleShare*float64(fileRows)), minSample)
-	for v, k := range per {
-		sampleRows += k
-		if sampleRows >= want {
-			return v + 1, sampleRows, fileRows
-		}
-	}
-	return n, sampleRows, fileRows
-}
-
-// chooseEncodings shows a chunk's kept rows in the sample's buckets to the
-// dictionary chooser (nil: not Parquet).
-func (r *reducer) chooseEncodings(d *dictionaryChooser, rows []rowRef, keep []int32, sampleHi int) error {
-	if d == nil {
-		return nil
-	}
-	for _, i := range keep {
-		row := &rows[i]
-		if intermediate.VBucket(unsafe.Slice(unsafe.StringData(row.id), len(row.id)))-r.in.Lo < sampleHi {
-			if err := d.addRow(row); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // chunks cuts the virtual buckets [Lo, Hi) into consecutive ranges (offsets
 // from Lo) whose rows fit budget in memory; a single bucket is never cut.
 func (r *reducer) chunks(budget int64) [][2]int {
@@ -91,7 +51,7 @@ func (r *reducer) chunks(budget int64) [][2]int {
 		var need int64
 		for _, p := range r.in.Parts {
 			_, _, raw, rows := p.Index.Span(v, v+1)
-			need += raw + rows*rowOverhead
+			need += RowCost(raw, rows)
 		}
 		if size > 0 && size+need > budget {
 			out = append(out, [2]int{start, v})
@@ -124,6 +84,7 @@ func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
 			}
 			rows = append(rows, rowRef{
 				shard: uint32(p.Shard), obj: uint32(row.Obj), line: row.Line, us: row.US, off: row.Off,
+				fp: intermediate.KeyFingerprint(row.Key),
 				id: unsafe.String(unsafe.SliceData(row.Key), len(row.Key)), fields: row.Fields, file: int32(file),
 			})
 			data = rest
@@ -140,8 +101,7 @@ func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
 // line), i.e. the smallest (object key, line), since shards are contiguous
 // runs of objects in key order. Copies of the key that landed on other dates
 // of the run count too: when one of them is smaller, the key is dropped
-// here and kept there. It returns the kept rows sorted by (utc timestamp,
-// key).
+// here and kept there. It returns the kept rows in output order (rowCmp).
 func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 	best := make(map[string]int32, len(rows))
 	for i := range rows {
@@ -172,20 +132,24 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 	if err := r.dropPublished(best, a, b); err != nil {
 		return nil, err
 	}
-	// Sort (timestamp, row) pairs, side by side in memory, and look at the
-	// rows' keys only for equal timestamps: the same order as rowCmp, at a
-	// fraction of the cache misses.
+	// Sort (timestamp, fingerprint, row) triples, side by side in memory,
+	// and look at the rows' keys only for equal fingerprints: the same
+	// order as rowCmp, at a fraction of the cache misses.
 	type sortKey struct {
 		us int64
+		fp uint64
 		i  int32
 	}
 	keys := make([]sortKey, 0, len(best))
 	for _, i := range best {
-		keys = append(keys, sortKey{rows[i].us, i})
+		keys = append(keys, sortKey{rows[i].us, rows[i].fp, i})
 	}
 	slices.SortFunc(keys, func(x, y sortKey) int {
 		if x.us != y.us {
 			return cmp.Compare(x.us, y.us)
+		}
+		if x.fp != y.fp {
+			return cmp.Compare(x.fp, y.fp)
 		}
 		return strings.Compare(rows[x.i].id, rows[y.i].id)
 	})

@@ -10,17 +10,17 @@ import (
 	"unsafe"
 )
 
-// A bucket whose rows do not fit ReduceOptions.MemoryBytes is reduced a
+// A slice whose rows do not fit ReduceOptions.MemoryBytes is reduced a
 // chunk of virtual buckets at a time: each chunk is loaded, deduplicated
 // (its keys meet no other chunk's, as a key's copies share a virtual
-// bucket) and sorted, and its kept rows are written to a local run; the
-// runs are then merged through a heap into the file writer. Keys are
-// unique, so (utc timestamp, key) is a total order and the merged sequence
-// is exactly the in-memory sort: the same bytes.
+// bucket) and sorted, and its kept rows are written to a local spill run;
+// the runs are then merged through a heap into the column groups' sorted
+// runs. Keys are unique, so rowCmp is a total order and the merged
+// sequence is exactly the in-memory sort: the same bytes.
 
 // writeRun writes the kept rows, in order, to f and rewinds it.
-// Record: varint us, varint off, uvarint file, uvarint len + key,
-// uvarint len + fields.
+// Record: varint us, varint off, 8 bytes fingerprint, uvarint file,
+// uvarint len + key, uvarint len + fields.
 func writeRun(f *os.File, rows []rowRef, keep []int32) error {
 	w := bufio.NewWriterSize(f, 256<<10)
 	var hdr []byte
@@ -28,6 +28,7 @@ func writeRun(f *os.File, rows []rowRef, keep []int32) error {
 		r := &rows[i]
 		hdr = binary.AppendVarint(hdr[:0], r.us)
 		hdr = binary.AppendVarint(hdr, r.off)
+		hdr = binary.LittleEndian.AppendUint64(hdr, r.fp)
 		hdr = binary.AppendUvarint(hdr, uint64(r.file))
 		hdr = binary.AppendUvarint(hdr, uint64(len(r.id)))
 		w.Write(hdr)
@@ -74,8 +75,12 @@ func (r *runReader) next() (bool, error) {
 	}
 	var off int64
 	var file, n uint64
+	var fp [8]byte
 	if err == nil {
 		off, err = binary.ReadVarint(r.br)
+	}
+	if err == nil {
+		_, err = io.ReadFull(r.br, fp[:])
 	}
 	if err == nil {
 		file, err = binary.ReadUvarint(r.br)
@@ -95,7 +100,7 @@ func (r *runReader) next() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read spill run: %w", err)
 	}
-	r.row = rowRef{us: us, off: off, file: int32(file), fields: r.fields,
+	r.row = rowRef{us: us, off: off, fp: binary.LittleEndian.Uint64(fp[:]), file: int32(file), fields: r.fields,
 		id: unsafe.String(unsafe.SliceData(r.id), len(r.id))}
 	return true, nil
 }

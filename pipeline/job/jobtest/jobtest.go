@@ -75,7 +75,10 @@ func RunEach(ctx context.Context, s *job.Step, each func(job.Next)) (*job.Summar
 			queue = append(queue, func() (job.Next, error) { return s.Bucket(ctx, next.Shards) })
 		}
 		for _, r := range next.Reduces {
-			queue = append(queue, func() (job.Next, error) { return s.Reduce(ctx, r.Date, r.Bucket, r.Buckets) })
+			queue = append(queue, func() (job.Next, error) { return s.Reduce(ctx, r.Date, r.Slice) })
+		}
+		for _, e := range next.Encodes {
+			queue = append(queue, func() (job.Next, error) { return s.Encode(ctx, e.Date, e.Fragment, e.Fragments) })
 		}
 		for _, d := range next.Commits {
 			queue = append(queue, func() (job.Next, error) { return s.Commit(ctx, d, next.CommitTotal) })

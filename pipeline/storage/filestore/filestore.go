@@ -29,8 +29,9 @@ type Bucket struct {
 }
 
 var (
-	_ storage.Bucket = (*Bucket)(nil)
-	_ storage.Copier = (*Bucket)(nil)
+	_ storage.Bucket   = (*Bucket)(nil)
+	_ storage.Copier   = (*Bucket)(nil)
+	_ storage.Composer = (*Bucket)(nil)
 )
 
 // New returns a Bucket rooted at dir. The folder need not exist yet: Put
@@ -181,19 +182,99 @@ func info(key string, fi fs.FileInfo) storage.ObjectInfo {
 // Put writes body to a temporary file next to the target and renames it
 // into place.
 func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
-	p, err := b.path(key)
+	err := b.replace(ctx, key, func(f *os.File) error {
+		if src, ok := body.(*os.File); ok {
+			// A local file (a task's spooled output) is copied by the
+			// kernel (copy_file_range), not through this process.
+			_, err := io.Copy(f, src)
+			return err
+		}
+		_, err := io.Copy(f, ctxReader{ctx: ctx, r: body})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
+	return nil
+}
+
+// Compose writes the sections to a temporary file next to the target and
+// renames it into place. Ranges of other files are copied by the kernel
+// (copy_file_range, which io.Copy uses between files), without passing
+// through this process and, on file systems that share extents, without
+// copying them at all.
+func (b *Bucket) Compose(ctx context.Context, key string, sections []storage.Section) error {
+	err := b.replace(ctx, key, func(f *os.File) error {
+		for _, s := range sections {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s.Key == "" {
+				if _, err := f.Write(s.Data); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.copyRange(f, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compose %s: %w", key, err)
+	}
+	return nil
+}
+
+// copyRange appends section s of another file to f.
+func (b *Bucket) copyRange(f *os.File, s storage.Section) error {
+	p, err := b.path(s.Key)
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(p)
+	if notExist(err) {
+		return fmt.Errorf("%s: %w", s.Key, storage.ErrNotExist)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := src.Seek(s.Offset, io.SeekStart); err != nil {
+		return err
+	}
+	n, err := io.Copy(f, &io.LimitedReader{R: src, N: s.Length})
+	if err != nil {
+		return fmt.Errorf("copy from %s: %w", s.Key, err)
+	}
+	if n != s.Length {
+		return fmt.Errorf("%s: %d bytes at %d, want %d: %w", s.Key, n, s.Offset, s.Length, storage.ErrShortSection)
+	}
+	return nil
+}
+
+// replace writes the object at key with fill, into a temporary file next
+// to the target that is renamed into place once complete.
+func (b *Bucket) replace(ctx context.Context, key string, fill func(*os.File) error) error {
+	p, err := b.path(key)
+	if err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return err
 	}
 	f, err := b.createTemp(filepath.Dir(p))
 	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+		return err
 	}
 	tmp := f.Name()
-	err = writeFile(ctx, f, body)
+	err = fill(f)
+	if err == nil {
+		err = finishFile(f)
+	} else {
+		f.Close()
+	}
 	if err == nil {
 		err = os.Rename(tmp, p)
 	}
@@ -201,7 +282,7 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 		_ = os.Remove(tmp)
 		// Do not leave behind folders made for this object.
 		b.removeEmptyDirs(filepath.Dir(p))
-		return fmt.Errorf("put %s: %w", key, err)
+		return err
 	}
 	return nil
 }
@@ -227,13 +308,11 @@ func (b *Bucket) createTemp(dir string) (*os.File, error) {
 	return nil, err
 }
 
-// writeFile copies body into f and closes it, ready to be renamed.
-func writeFile(ctx context.Context, f *os.File, body io.Reader) error {
-	_, err := io.Copy(f, ctxReader{ctx: ctx, r: body})
+// finishFile makes a written file durable and readable and closes it,
+// ready to be renamed.
+func finishFile(f *os.File) error {
 	// Sync before rename so a crash cannot leave a renamed but empty file.
-	if err == nil {
-		err = f.Sync()
-	}
+	err := f.Sync()
 	if err == nil {
 		// CreateTemp makes files 0600; objects should read like any file.
 		err = f.Chmod(0o644)

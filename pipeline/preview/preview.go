@@ -243,32 +243,37 @@ func (r *Result) sample(ctx context.Context, in storage.Reader, opts Options) ([
 	return objs, nil
 }
 
-// copyLines copies the first n lines of a gzip object into memory. A
-// line the object cuts short, or an object that is not gzip, is copied as
-// it is read, so the map quarantines it as a run would.
+// copyLines copies the first n lines of a gzip object into memory,
+// reading no more of the object than they need. A line the object cuts
+// short, or an object that is not gzip (its first 64 KiB), is copied as it
+// is read, so the map quarantines it as a run would.
 func (r *Result) copyLines(ctx context.Context, in storage.Reader, key string, n int) (int, error) {
 	rc, err := in.Get(ctx, key)
 	if err != nil {
 		return 0, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	br := bufio.NewReaderSize(rc, 256<<10)
+	if magic, err := br.Peek(2); err != nil || magic[0] != 0x1f || magic[1] != 0x8b {
+		head, err := io.ReadAll(io.LimitReader(br, 64<<10))
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", key, err)
+		}
+		return 1, r.mem.Put(ctx, key, bytes.NewReader(head))
+	}
+	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", key, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil { // not gzip: the map says so
-		return 1, r.mem.Put(ctx, key, bytes.NewReader(raw))
-	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	br := bufio.NewReaderSize(zr, 1<<20)
-	lines := 0
-	for lines < n {
-		line, err := br.ReadBytes('\n')
+	lines := bufio.NewReaderSize(zr, 1<<20)
+	count := 0
+	for count < n {
+		line, err := lines.ReadBytes('\n')
 		if len(line) > 0 {
 			zw.Write(line)
-			lines++
+			count++
 		}
 		if err != nil {
 			break
@@ -277,7 +282,7 @@ func (r *Result) copyLines(ctx context.Context, in storage.Reader, key string, n
 	if err := zw.Close(); err != nil {
 		return 0, err
 	}
-	return lines, r.mem.Put(ctx, key, &buf)
+	return count, r.mem.Put(ctx, key, &buf)
 }
 
 func (r *Result) readQuarantine(ctx context.Context, examples int) error {

@@ -26,7 +26,9 @@
 # worker core, peak RSS of each worker (VmHWM), output bytes, the speed-up
 # of 2 workers over 1, the ratio to DuckDB, and the parallelism the plan
 # made available (sum of the transform tasks' seconds over the longest
-# task's, from the 1-worker run's log: what many workers could use).
+# task's, from the 1-worker run's log: what many workers could use), and
+# the model of the fleet (`scheduler replay`) from each run, with each
+# run's prediction for the other's fleet against its measured time.
 #
 # Environment: BENCH_DIR (default /tmp/sluice-bench; data is reused),
 # SCENARIOS (default "1day 3day"), SLUICE_TARGET_FILE_BYTES and
@@ -34,7 +36,9 @@
 # (../shared/refbench), REF and ORACLE (binaries, built when absent),
 # SKIP_REF=1 to skip DuckDB, BIN=DIR to run the scheduler and worker
 # binaries in DIR instead of building them (to compare builds side by
-# side), WORKERS (default "1 2") the worker counts, PROFILE_SECONDS=N to take an N-second CPU
+# side), WORKERS (default "1 2") the worker counts, PLAN_MIN_TASKS (the
+# workers' -plan-min-tasks, default 16: the fleet the plan cuts tasks
+# for), PROFILE_SECONDS=N to take an N-second CPU
 # profile of the 1-worker run (from the worker's /debug/pprof; written to
 # $BENCH_DIR/<scenario>/run-1/cpu.prof, read with `go tool pprof -top`).
 set -euo pipefail
@@ -112,7 +116,7 @@ run_sluice() {
 	fi
 	for i in $(seq "$n"); do
 		GOMAXPROCS=1 "$bin/worker" -concurrency 1 -http "" "${http[@]}" -task-check-interval 50ms -retry-delay 1s \
-			-temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
+			-plan-min-tasks "${PLAN_MIN_TASKS:-16}" -temp-dir "$dir" >"$dir/worker-$i.log" 2>&1 &
 		workers+=($!)
 	done
 	# The plan counts the live fleet: wait until every worker is serving.
@@ -155,7 +159,7 @@ oracle() { # oracle DATA TABLE: the oracle's last line
 }
 
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "settings: SLUICE_TARGET_FILE_BYTES=${SLUICE_TARGET_FILE_BYTES:-default} SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-default}"
+echo "settings: SLUICE_TARGET_FILE_BYTES=${SLUICE_TARGET_FILE_BYTES:-default} SLUICE_SHARD_BYTES=${SLUICE_SHARD_BYTES:-default} PLAN_MIN_TASKS=${PLAN_MIN_TASKS:-16}"
 for sc in $SCENARIOS; do
 	scenario "$sc"
 	data=$BENCH_DIR/$sc
@@ -200,4 +204,21 @@ for sc in $SCENARIOS; do
 	fi
 	[[ -z ${wall[1]:-} || -z ${wall[2]:-} ]] || echo "- sluice 2 workers / 1 worker (throughput): $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN {printf "%.2f", a / b}')x"
 	echo "- input: $((input_bytes / 1000000)) MB uncompressed"
+	# The model of the fleet: each run's task graph replayed on simulated
+	# fleets, calibrated on that run; each run's prediction for the other
+	# run's fleet against what the other run measured.
+	for n in ${WORKERS:-1 2}; do
+		"$bin/scheduler" replay -run "$data/run-$n/show.json" -o json "$data/run-$n"/worker-*.log >"$data/run-$n/replay.json" ||
+			{ log "replay of run-$n failed"; continue; }
+		echo "- model from the $n-worker run ($(jq -r '"\(.tasks) tasks, \(.work_seconds | floor) s of work, longest \(.longest_task_seconds * 100 | round / 100) s, dispatch \(.dispatch_seconds * 1000 | round) ms"' "$data/run-$n/replay.json")):" \
+			"$(jq -r '[.predictions[] | "\(.workers): \(.seconds * 100 | round / 100) s (\(.speed_up * 100 | round / 100)x)"] | join(", ")' "$data/run-$n/replay.json")"
+	done
+	if [[ -f $data/run-1/replay.json && -f $data/run-2/replay.json ]]; then
+		for pair in "1 2" "2 1"; do
+			read -r from to <<<"$pair"
+			pred=$(jq -r --argjson n "$to" '.predictions[] | select(.workers == $n) | .seconds' "$data/run-$from/replay.json")
+			[[ -n $pred ]] || continue
+			echo "- model check: the $from-worker run predicts $to workers at $(printf %.2f "$pred") s; measured ${wall[$to]} s ($(awk -v p="$pred" -v m="${wall[$to]}" 'BEGIN {printf "%+.1f", (p - m) / m * 100}') %)"
+		done
+	fi
 done

@@ -95,7 +95,7 @@ func run(args []string, stdout io.Writer) error {
 	taskMemory := worker.TaskMemory(limit, cfg.Concurrency)
 	w, err := worker.New(worker.Config{
 		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg, orch),
-		TempDir: cfg.TempDir, TaskMemory: taskMemory, RunCheckInterval: cfg.RunCheckInterval,
+		TempDir: cfg.TempDir, TaskMemory: taskMemory, RunCheckInterval: cfg.RunCheckInterval, PlanMinTasks: cfg.PlanMinTasks,
 	})
 	if err != nil {
 		return err

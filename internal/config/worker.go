@@ -29,6 +29,9 @@ type Worker struct {
 	TempDir           string
 	MemoryLimit       int64
 	memoryLimit       string
+	// PlanMinTasks is the fewest map, reduce and encode tasks a job
+	// step's plan cuts each phase into, whatever the live fleet.
+	PlanMinTasks int
 }
 
 // DefaultQueues serves crawls before transform work: a crawl gates the
@@ -44,8 +47,9 @@ func (w *Worker) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back to the queue")
 	fs.DurationVar(&w.TaskCheckInterval, "task-check-interval", time.Second, "how often an idle worker polls the queues")
 	fs.DurationVar(&w.RetryDelay, "retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
-	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, bucket or reduce task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
-	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, Parquet pages, S3 upload spools")
+	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, bucket, reduce or encode task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
+	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, sorted runs and fragments before upload, S3 upload spools")
+	fs.IntVar(&w.PlanMinTasks, "plan-min-tasks", 16, "the fewest map, reduce and encode tasks a job step is cut into, however few workers are live when it is planned (with autoscaling from zero: about the fleet's largest size in slots times 4)")
 	fs.StringVar(&w.memoryLimit, "memory-limit", "192MiB", "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); map and reduce tasks hold a third of it in rows and sort the rest in runs on -temp-dir")
 }
 
@@ -66,6 +70,9 @@ func (w *Worker) Validate() error {
 		if d < 0 || ((name == "task-check-interval" || name == "run-check-interval") && d == 0) {
 			return fmt.Errorf("%s: %s must be positive", setting(name), d)
 		}
+	}
+	if w.PlanMinTasks < 1 || w.PlanMinTasks > 100000 {
+		return fmt.Errorf("%s: %d is not between 1 and 100000", setting("plan-min-tasks"), w.PlanMinTasks)
 	}
 	if fi, err := os.Stat(w.TempDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s: %q is not a folder", setting("temp-dir"), w.TempDir)

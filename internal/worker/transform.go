@@ -58,6 +58,7 @@ func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.St
 		Log:           w.log,
 		MapOptions:    w.mapOpts,
 		ReduceOptions: w.reduce,
+		PlanOptions:   job.PlanOptions{MinTasks: w.minTask},
 	}
 	if s.In, err = w.bucket(ctx, step.Job.Input); err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *Metrics
 	mapOpts transform.MapOptions
+	minTask int
 	reduce  transform.ReduceOptions
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
@@ -56,10 +57,13 @@ type Config struct {
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
 	TaskMemory int64
-	// RunCheckInterval is how often a running plan, map, bucket or reduce
-	// task checks its run, and stops when the run was cancelled, has ended
-	// or is gone from Redis (default 5 s).
+	// RunCheckInterval is how often a running plan, map, bucket, reduce or
+	// encode task checks its run, and stops when the run was cancelled,
+	// has ended or is gone from Redis (default 5 s).
 	RunCheckInterval time.Duration
+	// PlanMinTasks is the fewest tasks a job step's phases are cut into
+	// (job.PlanOptions.MinTasks); zero means job.DefaultMinMapTasks.
+	PlanMinTasks int
 }
 
 func (c *Config) validate() error {
@@ -101,6 +105,7 @@ func New(cfg Config) (*Worker, error) {
 		runCheck: cfg.RunCheckInterval,
 		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
 		reduce:   transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
+		minTask:  cfg.PlanMinTasks,
 		buckets:  map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)

@@ -55,6 +55,12 @@ func NewKeysWriter(w io.Writer) *KeysWriter {
 
 // Add appends key, whose virtual bucket is vb.
 func (k *KeysWriter) Add(vb int, key []byte) error {
+	return k.AddFingerprint(vb, KeyFingerprint(key))
+}
+
+// AddFingerprint appends the key whose fingerprint (KeyFingerprint) is fp
+// and whose virtual bucket is vb.
+func (k *KeysWriter) AddFingerprint(vb int, fp uint64) error {
 	if k.err != nil {
 		return k.err
 	}
@@ -62,7 +68,7 @@ func (k *KeysWriter) Add(vb int, key []byte) error {
 		return fmt.Errorf("keys file: bucket %d after %d", vb, k.vb)
 	}
 	k.advance(vb)
-	k.rec = binary.LittleEndian.AppendUint64(k.rec[:0], KeyFingerprint(key))
+	k.rec = binary.LittleEndian.AppendUint64(k.rec[:0], fp)
 	if _, err := k.w.Write(k.rec); err != nil {
 		k.err = err
 		return err

@@ -72,10 +72,11 @@ func (r *Reader) Load(ctx context.Context, b storage.Reader, sp Span, buf []byte
 }
 
 // LoadAll reads a whole file of size bytes written as one stream (a
-// sorted run), decompressing it when the reader's codec says so.
-func (r *Reader) LoadAll(ctx context.Context, b storage.Reader, key string, size int64) ([]byte, error) {
+// sorted run), decompressing it when the reader's codec says so, into buf
+// when it is large enough.
+func (r *Reader) LoadAll(ctx context.Context, b storage.Reader, key string, size int64, buf []byte) ([]byte, error) {
 	if size == 0 {
-		return nil, nil
+		return buf[:0], nil
 	}
 	rc, err := b.GetRange(ctx, key, 0, size)
 	if err != nil {
@@ -83,7 +84,8 @@ func (r *Reader) LoadAll(ctx context.Context, b storage.Reader, key string, size
 	}
 	defer rc.Close()
 	var src io.Reader = rc
-	out := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	out := bytes.NewBuffer(buf[:0])
+	out.Grow(int(size) + bytes.MinRead)
 	if r.codec == CodecS2 {
 		r.zr.Reset(rc)
 		defer r.zr.Reset(nil)

@@ -29,11 +29,16 @@ type SortedRow struct {
 
 // AppendSortedRow appends a sorted record.
 func AppendSortedRow(b []byte, us, off int64, fp uint64, fields []byte) []byte {
+	return append(AppendSortedHeader(b, us, off, fp, len(fields)), fields...)
+}
+
+// AppendSortedHeader appends what precedes a sorted record's n bytes of
+// fields.
+func AppendSortedHeader(b []byte, us, off int64, fp uint64, n int) []byte {
 	b = binary.AppendVarint(b, us)
 	b = binary.AppendVarint(b, off)
 	b = binary.LittleEndian.AppendUint64(b, fp)
-	b = binary.AppendUvarint(b, uint64(len(fields)))
-	return append(b, fields...)
+	return binary.AppendUvarint(b, uint64(n))
 }
 
 // AssembleKeys returns the tail of the keys file of one output file made

@@ -200,13 +200,11 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 	sz := s.sizing(p)
 	dbs := make([]dateBuckets, len(p.Dates))
 	dates := make([]dateSplit, len(p.Dates))
-	var stepCost int64
 	for i, d := range p.Dates {
 		dbs[i], dates[i] = bucketsOf(mans, d)
-		stepCost += sum(dbs[i].cost(0, intermediate.VBuckets))
 	}
 	for i := range dates {
-		dates[i] = splitDate(dates[i], dbs[i], ratio, sz, stepCost)
+		dates[i] = splitDate(dates[i], dbs[i], ratio, sz)
 		if dates[i].Rows > 0 {
 			dates[i].Columns = cols.DateColumns(s.Spec, mans, dates[i].Date)
 		}
@@ -343,7 +341,7 @@ func outputRatio(spec transform.Spec, ff transform.FileFormat, p plan) float64 {
 type sizing struct {
 	target   int64 // a file's estimated bytes (target_file_bytes)
 	rowGroup int64 // a row group's estimated bytes
-	slice    int64 // a reduce task's memory, in transform.RowCost
+	slice    int64 // a slice's rows, in transform.RowCost
 	encode   int64 // the row-record bytes of one row group an encode task may hold
 	// tasks is how many reduce tasks and how many encode tasks the step
 	// aims at: tasksPerSlot per slot of the fleet the plan saw, at least
@@ -353,15 +351,15 @@ type sizing struct {
 
 func (s *Step) sizing(p plan) sizing {
 	sz := sizing{target: s.Spec.TargetFileBytes, rowGroup: s.ReduceOptions.RowGroupBytes, slice: s.PlanOptions.SliceBytes}
+	if sz.slice <= 0 {
+		sz.slice = DefaultSliceBytes
+	}
 	if sz.rowGroup <= 0 {
 		sz.rowGroup = transform.DefaultRowGroupBytes
 	}
 	memory := s.ReduceOptions.MemoryBytes
 	if memory <= 0 {
 		memory = transform.DefaultReduceMemory
-	}
-	if sz.slice <= 0 {
-		sz.slice = memory
 	}
 	// An encode task holds its columns' values of one row group, about
 	// their row-record bytes, and the writer's buffers beside them.
@@ -412,6 +410,11 @@ func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, date
 	return db, ds
 }
 
+// DefaultSliceBytes is the size of a slice, in transform.RowCost: what a
+// reduce task sorts in memory at the worker's default task memory
+// (64 MiB), with room to spare.
+const DefaultSliceBytes = 48 << 20
+
 // splitDate cuts a date's virtual buckets into files, each file's into
 // row groups, each row group's into slices:
 //
@@ -419,15 +422,16 @@ func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, date
 //     one (Athena reads files of about 256 MiB best);
 //   - row groups: each file's estimated output over the row group size
 //     (ReduceOptions.RowGroupBytes, 64 MiB by default), at least one;
-//   - slices, one reduce task each: as many as it takes for each to fit a
-//     reduce task's memory, and at least the row group's share of
-//     sz.tasks, so that the fleet has work for every slot.
+//   - slices, one reduce task each: as many as it takes for each to hold
+//     about sz.slice of rows (transform.RowCost), what a reduce task sorts
+//     in memory.
 //
-// Files and row groups depend on the data and the target sizes only, so a
-// rebuild reproduces a partition's layout whatever the fleet; slices (and
-// column groups, see columnGroups) follow the fleet and change no byte of
-// the output. Every cut is a range of virtual buckets of about equal bytes.
-func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing, stepCost int64) dateSplit {
+// All three depend on the data and the target sizes only, so a rebuild
+// reproduces a partition's layout whatever the fleet (slices change no
+// byte of it: the encode tasks merge them; column groups, see
+// columnGroups, follow the fleet). Every cut is a range of virtual
+// buckets of about equal bytes.
+func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing) dateSplit {
 	if ds.Rows == 0 {
 		return ds
 	}
@@ -440,12 +444,7 @@ func splitDate(ds dateSplit, db dateBuckets, ratio float64, sz sizing, stepCost 
 		for _, r := range cutRanges(db.raw[fr[0]:fr[1]], rgs) {
 			lo, hi := fr[0]+r[0], fr[0]+r[1]
 			cost := db.cost(lo, hi)
-			rgCost := sum(cost)
-			share := int64(0)
-			if stepCost > 0 {
-				share = (int64(sz.tasks)*rgCost + stepCost - 1) / stepCost
-			}
-			slices := int(min(max((rgCost+sz.slice-1)/sz.slice, share, 1), int64(hi-lo)))
+			slices := int(min(max((sum(cost)+sz.slice-1)/sz.slice, 1), int64(hi-lo)))
 			first := len(ds.SliceRanges)
 			for _, sr := range cutRanges(cost, slices) {
 				ds.SliceRanges = append(ds.SliceRanges, [2]int{lo + sr[0], lo + sr[1]})

@@ -97,7 +97,8 @@ func TestSegmentgenEndToEnd(t *testing.T) {
 
 // TestSpillMatchesInMemory maps and reduces generated dates with memory
 // budgets that force the map's sorted runs and the reduce's chunks (sorted
-// runs merged), and checks every published file is byte-identical to the
+// runs merged), planned for a larger fleet (other column groups, other
+// encode tasks), and checks every published file is byte-identical to the
 // in-memory build.
 func TestSpillMatchesInMemory(t *testing.T) {
 	t.Parallel()
@@ -126,8 +127,8 @@ func TestSpillMatchesInMemory(t *testing.T) {
 			got := memstore.New()
 			s := newStep(in, memstore.New(), got, spec, w)
 			s.ReduceOptions = transform.ReduceOptions{RowGroupBytes: 64 << 10, MemoryBytes: budget, TempDir: t.TempDir()}
-			// Slices cut for a worker with more memory than this one.
-			s.PlanOptions.SliceBytes = 8 << 20
+			// A fleet of another size: other column groups, the same bytes.
+			s.PlanOptions.MinTasks = 64
 			s.MapOptions = transform.MapOptions{BufferBytes: budget, TempDir: t.TempDir()}
 			res := runJob(t, s)
 			chunks := 0

@@ -36,10 +36,10 @@ type PlanOptions struct {
 	// so that a task's fixed costs stay small beside its work (default
 	// DefaultMinShardBytes). The job's shard_bytes is the largest.
 	MinShardBytes int64
-	// SliceBytes is the memory the bucket phase cuts each reduce task's
-	// slice to fit (in transform.RowCost; default
-	// ReduceOptions.MemoryBytes of the worker that plans). A worker with
-	// less memory reduces a larger slice a chunk at a time, on disk.
+	// SliceBytes is the size of a reduce task's slice, in
+	// transform.RowCost (default DefaultSliceBytes). A worker with less
+	// task memory reduces a slice a chunk at a time, on disk. Slices
+	// change no byte of the output.
 	SliceBytes int64
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
@@ -155,15 +154,13 @@ func newTempFile(dir string) (*tempFile, error) {
 	return &tempFile{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
-// put uploads what was written to key in b.
+// put stores what was written under key in b (moving the file there when
+// b is a folder on the same file system); the temp file is gone after.
 func (t *tempFile) put(ctx context.Context, b storage.Bucket, key string) error {
 	if err := t.w.Flush(); err != nil {
 		return err
 	}
-	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if err := b.Put(ctx, key, t.f); err != nil {
+	if err := storage.PutFile(ctx, b, key, t.f); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil

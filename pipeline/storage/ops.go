@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -28,6 +30,24 @@ func Copy(ctx context.Context, b Bucket, src, dst string) error {
 		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
 	return nil
+}
+
+// PutFile stores the local file f (written, not yet closed) under key in
+// b, moving it into place when b is a FileMover, else uploading it; f is
+// closed and gone afterwards either way.
+func PutFile(ctx context.Context, b Bucket, key string, f *os.File) error {
+	defer os.Remove(f.Name())
+	if m, ok := b.(FileMover); ok {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		return m.MoveFile(ctx, key, f.Name())
+	}
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return b.Put(ctx, key, f)
 }
 
 // DeleteKeys removes keys, in batches when b is a BatchDeleter and with

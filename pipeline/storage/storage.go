@@ -82,3 +82,12 @@ type BatchDeleter interface {
 	// error.
 	DeleteBatch(ctx context.Context, keys []string) error
 }
+
+// FileMover is implemented by buckets that can take a local file as an
+// object without copying it (a folder on the same file system: a rename).
+// PutFile uses it when it can.
+type FileMover interface {
+	// MoveFile stores the file at path under key and removes it from
+	// path; like Put, readers never see a partly written object.
+	MoveFile(ctx context.Context, key, path string) error
+}

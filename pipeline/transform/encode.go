@@ -186,7 +186,7 @@ func loadRuns(ctx context.Context, scratch storage.Reader, in FragmentInput) ([]
 	out := make([][]byte, len(in.Runs))
 	read := intermediate.NewReader(in.Codec)
 	for i, run := range in.Runs {
-		data, err := read.LoadAll(ctx, scratch, run.Key, run.Size)
+		data, err := read.LoadAll(ctx, scratch, run.Key, run.Size, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -125,9 +125,10 @@ type rowIter func() (*rowRef, error)
 type rowRef struct {
 	shard, obj uint32
 	line       uint64
-	us         int64 // instant, microseconds
-	off        int64 // local offset, seconds
-	fp         uint64
+	us         int64  // instant, microseconds
+	off        int64  // local offset, seconds
+	fp         uint64 // intermediate.KeyFingerprint of id
+	vb         uint16 // intermediate.VBucket of id
 	id         string
 	fields     []byte // starts with the field count
 	file       int32  // the part it came from: its ColMap decodes the fields
@@ -290,11 +291,10 @@ type splitter struct {
 // runWriter is one group's run: buffered, S2-compressed when the
 // intermediates are (remote scratch), counted.
 type runWriter struct {
-	cw     *countingWriter
-	buf    *bufio.Writer
-	s2w    *s2.Writer
-	fields []byte
-	rec    []byte
+	cw  *countingWriter
+	buf *bufio.Writer
+	s2w *s2.Writer
+	rec []byte
 }
 
 func newSplitter(in SliceInput, ws []io.Writer) (*splitter, error) {
@@ -365,10 +365,16 @@ func (sp *splitter) add(r *rowRef, colMap []int32) error {
 	}
 	sp.rows++
 	for g, w := range sp.runs {
-		w.fields = binary.AppendUvarint(w.fields[:0], uint64(sp.counts[g]))
-		w.fields = append(w.fields, sp.scratch[g]...)
-		w.rec = intermediate.AppendSortedRow(w.rec[:0], r.us, r.off, r.fp, w.fields)
+		// The record (intermediate.AppendSortedRow) written in two pieces,
+		// its header and its fields, not copied into one first.
+		var count [binary.MaxVarintLen64]byte
+		n := binary.PutUvarint(count[:], uint64(sp.counts[g]))
+		w.rec = intermediate.AppendSortedHeader(w.rec[:0], r.us, r.off, r.fp, n+len(sp.scratch[g]))
+		w.rec = append(w.rec, count[:n]...)
 		if _, err := w.buf.Write(w.rec); err != nil {
+			return err
+		}
+		if _, err := w.buf.Write(sp.scratch[g]); err != nil {
 			return err
 		}
 	}

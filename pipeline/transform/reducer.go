@@ -84,7 +84,7 @@ func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
 			}
 			rows = append(rows, rowRef{
 				shard: uint32(p.Shard), obj: uint32(row.Obj), line: row.Line, us: row.US, off: row.Off,
-				fp: intermediate.KeyFingerprint(row.Key),
+				fp: intermediate.KeyFingerprint(row.Key), vb: uint16(intermediate.VBucket(row.Key)),
 				id: unsafe.String(unsafe.SliceData(row.Key), len(row.Key)), fields: row.Fields, file: int32(file),
 			})
 			data = rest
@@ -97,18 +97,64 @@ func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
 	return rows, keep, err
 }
 
+// keyIndex finds rows by key: by the key's fingerprint, which is already
+// in every row and hashes and compares as one word, and, for the rare key
+// whose fingerprint another key of the slice has, by the key itself, so
+// that deduplication stays exact.
+type keyIndex struct {
+	rows  []rowRef
+	byFP  map[uint64]int32
+	byKey map[string]int32 // fingerprint collisions only
+}
+
+func newKeyIndex(rows []rowRef) *keyIndex {
+	return &keyIndex{rows: rows, byFP: make(map[uint64]int32, len(rows))}
+}
+
+func (k *keyIndex) get(fp uint64, key string) (int32, bool) {
+	if j, ok := k.byFP[fp]; ok && k.rows[j].id == key {
+		return j, true
+	}
+	if k.byKey != nil {
+		j, ok := k.byKey[key]
+		return j, ok
+	}
+	return 0, false
+}
+
+func (k *keyIndex) set(fp uint64, key string, i int32) {
+	if j, ok := k.byFP[fp]; !ok || k.rows[j].id == key {
+		k.byFP[fp] = i
+		return
+	}
+	if k.byKey == nil {
+		k.byKey = map[string]int32{}
+	}
+	k.byKey[key] = i
+}
+
+func (k *keyIndex) delete(fp uint64, key string) {
+	if j, ok := k.byFP[fp]; ok && k.rows[j].id == key {
+		delete(k.byFP, fp)
+		return
+	}
+	delete(k.byKey, key)
+}
+
+func (k *keyIndex) len() int { return len(k.byFP) + len(k.byKey) }
+
 // dedupe keeps, for every key, the copy with the smallest (shard, object,
 // line), i.e. the smallest (object key, line), since shards are contiguous
 // runs of objects in key order. Copies of the key that landed on other dates
 // of the run count too: when one of them is smaller, the key is dropped
 // here and kept there. It returns the kept rows in output order (rowCmp).
 func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
-	best := make(map[string]int32, len(rows))
+	best := newKeyIndex(rows)
 	for i := range rows {
 		row := &rows[i]
-		j, ok := best[row.id]
+		j, ok := best.get(row.fp, row.id)
 		if !ok || ordLess(row.shard, row.obj, row.line, rows[j].shard, rows[j].obj, rows[j].line) {
-			best[row.id] = int32(i)
+			best.set(row.fp, row.id, int32(i))
 		}
 	}
 	for _, o := range r.in.Others {
@@ -123,9 +169,11 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 				return nil, fmt.Errorf("read %s: %w", o.Key, err)
 			}
 			data = rest
-			j, ok := best[string(id.Key)]
+			key := unsafe.String(unsafe.SliceData(id.Key), len(id.Key))
+			fp := intermediate.KeyFingerprint(id.Key)
+			j, ok := best.get(fp, key)
 			if ok && ordLess(uint32(o.Shard), uint32(id.Obj), id.Line, rows[j].shard, rows[j].obj, rows[j].line) {
-				delete(best, string(id.Key))
+				best.delete(fp, key)
 			}
 		}
 	}
@@ -140,8 +188,11 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 		fp uint64
 		i  int32
 	}
-	keys := make([]sortKey, 0, len(best))
-	for _, i := range best {
+	keys := make([]sortKey, 0, best.len())
+	for _, i := range best.byFP {
+		keys = append(keys, sortKey{rows[i].us, rows[i].fp, i})
+	}
+	for _, i := range best.byKey {
 		keys = append(keys, sortKey{rows[i].us, rows[i].fp, i})
 	}
 	slices.SortFunc(keys, func(x, y sortKey) int {
@@ -160,29 +211,29 @@ func (r *reducer) dedupe(rows []rowRef, a, b int) ([]int32, error) {
 	return keep, nil
 }
 
-// writeKeys adds the kept rows' keys to the keys file, by virtual bucket.
-// rows are those of consecutive buckets following the ones written before.
+// writeKeys adds the kept rows' keys to the keys file, by virtual bucket
+// (within one, by fingerprint). rows are those of consecutive buckets
+// following the ones written before.
 func (r *reducer) writeKeys(rows []rowRef, keep []int32) error {
 	if r.keys == nil {
 		return nil
 	}
 	type vkey struct {
-		vb  int
-		key string
+		vb uint16
+		fp uint64
 	}
 	ks := make([]vkey, len(keep))
 	for j, i := range keep {
-		id := rows[i].id
-		ks[j] = vkey{intermediate.VBucket(unsafe.Slice(unsafe.StringData(id), len(id))), id}
+		ks[j] = vkey{rows[i].vb, rows[i].fp}
 	}
 	slices.SortFunc(ks, func(x, y vkey) int {
 		if x.vb != y.vb {
 			return cmp.Compare(x.vb, y.vb)
 		}
-		return strings.Compare(x.key, y.key)
+		return cmp.Compare(x.fp, y.fp)
 	})
 	for _, k := range ks {
-		if err := r.keys.Add(k.vb, unsafe.Slice(unsafe.StringData(k.key), len(k.key))); err != nil {
+		if err := r.keys.AddFingerprint(int(k.vb), k.fp); err != nil {
 			return err
 		}
 	}
@@ -190,11 +241,11 @@ func (r *reducer) writeKeys(rows []rowRef, keep []int32) error {
 }
 
 // dropPublished removes from best the keys that partitions the run does
-// not rebuild already hold (ReduceInput.Published), in buckets [a, b)
+// not rebuild already hold (SliceInput.Published), in buckets [a, b)
 // (offsets from Lo). Fingerprints are matched within their virtual
 // bucket only (see intermediate.KeyFingerprint).
-func (r *reducer) dropPublished(best map[string]int32, a, b int) error {
-	if len(r.in.Published) == 0 || len(best) == 0 {
+func (r *reducer) dropPublished(best *keyIndex, a, b int) error {
+	if len(r.in.Published) == 0 || best.len() == 0 {
 		return nil
 	}
 	type held struct {
@@ -227,10 +278,14 @@ func (r *reducer) dropPublished(best map[string]int32, a, b int) error {
 	if len(set) == 0 {
 		return nil
 	}
-	for id := range best {
-		key := unsafe.Slice(unsafe.StringData(id), len(id))
-		if _, ok := set[held{intermediate.VBucket(key), intermediate.KeyFingerprint(key)}]; ok {
-			delete(best, id)
+	for fp, i := range best.byFP {
+		if _, ok := set[held{int(best.rows[i].vb), fp}]; ok {
+			delete(best.byFP, fp)
+		}
+	}
+	for key, i := range best.byKey {
+		if _, ok := set[held{int(best.rows[i].vb), best.rows[i].fp}]; ok {
+			delete(best.byKey, key)
 		}
 	}
 	return nil

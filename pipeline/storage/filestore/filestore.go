@@ -29,9 +29,10 @@ type Bucket struct {
 }
 
 var (
-	_ storage.Bucket   = (*Bucket)(nil)
-	_ storage.Copier   = (*Bucket)(nil)
-	_ storage.Composer = (*Bucket)(nil)
+	_ storage.Bucket    = (*Bucket)(nil)
+	_ storage.Copier    = (*Bucket)(nil)
+	_ storage.Composer  = (*Bucket)(nil)
+	_ storage.FileMover = (*Bucket)(nil)
 )
 
 // New returns a Bucket rooted at dir. The folder need not exist yet: Put
@@ -196,6 +197,40 @@ func (b *Bucket) Put(ctx context.Context, key string, body io.Reader) error {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
+}
+
+// MoveFile renames the file at path into place when it is on the folder's
+// file system (after making it durable and readable, as Put does), and
+// copies it otherwise.
+func (b *Bucket) MoveFile(ctx context.Context, key, path string) error {
+	p, err := b.path(key)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := finishFile(f); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(path, p); err == nil {
+		return nil
+	}
+	// Another file system (EXDEV), or anything else rename refuses:
+	// copy, as Put does.
+	src, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	defer src.Close()
+	return b.Put(ctx, key, src)
 }
 
 // Compose writes the sections to a temporary file next to the target and

@@ -44,6 +44,7 @@ func AcceptanceTest(t *testing.T, b storage.Bucket) {
 	t.Run("Range", func(t *testing.T) { testRange(t, b) })
 	t.Run("Copy", func(t *testing.T) { testCopy(t, b) })
 	t.Run("Compose", func(t *testing.T) { testCompose(t, b) })
+	t.Run("PutFile", func(t *testing.T) { testPutFile(t, b) })
 	t.Run("DeleteKeys", func(t *testing.T) { testDeleteKeys(t, b) })
 	if cp, ok := b.(storage.ConditionalPutter); ok {
 		t.Run("Conditional", func(t *testing.T) { ConditionalTest(t, b, cp) })

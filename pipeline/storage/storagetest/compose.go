@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"testing"
 
 	"sluice/pipeline/storage"
@@ -92,6 +93,30 @@ func testCompose(t *testing.T, b storage.Bucket) {
 		}
 	})
 	if err := storage.DeletePrefix(ctx, b, "compose/"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testPutFile stores a local file as an object: the object holds its
+// bytes, and the local file is gone.
+func testPutFile(t *testing.T, b storage.Bucket) {
+	f, err := os.CreateTemp(t.TempDir(), "putfile-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("spooled bytes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.PutFile(t.Context(), b, "putfile/deep/obj", f); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, b, "putfile/deep/obj"); got != "spooled bytes" {
+		t.Errorf("object holds %q", got)
+	}
+	if _, err := os.Stat(f.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the local file is still there: %v", err)
+	}
+	if err := storage.DeletePrefix(t.Context(), b, "putfile/"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,7 +18,9 @@ func main() {
 	err := cli.Main(ctx, os.Args[1:], os.Stdout)
 	stop()
 	if code := cli.ExitCode(err); code != cli.ExitOK {
-		fmt.Fprintln(os.Stderr, "scheduler:", err)
+		if !cli.Reported(err) {
+			fmt.Fprintln(os.Stderr, "scheduler:", err)
+		}
 		os.Exit(code)
 	}
 }

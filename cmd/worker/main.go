@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"sluice/internal/cli"
 	"sluice/internal/config"
 	"sluice/internal/health"
 	"sluice/internal/orchestrator"
@@ -27,7 +29,7 @@ import (
 )
 
 func main() {
-	err := run()
+	err := run(os.Args[1:], os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -37,11 +39,19 @@ func main() {
 	}
 }
 
-func run() error {
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, "worker", cli.Version())
+		return nil
+	}
 	var cfg config.Worker
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	cfg.Register(fs)
-	if err := config.Parse(fs, os.Args[1:]); err != nil {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: worker [flags]   (worker version: the build)")
+		fs.PrintDefaults()
+	}
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

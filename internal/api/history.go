@@ -48,6 +48,14 @@ const MaxScanned = 2000
 // cursor (empty: from the newest), at most limit of them.
 func (s *Service) History(ctx context.Context, f Filter, cursor string, limit int) (Page, error) {
 	names := s.Orch.Workflows()
+	if len(names) == 0 && f.Workflow == "" {
+		// No workflow files (a reader outside the repository): the
+		// workflows Redis has history of.
+		var err error
+		if names, err = s.Orch.HistoryWorkflows(ctx); err != nil {
+			return Page{}, err
+		}
+	}
 	if f.Workflow != "" {
 		if _, err := s.Orch.Workflow(f.Workflow); err != nil {
 			return Page{}, notFound(err)

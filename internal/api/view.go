@@ -3,8 +3,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"sluice/internal/redisstore"
@@ -129,14 +132,31 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 		out.EndedAt, end = &e, r.Ended
 	}
 	out.DurationSeconds = roundSeconds(end.Sub(r.Created))
-	if !withSteps || wf == nil {
+	if !withSteps {
 		return out
+	}
+	guess := wf == nil
+	if wf == nil {
+		// The workflow is not loaded (a reader without its file): the
+		// steps the run recorded, in the order they started.
+		wf = &workflow.Workflow{}
+		for _, name := range slices.SortedFunc(maps.Keys(r.Steps), func(a, b string) int {
+			if c := r.Steps[a].Started.Compare(r.Steps[b].Started); c != 0 && !r.Steps[a].Started.IsZero() && !r.Steps[b].Started.IsZero() {
+				return c
+			}
+			return strings.Compare(a, b)
+		}) {
+			wf.Steps = append(wf.Steps, workflow.Step{Name: name})
+		}
 	}
 	for i := range wf.Steps {
 		s := &wf.Steps[i]
 		rec := r.Steps[s.Name]
 		st := Step{Name: s.Name, Kind: string(s.Kind()), State: string(rec.State), Error: CleanError(rec.Error), PreviousError: CleanError(rec.PreviousError),
 			Progress: ParseProgress(rec.Progress), Summary: rec.Summary, After: after(wf, s)}
+		if guess {
+			st.Kind = guessKind(rec.Summary)
+		}
 		if !rec.Started.IsZero() {
 			t := rec.Started.UTC()
 			st.StartedAt = &t
@@ -153,6 +173,22 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 		out.Steps = append(out.Steps, st)
 	}
 	return out
+}
+
+// guessKind tells a job's summary from a crawler's, for a run whose
+// workflow is not loaded; "" when there is no summary.
+func guessKind(summary json.RawMessage) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(summary, &fields) != nil {
+		return ""
+	}
+	if _, ok := fields["lines_read"]; ok {
+		return string(workflow.KindJob)
+	}
+	if _, ok := fields["partitions_added"]; ok {
+		return string(workflow.KindCrawler)
+	}
+	return ""
 }
 
 func roundSeconds(d time.Duration) float64 {
@@ -320,6 +356,15 @@ func DryRunLine(s worker.StepDryRun) string {
 			n++
 		}
 	}
-	return fmt.Sprintf("%s: %d of %d partitions to rebuild, %d input objects (%d bytes), %d map tasks, about %d files",
-		s.Step, n, len(s.Partitions), s.InputObjects, s.InputBytes, s.MapTasks, s.Files)
+	return fmt.Sprintf("%s: %d of %s to rebuild, %s (%s), %s, about %s",
+		s.Step, n, Plural(len(s.Partitions), "partition"), Plural(s.InputObjects, "input object"), Plural(int(s.InputBytes), "byte"),
+		Plural(s.MapTasks, "map task"), Plural(s.Files, "file"))
+}
+
+// Plural is "1 file", "2 files".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -1,16 +1,19 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
 	"sluice/internal/config"
 	"sluice/pipeline/catalog"
+	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/storeurl"
 )
 
@@ -26,7 +29,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
        scheduler catalog [flags] ddl DB.TABLE [-projection] [-batch N] [-map-location FROM=TO]...`)
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, hoistFlags(fs, args)); err != nil {
 		return err
 	}
 	unknown := func() error {
@@ -56,7 +59,20 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	store := catalog.New(b)
 	switch fs.Arg(0) {
 	case "", "list":
-		return printCatalog(ctx, stdout, store, true)
+		if l, err := storage.ParseLocation(*loc); err == nil && l.Scheme == "file" {
+			if _, err := os.Stat(l.Path); err != nil {
+				return fmt.Errorf("catalog %s: %w (-catalog, SLUICE_CATALOG or the workflow's catalog:)", storage.CanonicalLocation(*loc), err)
+			}
+		}
+		var buf bytes.Buffer
+		if err := printCatalog(ctx, &buf, store, true); err != nil {
+			return err
+		}
+		if buf.Len() == 0 {
+			fmt.Fprintf(stdout, "no tables in catalog %s\n", b.Location())
+		}
+		_, err := buf.WriteTo(stdout)
+		return err
 	case "show":
 		sub := newFlags("catalog show")
 		history := sub.Bool("history", false, "also print every schema version and what changed")
@@ -66,7 +82,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		t, parts, err := loadTable(ctx, store, db, table)
 		if err != nil {
-			return err
+			return fmt.Errorf("catalog %s: %w", b.Location(), err)
 		}
 		if err := catalog.Describe(stdout, t, parts); err != nil {
 			return err
@@ -99,7 +115,7 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		t, parts, err := loadTable(ctx, store, db, table)
 		if err != nil {
-			return err
+			return fmt.Errorf("catalog %s: %w", b.Location(), err)
 		}
 		ddl, err := catalog.CreateTableDDL(t, parts, o)
 		if err != nil {
@@ -119,6 +135,32 @@ func catalogCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return unknown()
+}
+
+// hoistFlags moves the flags fs knows, with their values, before the
+// other arguments, so that they may also follow a subcommand
+// (catalog list -catalog X).
+func hoistFlags(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if !strings.HasPrefix(a, "-") || f == nil {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(flags, rest...)
 }
 
 // tableArg parses a subcommand's DB.TABLE argument and its flags, which

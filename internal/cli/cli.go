@@ -1,9 +1,10 @@
 // Package cli is the scheduler command's subcommands: serve (schedules, the
 // console, the API and the monitoring UI), start (a run on demand, or a dry
 // run), cancel, retry, pause and resume, runs and show (run history),
-// generate (sample data), catalog (the data catalog), demo (everything
-// embedded, nothing to install), replay (a run's task graph on simulated
-// fleets) and version. Errors carry an exit code (ExitCode).
+// generate (sample data), catalog (the data catalog), preview and validate
+// (developing a job), demo (everything embedded, nothing to install),
+// replay (a run's task graph on simulated fleets) and version. Errors
+// carry an exit code (ExitCode).
 package cli
 
 import (
@@ -32,6 +33,8 @@ var commands = []command{
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
+	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", previewCmd},
+	{"validate", "check workflow files: every problem with its file, line and column; exit 2 if any", validateCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},
 	{"replay", "predict a job step's time on fleets of any size from one real run (its tasks' seconds, its barriers)", replay},
 	{"version", "print the version", version},
@@ -49,6 +52,13 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	usage(os.Stderr)
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	if s := closest(args[0], names); s != "" {
+		return usageErr(fmt.Errorf("unknown command %q (did you mean %s?)", args[0], s))
+	}
 	return usageErr(fmt.Errorf("unknown command %q", args[0]))
 }
 
@@ -60,8 +70,21 @@ func usage(w io.Writer) {
 	}
 }
 
+// usageLines are the first line of -h for the subcommands that take
+// arguments besides flags.
+var usageLines = map[string]string{
+	"show":   "usage: scheduler show [flags] RUN_ID   (run ids: scheduler runs)",
+	"cancel": "usage: scheduler cancel [flags] RUN_ID   (run ids: scheduler runs)",
+}
+
 func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("scheduler "+name, flag.ContinueOnError)
+	if line, ok := usageLines[name]; ok {
+		fs.Usage = func() {
+			fmt.Fprintln(fs.Output(), line)
+			fs.PrintDefaults()
+		}
+	}
 	return fs
 }
 

@@ -40,6 +40,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	workflowFile := fs.String("workflow", "", "workflow file to run (default: the embedded mobile-user example)")
 	concurrency := fs.Int("concurrency", runtime.GOMAXPROCS(0), "in-process workers")
 	verbose := fs.Bool("v", false, "print every detail: each task's log, full step summaries, every table's columns")
+	force := fs.Bool("force", false, "rebuild every partition, even those whose input is unchanged since the last demo")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	defer srv.Shutdown()
 
 	fmt.Fprintf(stdout, "running workflow %s for %s with %d in-process workers …\n", wf.Name, win, *concurrency)
-	st, err := orch.Start(ctx, wf.Name, win, redisstore.StartOptions{Trigger: "demo"})
+	st, err := orch.Start(ctx, wf.Name, win, redisstore.StartOptions{Trigger: "demo", Force: *force})
 	if err != nil {
 		return err
 	}
@@ -134,9 +135,11 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout)
-	printRun(stdout, api.RunOf(run, wf, true), *verbose)
+	// The run lives in the embedded Redis, gone when the demo ends: every
+	// detail is the demo's -v, not scheduler show.
+	printRunHint(stdout, api.RunOf(run, wf, true), *verbose, "scheduler demo -v")
 	if run.State != workflow.Succeeded {
-		return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
+		return &exitError{code: ExitRunFailed, err: fmt.Errorf("run %s ended %s", run.ID, run.State)}
 	}
 
 	catBucket, err := storeurl.Open(ctx, wf.Catalog, config.Common{}.S3)
@@ -156,12 +159,13 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "\nfiles: raw logs in %s, table in %s, catalog in %s\n", filepath.Join(abs, "raw"), table, filepath.Join(abs, "catalog"))
 	fmt.Fprintf(stdout, "demo finished in %s\n", time.Since(began).Round(time.Millisecond))
 	fmt.Fprintf(stdout, `
-next:
+next (every other command reads the demo's folders after: export SLUICE_RAW=%s SLUICE_OUTPUT=%s SLUICE_CATALOG=%s SLUICE_SCRATCH=%s):
   query the table:    duckdb -c "SELECT date, event, count(*) FROM read_parquet('%s/**/*.parquet', hive_partitioning=true) GROUP BY ALL ORDER BY ALL"
-  see the schema:     go run ./cmd/scheduler catalog -catalog file://%s show segmentlogs.mobile
+  see the schema:     go run ./cmd/scheduler catalog show segmentlogs.mobile
+  change the job:     edit workflows/mobile-user.yaml, then go run ./cmd/scheduler validate and go run ./cmd/scheduler preview -start %s
   open the console:   redis-server & go run ./cmd/scheduler serve, then http://localhost:8080/console/ (README: Running it for real)
   every detail:       go run ./cmd/scheduler demo -v
-`, table, filepath.Join(abs, "catalog"))
+`, locs["SLUICE_RAW"], locs["SLUICE_OUTPUT"], locs["SLUICE_CATALOG"], locs["SLUICE_SCRATCH"], table, win.Start.AddDays(1))
 	return nil
 }
 

@@ -27,7 +27,7 @@ func TestDemoRunsTheWholeWorkflowEmbedded(t *testing.T) {
 		"generating sample Segment logs",
 		"SUCCEEDED, window 2024-03-09..2024-03-11",
 		"segmentlogs.ios", "segmentlogs.android", "segmentlogs.mobile", "books balanced",
-		"next:", "query the table", "open the console",
+		"next (every other command", "query the table", "open the console",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -89,6 +89,16 @@ func TestDemoRunsTheWholeWorkflowEmbedded(t *testing.T) {
 	}
 	if !strings.Contains(again.String(), "using the sample logs already in") {
 		t.Errorf("second demo regenerated the data")
+	}
+	// What it suggests works after the demo: its own -v and -force, not
+	// scheduler show of a run whose Redis is gone, nor start -force.
+	if s := again.String(); strings.Contains(s, "scheduler show") || strings.Contains(s, "start with -force") || !strings.Contains(s, "scheduler demo -v for every detail") ||
+		!strings.Contains(s, "rebuild them anyway with -force") || !strings.Contains(s, "export SLUICE_RAW=file://"+dir+"/raw") {
+		t.Errorf("second demo suggests what does not work:\n%s", s)
+	}
+	var forced bytes.Buffer
+	if err := Main(ctx, []string{"demo", "-dir", dir, "-force"}, &forced); err != nil || !strings.Contains(forced.String(), "rebuilt (forced)") {
+		t.Errorf("demo -force: %v\n%s", err, forced.String())
 	}
 	rows2 := regexp.MustCompile(`year=2024/month=3/date=(2024-03-\d\d)\s+1\s+(\d+)`).FindAllStringSubmatch(again.String(), -1)
 	if len(rows2) != 3 || rows2[0][2] != rows[0][2] || rows2[2][2] != rows[2][2] {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"sluice/internal/buildinfo"
 	"sluice/internal/config"
@@ -30,12 +31,15 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// reported: the message was printed already (the flag package prints
+	// a bad flag with the usage), so main must not print it again.
+	reported bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func usageErr(err error) error { return &exitError{ExitUsage, err} }
+func usageErr(err error) error { return &exitError{code: ExitUsage, err: err} }
 
 // ExitCode is the exit code for an error Main returned (0 for nil and
 // for -h).
@@ -53,13 +57,22 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
+// Reported says whether err's message was printed already (a bad flag,
+// which the flag package prints with the usage): main prints the others.
+func Reported(err error) bool {
+	e, ok := errors.AsType[*exitError](err)
+	return ok && e.reported
+}
+
 // parse reads a subcommand's flags; a bad flag is a usage error.
 func parse(fs *flag.FlagSet, args []string) error {
 	err := config.Parse(fs, args)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	return usageErr(err)
+	// The flag package printed a flag it could not parse, with the
+	// usage; an environment variable's error it did not.
+	return &exitError{code: ExitUsage, err: err, reported: !strings.Contains(err.Error(), "environment variable")}
 }
 
 func version(_ context.Context, args []string, stdout io.Writer) error {

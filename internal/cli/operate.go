@@ -58,7 +58,7 @@ func retryRun(ctx context.Context, args []string, stdout io.Writer) error {
 		if *wait {
 			printRun(stdout, api.RunOf(run, wf, true), out.verbose)
 			if run.State != "SUCCEEDED" {
-				return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
+				return &exitError{code: ExitRunFailed, err: fmt.Errorf("run %s ended %s", run.ID, run.State)}
 			}
 		}
 		return nil

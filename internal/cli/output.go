@@ -26,8 +26,14 @@ func fmtDuration(sec float64) string {
 }
 
 // printRun prints a run: a line for the run, a table of its steps, and a
-// few lines per step summary (every field with verbose).
+// few lines per step summary (every field with verbose), then how to see
+// every detail.
 func printRun(w io.Writer, run api.Run, verbose bool) {
+	printRunHint(w, run, verbose, fmt.Sprintf("scheduler show -v %s", run.ID))
+}
+
+// printRunHint is printRun with the command that shows every detail.
+func printRunHint(w io.Writer, run api.Run, verbose bool, more string) {
 	fmt.Fprintf(w, "run %s: %s, window %s..%s, %s\n", run.ID, run.State, run.Window.Start, run.Window.End, fmtDuration(run.DurationSeconds))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tKIND\tSTATE\tSTARTED\tTOOK\tNOTE")
@@ -71,7 +77,7 @@ func printRun(w io.Writer, run api.Run, verbose bool) {
 		}
 	}
 	if !verbose && hasSummary(run) {
-		fmt.Fprintf(w, "\n(scheduler show -v %s for every detail)\n", run.ID)
+		fmt.Fprintf(w, "\n(%s for every detail)\n", more)
 	}
 }
 
@@ -89,12 +95,13 @@ func printJobSummary(w io.Writer, s api.Step) {
 	if json.Unmarshal(s.Summary, &sum) != nil {
 		return
 	}
-	fmt.Fprintf(w, "%s: read %d objects (%s), %d lines; wrote %d rows in %d partitions; books %s\n", s.Name, sum.InputObjects,
-		humanize.IBytes(uint64(sum.InputBytesCompressed)), sum.LinesRead, sum.RowsWritten, len(sum.Partitions), balanced(sum.Balanced))
+	fmt.Fprintf(w, "%s: read %s (%s), %s; wrote %s in %s; books %s\n", s.Name, plural(sum.InputObjects, "object"),
+		humanize.IBytes(uint64(sum.InputBytesCompressed)), plural(int(sum.LinesRead), "line"), plural(int(sum.RowsWritten), "row"),
+		plural(len(sum.Partitions), "partition"), balanced(sum.Balanced))
 	if len(sum.Rebuilt) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, d := range slices.Sorted(maps.Keys(sum.Rebuilt)) {
-			fmt.Fprintf(tw, "  date=%s\trebuilt (%s):\t%d rows in %d files\n", d, sum.Rebuilt[d], sum.Partitions[d], sum.Files[d])
+			fmt.Fprintf(tw, "  date=%s\trebuilt (%s):\t%s in %s\n", d, sum.Rebuilt[d], plural(int(sum.Partitions[d]), "row"), plural(sum.Files[d], "file"))
 		}
 		tw.Flush()
 	}
@@ -134,8 +141,11 @@ func printCrawlSummary(w io.Writer, s api.Step) {
 		}
 		return 0
 	}
-	fmt.Fprintf(w, "%s: %d partitions added, %d updated, %d columns added, %d files skipped\n", s.Name,
-		num("partitions_added"), num("partitions_updated"), num("columns_added"), num("skipped_count"))
+	fmt.Fprintf(w, "%s: %s added, %d updated, %s added, %s skipped\n", s.Name,
+		plural(num("partitions_added"), "partition"), num("partitions_updated"), plural(num("columns_added"), "column"), plural(num("skipped_count"), "file"))
+	if w2, _ := raw["warning"].(string); w2 != "" {
+		fmt.Fprintf(w, "  warning: %s\n", w2)
+	}
 }
 
 func printDryRun(w io.Writer, dr *api.DryRun) {
@@ -145,6 +155,9 @@ func printDryRun(w io.Writer, dr *api.DryRun) {
 	}
 	for _, s := range dr.Steps {
 		fmt.Fprintln(w, api.DryRunLine(s))
+		if s.Warning != "" {
+			fmt.Fprintf(w, "  warning: %s\n", s.Warning)
+		}
 		if s.Refused != "" {
 			fmt.Fprintf(w, "  the plan would refuse: %s\n", s.Refused)
 		}
@@ -155,7 +168,7 @@ func printDryRun(w io.Writer, dr *api.DryRun) {
 				action = fmt.Sprintf("rebuild (~%d files)", p.Files)
 			}
 			if b := p.LastBuild; b != nil {
-				last = fmt.Sprintf("last built %s by %s: %d rows in %d files", b.BuiltAt.UTC().Format(time.RFC3339), b.RunID, b.Rows, b.Files)
+				last = fmt.Sprintf("last built %s by %s: %s in %s", b.BuiltAt.UTC().Format(time.RFC3339), b.RunID, plural(int(b.Rows), "row"), plural(b.Files, "file"))
 			}
 			fmt.Fprintf(tw, "  date=%s\t%s\t%s\t%s\n", p.Date, action, p.Reason, last)
 		}

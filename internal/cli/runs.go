@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -34,6 +35,17 @@ import (
 // the one place the Redis-backed subcommands connect (checking that Redis
 // answers) and disconnect.
 func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
+	return connect(ctx, common, false, fn)
+}
+
+// withHistory is withOrchestrator for the commands that only read run
+// history (runs, show): they work without workflow files (outside the
+// repository), reading what the runs recorded.
+func withHistory(ctx context.Context, common *config.Common, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
+	return connect(ctx, common, true, fn)
+}
+
+func connect(ctx context.Context, common *config.Common, historyOnly bool, fn func(*orchestrator.Orchestrator, *slog.Logger) error) error {
 	if err := common.Validate(); err != nil {
 		return usageErr(err)
 	}
@@ -42,6 +54,10 @@ func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orche
 		return usageErr(err)
 	}
 	wfs, err := common.LoadWorkflows()
+	if historyOnly && errors.Is(err, fs.ErrNotExist) {
+		log.Debug("no workflow files; reading run history alone", "workflows", common.Workflows)
+		wfs, err = nil, nil
+	}
 	if err != nil {
 		return usageErr(err)
 	}
@@ -51,7 +67,7 @@ func withOrchestrator(ctx context.Context, common *config.Common, fn func(*orche
 		return err
 	}
 	s3 := common.S3
-	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log, MaxWindowDays: common.MaxWindowDays,
+	orch, err := orchestrator.New(orchestrator.Config{Workflows: wfs, Redis: opt, Log: log, MaxWindowDays: common.MaxWindowDays, HistoryOnly: historyOnly,
 		Open: func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }})
 	if err != nil {
 		return usageErr(err)
@@ -171,6 +187,18 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 		log.Info("scheduler serving", "http", f.addr, "console", "/console/", "api", "/api/v1/", "monitoring", "/monitoring/",
 			"writes", guard.WritesEnabled(), "reads_need_token", f.authReads, "monitoring_writable", f.monitoringWritable,
 			"notify", notifier != nil, "workflows", orch.Workflows())
+		// Where each workflow reads and writes: what an empty console or
+		// catalog is to be checked against (the defaults are ./sluice-data).
+		for _, name := range orch.Workflows() {
+			wf, _ := orch.Workflow(name)
+			var jobs []string
+			for _, st := range wf.Steps {
+				if st.Job != nil {
+					jobs = append(jobs, st.Name+": "+storage.CanonicalLocation(st.Job.Input)+" -> "+storage.CanonicalLocation(st.Job.Output))
+				}
+			}
+			log.Info("workflow", "name", name, "catalog", storage.CanonicalLocation(wf.Catalog), "jobs", jobs, "redis", config.RedactURL(common.RedisURL))
+		}
 		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery})
 		if err != nil {
 			return err
@@ -313,7 +341,7 @@ func startRun(ctx context.Context, orch *orchestrator.Orchestrator, stdout io.Wr
 		printRun(stdout, api.RunOf(run, wf, true), o.out.verbose)
 	}
 	if o.wait && run.State != workflow.Succeeded {
-		return &exitError{ExitRunFailed, fmt.Errorf("run %s ended %s", run.ID, run.State)}
+		return &exitError{code: ExitRunFailed, err: fmt.Errorf("run %s ended %s", run.ID, run.State)}
 	}
 	return nil
 }
@@ -377,8 +405,16 @@ func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := out.validate(); err != nil {
 		return err
 	}
-	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
-		runs, err := (&api.Service{Orch: orch, Log: log}).Runs(ctx, "", *limit*len(orch.Workflows()))
+	return withHistory(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+		n := len(orch.Workflows())
+		if n == 0 {
+			wfs, err := orch.HistoryWorkflows(ctx)
+			if err != nil {
+				return err
+			}
+			n = len(wfs)
+		}
+		runs, err := (&api.Service{Orch: orch, Log: log}).Runs(ctx, "", *limit*n)
 		if err != nil {
 			return err
 		}
@@ -387,6 +423,10 @@ func listRuns(ctx context.Context, args []string, stdout io.Writer) error {
 				runs = []api.Run{}
 			}
 			return printJSON(stdout, map[string]any{"runs": runs})
+		}
+		if len(runs) == 0 {
+			fmt.Fprintf(stdout, "no runs in Redis at %s (-redis-url); the demo's runs ended with its embedded Redis\n", config.RedactURL(common.RedisURL))
+			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "RUN\tWORKFLOW\tWINDOW\tSTATE\tTRIGGER\tCREATED\tDURATION")
@@ -413,7 +453,7 @@ func showRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return usageErr(errors.New("usage: scheduler show [-v] [-o json] RUN_ID"))
 	}
-	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
+	return withHistory(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
 		run, err := (&api.Service{Orch: orch, Log: log}).Run(ctx, fs.Arg(0))
 		if err != nil {
 			return err

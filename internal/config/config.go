@@ -233,9 +233,19 @@ func LoadWorkflows(path string) (map[string]*workflow.Workflow, error) {
 
 // JobTransform decodes a job step's transform block.
 func JobTransform(j *workflow.JobSpec) (transform.Spec, error) {
+	spec, err := DecodeJobTransform(j)
+	if err != nil {
+		return spec, err
+	}
+	return spec, spec.Validate()
+}
+
+// DecodeJobTransform decodes a job step's transform block over the
+// defaults, refusing unknown fields, without validating it.
+func DecodeJobTransform(j *workflow.JobSpec) (transform.Spec, error) {
 	spec := transform.DefaultSpec()
 	if j.Transform.Kind == 0 {
-		return spec, spec.Validate()
+		return spec, nil
 	}
 	// compression's default follows the format: snappy for Parquet, none
 	// for CSV (which takes gzip or none).
@@ -249,7 +259,7 @@ func JobTransform(j *workflow.JobSpec) (transform.Spec, error) {
 			spec.Compression = "none"
 		}
 	}
-	return spec, spec.Validate()
+	return spec, nil
 }
 
 // ValidateJob is the workflow loader's check of a job's transform block.

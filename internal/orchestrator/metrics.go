@@ -24,6 +24,7 @@ type Metrics struct {
 	rowsWritten     *prometheus.CounterVec
 	duplicates      *prometheus.CounterVec
 	outsideWindow   *prometheus.CounterVec
+	filteredOut     *prometheus.CounterVec
 	repairedUTF8    *prometheus.CounterVec
 	quarantined     *prometheus.CounterVec // workflow, step, reason
 	partitions      *prometheus.CounterVec // workflow, step, result
@@ -57,6 +58,7 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 		rowsWritten:     counter("sluice_step_rows_written_total", "Rows job steps wrote to output partitions."),
 		duplicates:      counter("sluice_step_duplicates_total", "Duplicate copies of events job steps collapsed."),
 		outsideWindow:   counter("sluice_step_outside_window_total", "Input lines whose date lies outside the run's window."),
+		filteredOut:     counter("sluice_step_filtered_out_total", "Rows the job's where left out."),
 		repairedUTF8:    counter("sluice_step_repaired_utf8_total", "Input lines whose invalid UTF-8 bytes job steps replaced by U+FFFD (also counted as read)."),
 		quarantined:     counter("sluice_step_quarantined_total", "Input lines job steps sent to quarantine, by reason.", "reason"),
 		partitions:      counter("sluice_step_partitions_total", "Partitions of the window job steps rebuilt or skipped (input unchanged).", "result"),
@@ -65,7 +67,7 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 		taskRetries:     counter("sluice_step_task_retries_total", "Task attempts of the step that failed and that asynq retries, by task type.", "type"),
 		tasksArchived:   counter("sluice_step_tasks_archived_total", "Tasks of the step that failed for the last time (retries used up, or an error no retry fixes) and that asynq archived, by task type.", "type"),
 	}
-	m.jobCounters = []*prometheus.CounterVec{m.inputBytes, m.inputCompressed, m.inputLines, m.rowsWritten, m.duplicates, m.outsideWindow, m.repairedUTF8, m.outputBytes, m.outputFiles}
+	m.jobCounters = []*prometheus.CounterVec{m.inputBytes, m.inputCompressed, m.inputLines, m.rowsWritten, m.duplicates, m.outsideWindow, m.filteredOut, m.repairedUTF8, m.outputBytes, m.outputFiles}
 	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions, m.taskRetries, m.tasksArchived}
 	for _, c := range m.jobCounters {
 		m.collectors = append(m.collectors, c)
@@ -140,6 +142,7 @@ func (m *Metrics) stepEnded(wf, step string, state workflow.StepState, seconds f
 	add(m.rowsWritten, s.RowsWritten)
 	add(m.duplicates, s.Duplicates)
 	add(m.outsideWindow, s.OutsideWindow)
+	add(m.filteredOut, s.FilteredOut)
 	add(m.repairedUTF8, s.RepairedUTF8)
 	add(m.outputBytes, s.OutputBytes)
 	files := 0

@@ -68,10 +68,13 @@ type Config struct {
 	MaxWindowDays int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// HistoryOnly lets a reader of run history (scheduler runs, show)
+	// work without workflows: it starts and finishes nothing.
+	HistoryOnly bool
 }
 
 func (c *Config) validate() error {
-	if len(c.Workflows) == 0 {
+	if len(c.Workflows) == 0 && !c.HistoryOnly {
 		return errors.New("orchestrator: no workflows")
 	}
 	if c.Redis == nil {
@@ -190,6 +193,12 @@ func (o *Orchestrator) Run(ctx context.Context, id string) (redisstore.Run, erro
 // Runs lists a workflow's newest runs, newest first.
 func (o *Orchestrator) Runs(ctx context.Context, workflow string, limit int) ([]redisstore.Run, error) {
 	return o.runs.List(ctx, workflow, limit)
+}
+
+// HistoryWorkflows lists the workflows with run history in Redis, loaded
+// or not.
+func (o *Orchestrator) HistoryWorkflows(ctx context.Context) ([]string, error) {
+	return o.runs.Workflows(ctx)
 }
 
 // RunState reads a run's state alone (redisstore.ErrNotFound when the run

@@ -14,6 +14,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/job"
+	"sluice/pipeline/storage"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -68,10 +69,18 @@ func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.St
 	if s.Scratch, err = w.bucket(ctx, step.Job.Scratch); err != nil {
 		return nil, err
 	}
-	specYAML, _ := yaml.Marshal(&step.Job.Transform)
-	s.SpecID = bookmark.SpecHash(append(specYAML, []byte(step.Job.Input+"\n"+step.Job.Output)...), outputFormatVersion)
+	s.SpecID = jobSpecID(step.Job)
 	s.Bookmarks = bookmark.NewStore(s.Out, step.Name)
 	return s, nil
+}
+
+// jobSpecID identifies a job's configuration for its bookmarks: its
+// transform block and its locations, each spelled one way, so that
+// ./sluice-demo/raw and file:///abs/sluice-demo/raw are the same job.
+func jobSpecID(job *workflow.JobSpec) string {
+	specYAML, _ := yaml.Marshal(&job.Transform)
+	locs := storage.CanonicalLocation(job.Input) + "\n" + storage.CanonicalLocation(job.Output)
+	return bookmark.SpecHash(append(specYAML, locs...), outputFormatVersion)
 }
 
 // StepDryRun is a dry run of one job step.

@@ -120,7 +120,11 @@ func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, 
 // changed, partition keys, format.
 func DescribeHistory(w io.Writer, versions []Table) error {
 	ew := &errWriter{w: w}
-	ew.printf("History (%d versions)\n", len(versions))
+	if len(versions) == 1 {
+		ew.printf("History (1 version)\n")
+	} else {
+		ew.printf("History (%d versions)\n", len(versions))
+	}
 	var prev *Table
 	for i := range versions {
 		v := &versions[i]

@@ -12,6 +12,8 @@ func TestParseSaysWhatIsWrong(t *testing.T) {
 		"2026-02-30": "February 2026 has days 1 to 28",
 		"2024-02-30": "February 2024 has days 1 to 29",
 		"2026-13-01": "there is no month 13",
+		"2026-13-45": "there is no month 13",
+		"30/10/2026": "want YYYY-MM-DD",
 		"2026-00-10": "there is no month 0",
 		"2026-1-01":  "want YYYY-MM-DD",
 		"+026-01-01": "want YYYY-MM-DD",

@@ -130,6 +130,9 @@ type Result struct {
 	RecordsSampled      int                `json:"records_sampled"`
 	SkippedCount        int                `json:"skipped_count"`
 	Skipped             []Skipped          `json:"skipped,omitempty"` // the first maxListed
+	// Warning says what looks wrong although the crawl succeeded: a
+	// target that holds no data files (a missing or mistyped folder).
+	Warning string `json:"warning,omitempty"`
 
 	allConflicts []catalog.Conflict
 	allSkipped   []Skipped
@@ -358,7 +361,9 @@ func markAllMissing(ctx context.Context, store *catalog.Store, db, name string, 
 	if len(write) > 0 {
 		res.Tables = []string{db + "." + name}
 	}
-	log.Info("crawled an empty target: every partition is missing", "version", old.Version, "partitions_missing", len(write))
+	res.Warning = fmt.Sprintf("%s holds no data files (%d objects listed): every partition of %s.%s is marked missing; check the crawler's location and path",
+		old.Location, res.ObjectsListed, db, name)
+	log.Warn("crawled an empty target: every partition is missing", "version", old.Version, "partitions_missing", len(write), "location", old.Location)
 	return nil
 }
 

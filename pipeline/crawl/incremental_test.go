@@ -171,6 +171,10 @@ func TestIncrementalCrawlReadsOnlyNewFolder(t *testing.T) {
 	if res6.PartitionsGone != len(sum.Folders) || res6.TableVersion != res5.TableVersion {
 		t.Errorf("emptied target: %+v", res6)
 	}
+	// It succeeds, but says the target looks wrong.
+	if !strings.Contains(res6.Warning, "holds no data files") || !strings.Contains(res6.Warning, "check the crawler's location") {
+		t.Errorf("emptied target: warning %q", res6.Warning)
+	}
 	// An empty target of a table never crawled is an error.
 	if _, err := Crawl(ctx, src, Target{Database: "segmentlogs", TableName: "new", Path: "segment-logs/ios/"}, store, Options{}, quiet()); !errors.Is(err, ErrNoData) {
 		t.Errorf("first crawl of an empty target: %v, want ErrNoData", err)

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -32,6 +33,9 @@ type DryRun struct {
 	// Refused is the plan's refusal, when it would refuse (the shrink
 	// guard on an empty input listing); the step would fail.
 	Refused string `json:"refused,omitempty"`
+	// Warning says what looks wrong: no input objects for the window (a
+	// missing or mistyped input location, or a window with no data).
+	Warning string `json:"warning,omitempty"`
 }
 
 // DryRunPartition is one partition of a dry run.
@@ -64,6 +68,10 @@ func (s *Step) DryRun(ctx context.Context) (DryRun, error) {
 		out.Refused = err.Error()
 	}
 	out.InputObjects, out.InputBytes, out.MapTasks, out.ShardBytes, out.Slots = p.Objects, p.Bytes, p.Shards, p.ShardBytes, p.Slots
+	if p.Objects == 0 && out.Refused == "" {
+		out.Warning = fmt.Sprintf("no input objects in %s under %s for %s: check the job's input location (the partitions would be emptied)",
+			s.In.Location(), sourcePaths(s.Spec), s.Window)
+	}
 	for _, d := range s.Window.Dates() {
 		date := d.String()
 		part := DryRunPartition{Date: date, Reason: "unchanged"}

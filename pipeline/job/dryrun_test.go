@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"strings"
 	"testing"
 
 	"sluice/pipeline/bookmark"
@@ -69,5 +70,19 @@ func TestDryRunAnswersWhatThePlanDoes(t *testing.T) {
 	s3 := newStep(memstore.New(), memstore.New(), out, testSpec(), w)
 	if dr, err := s3.DryRun(t.Context()); err != nil || dr.Refused == "" {
 		t.Errorf("empty input: refused %q, err %v", dr.Refused, err)
+	}
+}
+
+// A dry run over an input with no objects for the window says so, instead
+// of announcing rebuilds from nothing.
+func TestDryRunWarnsOfAnEmptyInput(t *testing.T) {
+	t.Parallel()
+	s := newStep(memstore.New(), memstore.New(), memstore.New(), testSpec(), window(t, "2026-10-29", "2026-10-31"))
+	dr, err := s.DryRun(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr.InputObjects != 0 || !strings.Contains(dr.Warning, "no input objects in mem://") || !strings.Contains(dr.Warning, "segment-logs/ios/") {
+		t.Errorf("dry run of an empty input: %+v", dr)
 	}
 }

@@ -38,7 +38,7 @@ func (s *Step) finish(ctx context.Context, bk *split) (*Summary, error) {
 	sum := &Summary{
 		Shards: p.Shards, ShardBytes: p.ShardBytes, Slots: p.Slots,
 		InputObjects: bk.Map.Objects, InputBytesCompressed: bk.Map.BytesCompressed, InputBytes: bk.Map.BytesUncompressed,
-		LinesRead: bk.Map.LinesRead, OutsideWindow: bk.Map.OutsideWindow, RepairedUTF8: bk.Map.RepairedUTF8, Quarantined: bk.Map.Quarantined,
+		LinesRead: bk.Map.LinesRead, OutsideWindow: bk.Map.OutsideWindow, FilteredOut: bk.Map.FilteredOut, RepairedUTF8: bk.Map.RepairedUTF8, Quarantined: bk.Map.Quarantined,
 		QuarantineDir: quarantineDir, Partitions: map[string]int64{}, Files: map[string]int{},
 		Rebuilt: p.Rebuild, Skipped: p.Skipped,
 	}

@@ -106,7 +106,7 @@ func (s *Step) Plan(ctx context.Context) (Next, error) {
 		}
 		if sc.Converted >= sc.Version {
 			sum := &Summary{Skipped: p.Skipped, Balanced: true,
-				Reconciliation: "nothing to do: every partition's input is unchanged since its last build (start with -force to rebuild)"}
+				Reconciliation: "nothing to do: every partition's input is unchanged since its last build (rebuild them anyway with -force)"}
 			return Next{Done: sum}, nil
 		}
 		// Nothing to rebuild, but files to convert to a widened schema

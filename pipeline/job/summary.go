@@ -22,6 +22,8 @@ type Summary struct {
 	RowsWritten          int64 `json:"rows_written"`
 	Duplicates           int64 `json:"duplicates"`
 	OutsideWindow        int64 `json:"outside_window"`
+	// FilteredOut are the rows the job's where left out.
+	FilteredOut int64 `json:"filtered_out,omitempty"`
 	// RepairedUTF8 counts lines whose bytes that are not UTF-8 were
 	// replaced by U+FFFD (they are read as usual, so also counted above).
 	RepairedUTF8 int64            `json:"repaired_utf8,omitempty"`
@@ -60,17 +62,21 @@ type Summary struct {
 }
 
 // reconcile checks the books: every line read is a row written, a
-// duplicate, outside the window, quarantined, or a row of a partition that
-// was not rebuilt.
+// duplicate, outside the window, filtered out by the job's where,
+// quarantined, or a row of a partition that was not rebuilt.
 func (s *Summary) reconcile() {
 	var quarantined int64
 	for _, n := range s.Quarantined {
 		quarantined += n
 	}
-	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + quarantined + s.SkippedRows
+	accounted := s.RowsWritten + s.Duplicates + s.OutsideWindow + s.FilteredOut + quarantined + s.SkippedRows
 	s.Balanced = accounted == s.LinesRead
-	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d + quarantined %d + rows of unchanged partitions %d (%d)",
-		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, quarantined, s.SkippedRows, accounted)
+	filtered := ""
+	if s.FilteredOut > 0 {
+		filtered = fmt.Sprintf(" + filtered out %d", s.FilteredOut)
+	}
+	s.Reconciliation = fmt.Sprintf("lines read %d = rows written %d + duplicates %d + outside window %d%s + quarantined %d + rows of unchanged partitions %d (%d)",
+		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, filtered, quarantined, s.SkippedRows, accounted)
 }
 
 func (s *Summary) addCollisions(cs []transform.Collision) {

@@ -40,6 +40,9 @@ type Column struct {
 	Paths []string `json:"paths,omitempty"`
 	// Since is the version that added the column.
 	Since int `json:"since"`
+	// Renamed marks a column named by the job's rename: when the rename
+	// goes, its source paths go back to their own names.
+	Renamed bool `json:"renamed,omitempty"`
 }
 
 // Schema is one version of the table's schema.
@@ -61,7 +64,20 @@ type Schema struct {
 type Changes struct {
 	Added   []string   `json:"added,omitempty"`
 	Widened []Widening `json:"widened,omitempty"`
+	// Moved are source fields whose column changed (a rename in the job,
+	// or one taken out): their values go to the new column from this
+	// version on, and the old column keeps what older files hold.
+	Moved []Move `json:"moved,omitempty"`
 }
+
+// Move is a source field that changed column.
+type Move struct {
+	Path string `json:"path"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+func (m Move) String() string { return fmt.Sprintf("%s -> %s", m.From, m.To) }
 
 // Widening is one column whose type became wider.
 type Widening struct {
@@ -73,7 +89,7 @@ type Widening struct {
 func (w Widening) String() string { return fmt.Sprintf("%s %s -> %s", w.Column, w.From, w.To) }
 
 // Empty reports whether the version changed nothing.
-func (c Changes) Empty() bool { return len(c.Added) == 0 && len(c.Widened) == 0 }
+func (c Changes) Empty() bool { return len(c.Added) == 0 && len(c.Widened) == 0 && len(c.Moved) == 0 }
 
 // Column returns the column named name.
 func (s Schema) Column(name string) (Column, bool) {
@@ -132,20 +148,31 @@ func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnTy
 			byPath[p] = i
 		}
 	}
-	pinned := spec.Columns
 	var newPaths []string
+	moves := map[string]string{}
 	for _, path := range slices.Sorted(maps.Keys(runTypes)) {
 		i, ok := byPath[path]
+		if ok {
+			if to, move := moveTo(spec, next.Columns[i], path); move {
+				// The path leaves its column, which keeps the values older
+				// files hold, for the column the spec names now.
+				c := &next.Columns[i]
+				c.Paths = slices.DeleteFunc(slices.Clone(c.Paths), func(p string) bool { return p == path })
+				ch.Moved = append(ch.Moved, Move{Path: path, From: c.Name, To: to})
+				moves[path] = to
+				ok = false
+			}
+		}
 		if !ok {
 			newPaths = append(newPaths, path)
 			continue
 		}
 		c := &next.Columns[i]
 		want := Join(c.Type, runTypes[path])
-		if pin, ok := pinned[path]; ok {
+		if pin, ok := spec.PinnedType(path); ok {
 			if Join(c.Type, pin) != pin {
-				return s, Changes{}, nil, fmt.Errorf("columns.%s: pinned %s, but column %s is already %s in the table (since version %d) and its files hold %s values; a pin can only keep or widen a column's type",
-					path, pin, c.Name, c.Type, c.Since, c.Type)
+				return s, Changes{}, nil, fmt.Errorf("%s: pinned %s, but column %s is already %s in the table (since version %d) and its files hold %s values; a pin can only keep or widen a column's type",
+					pinField(path), pin, c.Name, c.Type, c.Since, c.Type)
 			}
 			want = pin
 		}
@@ -154,8 +181,50 @@ func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnTy
 			c.Type = want
 		}
 	}
-	names, coll := transform.ResolveNames(newPaths, taken)
+	// Paths the spec names (derived columns, renames) take their name;
+	// the others get theirs from ResolveNames, never one of those.
+	var natural []string
+	named := map[string]string{}
+	for _, path := range newPaths {
+		if to, ok := moves[path]; ok {
+			named[path] = to
+		} else if to, ok := targetName(spec, path); ok {
+			named[path] = to
+		} else {
+			natural = append(natural, path)
+		}
+	}
 	var added []Column
+	for _, path := range slices.Sorted(maps.Keys(named)) {
+		to := named[path]
+		_, derived := transform.IsDerivedPath(path)
+		renamed := !derived && to != transform.ColumnNameOf(path)
+		j := slices.IndexFunc(next.Columns, func(c Column) bool { return c.Name == to })
+		if j < 0 {
+			added = append(added, Column{Name: to, Type: runTypes[path], Paths: []string{path}, Since: version, Renamed: renamed})
+			taken = append(taken, to)
+			continue
+		}
+		// A column of that name exists: it takes the path if no other
+		// source field writes to it (a rename back, a derived column
+		// that was dropped and is back).
+		c := &next.Columns[j]
+		if len(c.Paths) > 0 {
+			return s, Changes{}, nil, fmt.Errorf("%s: the table's column %s holds source field %s; choose another name",
+				nameField(spec, path), to, c.Paths[0])
+		}
+		c.Paths, c.Renamed = []string{path}, renamed
+		want := Join(c.Type, runTypes[path])
+		if pin, ok := spec.PinnedType(path); ok {
+			want = pin
+		}
+		if want != c.Type {
+			ch.Widened = append(ch.Widened, Widening{Column: c.Name, From: c.Type, To: want})
+			c.Type = want
+		}
+	}
+	newPaths = natural
+	names, coll := transform.ResolveNames(newPaths, append(taken, spec.NamedColumns()...))
 	for _, path := range newPaths {
 		added = append(added, Column{Name: names[path], Type: runTypes[path], Paths: []string{path}, Since: version})
 	}
@@ -181,6 +250,41 @@ func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnTy
 		next.Converted = version // nothing to rewrite
 	}
 	return next, ch, coll, nil
+}
+
+// moveTo says whether a known path must leave column c, and for which
+// name: the spec renames it to another name, or c got its name from a
+// rename the spec no longer has.
+func moveTo(spec transform.Spec, c Column, path string) (string, bool) {
+	if to, ok := targetName(spec, path); ok {
+		return to, to != c.Name
+	}
+	if natural := transform.ColumnNameOf(path); c.Renamed && natural != c.Name {
+		return natural, true
+	}
+	return "", false
+}
+
+// targetName is the name the spec gives path's column, if any. A path
+// renamed back to its own column name has no target: it is not "named".
+func targetName(spec transform.Spec, path string) (string, bool) {
+	return spec.TargetName(path)
+}
+
+// pinField names the spec field that fixes path's type.
+func pinField(path string) string {
+	if n, ok := transform.IsDerivedPath(path); ok {
+		return "derive " + n + ".type"
+	}
+	return "columns." + path
+}
+
+// nameField names the spec field that names path's column.
+func nameField(spec transform.Spec, path string) string {
+	if n, ok := transform.IsDerivedPath(path); ok {
+		return "derive " + n
+	}
+	return "rename." + transform.ColumnNameOf(path)
 }
 
 // Plan is the run's transform.ColumnPlan for the table's schema s: each

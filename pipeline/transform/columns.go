@@ -119,7 +119,7 @@ func RunTypes(spec Spec, mans []*ShardManifest) map[string]ColumnType {
 	out := make(map[string]ColumnType, len(masks))
 	for path, mask := range masks {
 		out[path] = widen(mask)
-		if t, ok := spec.Columns[path]; ok {
+		if t, ok := spec.PinnedType(path); ok {
 			out[path] = t
 		}
 	}

@@ -27,6 +27,9 @@ type MapOptions struct {
 	// BufferBytes is how many bytes of rows wait in memory before they are
 	// sorted into a run on local disk (default DefaultMapBuffer).
 	BufferBytes int64
+	// Filtered, when set, is called with each line the job's where
+	// leaves out (a preview shows them).
+	Filtered func(FilteredLine)
 }
 
 // DefaultMapBuffer is the default MapOptions.BufferBytes.
@@ -103,6 +106,7 @@ type mapper struct {
 	lines             *bufio.Reader
 	long              []byte
 	curSource, curKey string
+	exprs             *rowExprs // nil: the job has no where or derive
 }
 
 // intermediateCodec chooses how intermediates are stored from the scratch
@@ -142,6 +146,9 @@ func newMapper(spec Spec, w civil.Window, codec string, opts MapOptions) (*mappe
 	}
 	m.kinds = make([][]uint8, m.endDay-m.startDay+1)
 	m.flat = flattener{m: m, tsField: spec.TimestampField, drop: spec.Drop, idName: spec.DedupeKey}
+	if err := m.initExprs(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -285,6 +292,11 @@ func (m *mapper) processLine(objIdx int, lineNo int64, line []byte, tooLong bool
 	case r.outside:
 		m.stats.OutsideWindow++
 		return nil
+	}
+	if m.exprs != nil {
+		if keep, err := m.evalExprs(lineNo, raw, r.us); !keep {
+			return err
+		}
 	}
 	return m.writeRow(r.day, objIdx, lineNo, r.us, r.off, r.id)
 }

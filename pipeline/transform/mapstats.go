@@ -19,6 +19,7 @@ const (
 	ReasonLineTooLong      = "line_too_long"
 	ReasonCorruptObject    = "corrupt_object" // not gzip, or the stream breaks off
 	ReasonTypeMismatch     = "type_mismatch"  // a value its pinned column type cannot hold (Spec.Columns)
+	// ReasonExpressionError (expr.go): a where or derive expression failed.
 )
 
 // MaxLineBytes is the longest line MapShard parses; longer lines are
@@ -35,6 +36,8 @@ type MapStats struct {
 	LinesRead     int64                `json:"lines_read"` // non-blank lines (plus one per corrupt object)
 	Rows          map[civil.Date]int64 `json:"rows"`       // rows written per local date, before dedupe
 	OutsideWindow int64                `json:"outside_window"`
+	// FilteredOut counts the rows the job's where left out.
+	FilteredOut int64 `json:"filtered_out,omitempty"`
 	// RepairedUTF8 counts the lines that held bytes which are not UTF-8:
 	// each such byte was replaced by U+FFFD (see repairUTF8) and the line
 	// read as usual.
@@ -78,6 +81,7 @@ func (s *MapStats) Add(o MapStats) {
 	s.Objects += o.Objects
 	s.LinesRead += o.LinesRead
 	s.OutsideWindow += o.OutsideWindow
+	s.FilteredOut += o.FilteredOut
 	s.RepairedUTF8 += o.RepairedUTF8
 	s.BytesCompressed += o.BytesCompressed
 	s.BytesUncompressed += o.BytesUncompressed

@@ -45,6 +45,14 @@ type Spec struct {
 	// run does not rebuild (see pipeline/job); 0 looks only within the
 	// run.
 	DedupeHorizonDays int `yaml:"dedupe_horizon_days"`
+	// Where keeps the rows for which this CEL expression holds (see
+	// Exprs); the others are counted as filtered out.
+	Where string `yaml:"where,omitempty"`
+	// Derive adds columns computed by CEL expressions.
+	Derive []Derive `yaml:"derive,omitempty"`
+	// Rename maps output column names (as the flattener makes them) to
+	// the names the table gives them.
+	Rename map[string]string `yaml:"rename,omitempty"`
 }
 
 // ColumnPins are pinned column types by source path (Spec.Columns).
@@ -89,6 +97,24 @@ func DefaultSpec() Spec {
 
 // Validate reports the first bad field by its YAML name.
 func (s Spec) Validate() error {
+	if errs := s.Problems(); len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// Problems lists what is wrong with the spec, each naming its YAML field:
+// the first bad field of the plain settings, then every problem of where,
+// derive and rename (ExprProblems).
+func (s Spec) Problems() []error {
+	var errs []error
+	if err := s.validateFields(); err != nil {
+		errs = append(errs, err)
+	}
+	return append(errs, s.ExprProblems()...)
+}
+
+func (s Spec) validateFields() error {
 	if len(s.Sources) == 0 {
 		return errors.New("sources: at least one source is required")
 	}

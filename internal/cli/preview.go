@@ -18,6 +18,7 @@ import (
 
 	"sluice/internal/config"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
 	"sluice/pipeline/preview"
 	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/transform"
@@ -189,7 +190,7 @@ func sampleRows(ctx context.Context, res *preview.Result) (rowTable, error) {
 
 // json is the rows as objects of the written columns, typed.
 func (t rowTable) json(cols []preview.Column) []map[string]any {
-	types := map[string]transform.ColumnType{}
+	types := map[string]column.Type{}
 	for _, c := range cols {
 		types[c.Name] = c.Type
 	}
@@ -205,9 +206,9 @@ func (t rowTable) json(cols []preview.Column) []map[string]any {
 			switch {
 			case v == "":
 				m[h] = nil
-			case typ == transform.TypeBigint || typ == transform.TypeDouble:
+			case typ == column.TypeBigint || typ == column.TypeDouble:
 				m[h] = json.Number(v)
-			case typ == transform.TypeBool:
+			case typ == column.TypeBool:
 				m[h] = v == "true"
 			default:
 				m[h] = v
@@ -372,7 +373,7 @@ func shownColumns(spec transform.Spec, res *preview.Result, header []string, ask
 	if asked != "" {
 		return strings.Split(asked, ",")
 	}
-	local, _ := transform.TimestampColumns(spec)
+	local, _ := spec.TimestampColumns()
 	want := []string{"message_id", local, "type", "event"}
 	for _, d := range spec.Derive {
 		want = append(want, d.Name)

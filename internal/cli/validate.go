@@ -18,6 +18,8 @@ import (
 	"sluice/internal/api"
 	"sluice/internal/config"
 	"sluice/pipeline/catalog"
+	"sluice/pipeline/column"
+	"sluice/pipeline/expr"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/transform"
@@ -158,7 +160,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 	problems := workflow.UnknownKeys(node, field, yamlKeys(transform.Spec{}))
 	if d := workflow.Find(node, "derive"); d != nil && d.Kind == yaml.SequenceNode {
 		for j, item := range d.Content {
-			problems = append(problems, workflow.UnknownKeys(item, fmt.Sprintf("%s.derive[%d]", field, j), yamlKeys(transform.Derive{}))...)
+			problems = append(problems, workflow.UnknownKeys(item, fmt.Sprintf("%s.derive[%d]", field, j), yamlKeys(expr.Derive{}))...)
 		}
 	}
 	spec, err := config.DecodeJobTransform(step.Job)
@@ -170,7 +172,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 	}
 	broken := map[string]bool{} // fields of the expressions that do not compile
 	for _, e := range spec.Problems() {
-		if ee, ok := errors.AsType[*transform.ExprError](e); ok {
+		if ee, ok := errors.AsType[*expr.Error](e); ok {
 			problems = append(problems, at(ee.Field, ee.Err.Error()))
 			broken[ee.Field] = true
 			continue
@@ -188,14 +190,14 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 	unknown := func(path, name, src string) {
 		msg := fmt.Sprintf("column %s does not exist in %s", name, strings.Join(tables, " or "))
 		switch {
-		case slices.ContainsFunc(spec.Derive, func(d transform.Derive) bool { return d.Name == name }):
+		case slices.ContainsFunc(spec.Derive, func(d expr.Derive) bool { return d.Name == name }):
 			msg = fmt.Sprintf("%s is a derived column; expressions read the event's fields", name)
 		case slices.Contains(mapsValues(spec.Rename), name):
 			msg = fmt.Sprintf("%s is a rename's new name; expressions read the fields by their names before rename", name)
 		default:
 			// properties.revenue: the field is a flattened column.
 			if m := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `((?:\.[A-Za-z_][A-Za-z0-9_]*)+)`).FindStringSubmatch(src); m != nil {
-				if flat := transform.ColumnNameOf(name + m[1]); slices.Contains(known, flat) {
+				if flat := column.NameOf(name + m[1]); slices.Contains(known, flat) {
 					msg += fmt.Sprintf(" (fields are flattened: %s%s is %s)", name, m[1], flat)
 					break
 				}
@@ -207,7 +209,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 		problems = append(problems, at(path, msg))
 	}
 	check := func(path, src string) {
-		cols, err := transform.ExprColumns(src)
+		cols, err := expr.Columns(src)
 		if err != nil || broken[path] {
 			return
 		}
@@ -244,7 +246,7 @@ func mapsValues(m map[string]string) []string {
 // over the job's input: every field path flattened and snake_cased, less
 // the dropped ones, and the generated timestamp columns.
 func sourceColumns(ctx context.Context, wf *workflow.Workflow, job *workflow.JobSpec, spec transform.Spec, cat *catalog.Store) ([]string, []string, error) {
-	local, utc := transform.TimestampColumns(spec)
+	local, utc := spec.TimestampColumns()
 	known := []string{local, utc}
 	var tables []string
 	for _, src := range spec.Sources {
@@ -267,7 +269,7 @@ func sourceColumns(ctx context.Context, wf *workflow.Workflow, job *workflow.Job
 			if slices.Contains(spec.Drop, top) || fp.Path == spec.TimestampField {
 				continue
 			}
-			known = append(known, transform.ColumnNameOf(fp.Path))
+			known = append(known, column.NameOf(fp.Path))
 		}
 	}
 	slices.Sort(known)

@@ -19,10 +19,11 @@ import (
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
-	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -33,9 +34,9 @@ type Worker struct {
 	orch    *orchestrator.Orchestrator
 	log     *slog.Logger
 	metrics *Metrics
-	mapOpts transform.MapOptions
+	mapOpts mapper.Options
 	minTask int
-	reduce  transform.ReduceOptions
+	reduce  reduce.Options
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
 
@@ -111,8 +112,8 @@ func New(cfg Config) (*Worker, error) {
 		name:     workerName(),
 		metrics:  m,
 		runCheck: cfg.RunCheckInterval,
-		mapOpts:  transform.MapOptions{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
-		reduce:   transform.ReduceOptions{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
+		mapOpts:  mapper.Options{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
+		reduce:   reduce.Options{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
 		minTask:  cfg.PlanMinTasks,
 		buckets:  map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {

@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/catalog"
+	"sluice/pipeline/column"
 	tableschema "sluice/pipeline/schema"
 	"sluice/pipeline/storage"
-	"sluice/pipeline/transform"
 )
 
 // Target is one crawler target: a path in a bucket that holds one table.
@@ -458,15 +458,15 @@ func declaredSchema(ctx context.Context, src storage.Reader, prefix string) (*ca
 }
 
 // catalogKind is the catalog type of a job's column type.
-func catalogKind(t transform.ColumnType) catalog.Kind {
+func catalogKind(t column.Type) catalog.Kind {
 	switch t {
-	case transform.TypeBool:
+	case column.TypeBool:
 		return catalog.KindBoolean
-	case transform.TypeBigint:
+	case column.TypeBigint:
 		return catalog.KindBigint
-	case transform.TypeDouble:
+	case column.TypeDouble:
 		return catalog.KindDouble
-	case transform.TypeLocalTime, transform.TypeUTCTime:
+	case column.TypeLocalTime, column.TypeUTCTime:
 		return catalog.KindTimestamp
 	}
 	return catalog.KindString

@@ -13,8 +13,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
@@ -32,8 +36,8 @@ const ShrinkRatio = 0.5
 type split struct {
 	Dates []dateSplit `json:"dates"`
 	// Map sums the statistics of every shard.
-	Map        transform.MapStats    `json:"map"`
-	Collisions []transform.Collision `json:"collisions,omitempty"`
+	Map        mapper.Stats       `json:"map"`
+	Collisions []column.Collision `json:"collisions,omitempty"`
 	// Quarantines are the shards that quarantined lines, by shard number.
 	Quarantines []int `json:"quarantines,omitempty"`
 	// Reduces and Encodes are the reduce and encode tasks over all dates.
@@ -65,8 +69,8 @@ type dateSplit struct {
 	Files    int        `json:"files"`
 	// Columns are the date's columns in file order, and Groups the first
 	// column of each column group.
-	Columns []transform.Column `json:"columns,omitempty"`
-	Groups  []int              `json:"groups,omitempty"`
+	Columns []column.Column `json:"columns,omitempty"`
+	Groups  []int           `json:"groups,omitempty"`
 	// RowGroups are every row group of the date, file by file, and
 	// SliceRanges the virtual buckets of each slice, in order.
 	RowGroups   []rowGroupSplit `json:"row_groups,omitempty"`
@@ -118,7 +122,7 @@ func (sp *split) date(d civil.Date) (dateSplit, bool) {
 
 // sliceDoc is a reduce task's input in scratch.
 type sliceDoc struct {
-	Input transform.SliceInput `json:"input"`
+	Input reduce.SliceInput `json:"input"`
 	// Reduces counts the step's reduce tasks, for progress.
 	Reduces int `json:"reduces"`
 }
@@ -192,7 +196,7 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 	if err != nil {
 		return sp, err
 	}
-	ff, err := transform.FileFormatOf(s.Spec)
+	ff, err := s.Spec.FileFormat()
 	if err != nil {
 		return sp, fault.Permanent(err)
 	}
@@ -206,7 +210,7 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 	for i := range dates {
 		dates[i] = splitDate(dates[i], dbs[i], ratio, sz)
 		if dates[i].Rows > 0 {
-			dates[i].Columns = cols.DateColumns(s.Spec, mans, dates[i].Date)
+			dates[i].Columns = mapper.DateColumns(s.Spec, cols, mans, dates[i].Date)
 		}
 	}
 	// Column groups: enough encode tasks for the fleet, and no task
@@ -238,7 +242,7 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 	sp.Dates = dates
 	if sc.Converted < sc.Version {
 		sp.ConvertedThrough = sc.Version
-		if s.Spec.Format == "parquet" { // CSV text reads as the wider type as it is
+		if _, ok := ff.(format.Converter); ok { // CSV text reads as the wider type as it is
 			convs, deferred, err := s.planConversions(ctx, sc, p)
 			if err != nil {
 				return sp, err
@@ -278,13 +282,13 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 }
 
 // manifests reads the manifests of all shards.
-func (s *Step) manifests(ctx context.Context, shards int) ([]*transform.ShardManifest, error) {
-	mans := make([]*transform.ShardManifest, shards)
+func (s *Step) manifests(ctx context.Context, shards int) ([]*mapper.Manifest, error) {
+	mans := make([]*mapper.Manifest, shards)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range mans {
 		g.Go(func() error {
-			m, err := transform.ReadManifest(gctx, s.Scratch, s.shardDir(i), i)
+			m, err := mapper.ReadManifest(gctx, s.Scratch, s.shardDir(i), i)
 			mans[i] = m
 			return err
 		})
@@ -295,7 +299,7 @@ func (s *Step) manifests(ctx context.Context, shards int) ([]*transform.ShardMan
 // guardShrink refuses, before any published file changes, a rebuild that
 // would leave a partition with far fewer rows than its last build
 // published: what a mistyped or emptied input looks like.
-func (s *Step) guardShrink(p plan, mapped transform.MapStats) error {
+func (s *Step) guardShrink(p plan, mapped mapper.Stats) error {
 	if s.AllowShrink {
 		return nil
 	}
@@ -323,7 +327,7 @@ func (s *Step) guardShrink(p plan, mapped transform.MapStats) error {
 // outputRatio estimates output bytes per row-record byte: what the last
 // builds of the window's partitions measured, else the file format's
 // default.
-func outputRatio(spec transform.Spec, ff transform.FileFormat, p plan) float64 {
+func outputRatio(spec transform.Spec, ff format.Format, p plan) float64 {
 	var out, in int64
 	for _, b := range p.Builds {
 		if b.Bytes > 0 && b.InputBytes > 0 {
@@ -334,14 +338,14 @@ func outputRatio(spec transform.Spec, ff transform.FileFormat, p plan) float64 {
 	if in > 0 {
 		return float64(out) / float64(in)
 	}
-	return ff.OutputRatio(spec)
+	return ff.OutputRatio(spec.Compression)
 }
 
 // sizing is what a date is split by.
 type sizing struct {
 	target   int64 // a file's estimated bytes (target_file_bytes)
 	rowGroup int64 // a row group's estimated bytes
-	slice    int64 // a slice's rows, in transform.RowCost
+	slice    int64 // a slice's rows, in reduce.RowCost
 	encode   int64 // the row-record bytes of one row group an encode task may hold
 	minGroup int64 // the fewest row-record bytes a column group is cut for
 	// tasks is how many reduce tasks and how many encode tasks the step
@@ -356,11 +360,11 @@ func (s *Step) sizing(p plan) sizing {
 		sz.slice = DefaultSliceBytes
 	}
 	if sz.rowGroup <= 0 {
-		sz.rowGroup = transform.DefaultRowGroupBytes
+		sz.rowGroup = reduce.DefaultRowGroupBytes
 	}
 	memory := s.ReduceOptions.MemoryBytes
 	if memory <= 0 {
-		memory = transform.DefaultReduceMemory
+		memory = reduce.DefaultMemory
 	}
 	// An encode task holds its columns' values of one row group, about
 	// their row-record bytes, and the writer's buffers beside them.
@@ -384,7 +388,7 @@ type dateBuckets struct {
 func (db dateBuckets) cost(lo, hi int) []int64 {
 	out := make([]int64, hi-lo)
 	for v := lo; v < hi; v++ {
-		out[v-lo] = transform.RowCost(db.raw[v], db.rows[v])
+		out[v-lo] = reduce.RowCost(db.raw[v], db.rows[v])
 	}
 	return out
 }
@@ -398,7 +402,7 @@ func sum(xs []int64) int64 {
 }
 
 // bucketsOf sums the shards' rows of date d by virtual bucket.
-func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, dateSplit) {
+func bucketsOf(mans []*mapper.Manifest, d civil.Date) (dateBuckets, dateSplit) {
 	ds := dateSplit{Date: d}
 	db := dateBuckets{raw: make([]int64, intermediate.VBuckets), rows: make([]int64, intermediate.VBuckets)}
 	for _, m := range mans {
@@ -420,7 +424,7 @@ func bucketsOf(mans []*transform.ShardManifest, d civil.Date) (dateBuckets, date
 // more than the columns it writes, so a small date is one column group.
 const DefaultMinGroupBytes = 4 << 20
 
-// DefaultSliceBytes is the size of a slice, in transform.RowCost: what a
+// DefaultSliceBytes is the size of a slice, in reduce.RowCost: what a
 // reduce task sorts in memory at the worker's default task memory
 // (64 MiB), with room to spare.
 const DefaultSliceBytes = 48 << 20
@@ -433,7 +437,7 @@ const DefaultSliceBytes = 48 << 20
 //   - row groups: each file's estimated output over the row group size
 //     (ReduceOptions.RowGroupBytes, 64 MiB by default), at least one;
 //   - slices, one reduce task each: as many as it takes for each to hold
-//     about sz.slice of rows (transform.RowCost), what a reduce task sorts
+//     about sz.slice of rows (reduce.RowCost), what a reduce task sorts
 //     in memory.
 //
 // All three depend on the data and the target sizes only, so a rebuild
@@ -521,7 +525,7 @@ func cutRanges(perBucket []int64, n int) [][2]int {
 // sample of its row records: the first virtual buckets of up to
 // weightShards shards, about weightSample bytes each. The generated
 // timestamp columns weigh 8 bytes a row.
-func (s *Step) columnWeights(ctx context.Context, mans []*transform.ShardManifest, cols transform.ColumnPlan, ds *dateSplit) ([]int64, error) {
+func (s *Step) columnWeights(ctx context.Context, mans []*mapper.Manifest, cols column.Plan, ds *dateSplit) ([]int64, error) {
 	const weightShards, weightSample = 4, 256 << 10
 	w := make([]int64, len(ds.Columns))
 	var rows int64
@@ -540,14 +544,14 @@ func (s *Step) columnWeights(ctx context.Context, mans []*transform.ShardManifes
 		if err != nil {
 			return nil, err
 		}
-		n, err := transform.AddColumnBytes(w, data, cols.ColMap(ds.Columns, m))
+		n, err := reduce.AddColumnBytes(w, data, mapper.ColMap(cols, ds.Columns, m))
 		if err != nil {
 			return nil, fmt.Errorf("sample of shard %d: %w", m.Shard, err)
 		}
 		rows += n
 	}
 	for i, c := range ds.Columns {
-		if c.Type == transform.TypeLocalTime || c.Type == transform.TypeUTCTime {
+		if c.Type == column.TypeLocalTime || c.Type == column.TypeUTCTime {
 			w[i] = 8 * rows
 		}
 		w[i]++ // a column no sampled row holds still costs something
@@ -560,9 +564,9 @@ func (s *Step) columnWeights(ctx context.Context, mans []*transform.ShardManifes
 // the run rebuilds. (Rows the map read for a date it does not rebuild say
 // nothing of what that partition published; its keys files do, see
 // publishedKeys.)
-func (s *Step) sliceInput(mans []*transform.ShardManifest, cols transform.ColumnPlan, ds *dateSplit, rebuilt []civil.Date, i int) transform.SliceInput {
+func (s *Step) sliceInput(mans []*mapper.Manifest, cols column.Plan, ds *dateSplit, rebuilt []civil.Date, i int) reduce.SliceInput {
 	r := ds.SliceRanges[i]
-	in := transform.SliceInput{Date: ds.Date, Slice: i, Lo: r[0], Hi: r[1], Columns: ds.Columns, Groups: ds.Groups}
+	in := reduce.SliceInput{Date: ds.Date, Slice: i, Lo: r[0], Hi: r[1], Columns: ds.Columns, Groups: ds.Groups}
 	for _, m := range mans {
 		in.Codec = m.Codec
 		for _, df := range m.Dates {
@@ -570,12 +574,12 @@ func (s *Step) sliceInput(mans []*transform.ShardManifest, cols transform.Column
 				continue // no rows of these buckets
 			}
 			if df.Date == ds.Date {
-				in.Parts = append(in.Parts, transform.ReducePart{
+				in.Parts = append(in.Parts, reduce.ShardRows{
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.RowsFile,
-					ColMap: cols.ColMap(ds.Columns, m), Index: df.RowsIndex.Slice(r[0], r[1]),
+					ColMap: mapper.ColMap(cols, ds.Columns, m), Index: df.RowsIndex.Slice(r[0], r[1]),
 				})
 			} else if slices.Contains(rebuilt, df.Date) {
-				in.Others = append(in.Others, transform.ReduceIDs{
+				in.Others = append(in.Others, reduce.ShardIDs{
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.IDsFile, Index: df.IDsIndex.Slice(r[0], r[1]),
 				})
 			}
@@ -641,8 +645,8 @@ func (s *Step) publishedKeys(ctx context.Context, p plan) (publishedDates, error
 
 // of is what the reduce of virtual buckets r of date d consults: the keys
 // files of the published dates within h days, sliced to r.
-func (pd publishedDates) of(d civil.Date, r [2]int, h int) []transform.ReduceIDs {
-	var out []transform.ReduceIDs
+func (pd publishedDates) of(d civil.Date, r [2]int, h int) []reduce.ShardIDs {
+	var out []reduce.ShardIDs
 	for _, n := range slices.SortedFunc(maps.Keys(pd), civil.Date.Compare) {
 		if diff := n.Days() - d.Days(); diff < int64(-h) || diff > int64(h) {
 			continue
@@ -652,7 +656,7 @@ func (pd publishedDates) of(d civil.Date, r [2]int, h int) []transform.ReduceIDs
 			if ix.Rows[len(ix.Rows)-1] == ix.Rows[0] {
 				continue // none of these buckets
 			}
-			out = append(out, transform.ReduceIDs{Shard: -1, Key: kf.Key, Index: ix})
+			out = append(out, reduce.ShardIDs{Shard: -1, Key: kf.Key, Index: ix})
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
@@ -92,8 +93,8 @@ func (s *Step) Commit(ctx context.Context, d civil.Date, dates int) (Next, error
 // what it is made of, and its keys file.
 type builtFile struct {
 	final  string
-	blocks [][]transform.FragmentRef // assembled; or
-	whole  string                    // a converted file, copied as it is
+	blocks [][]format.FragmentRef // assembled; or
+	whole  string                 // a converted file, copied as it is
 	size   int64
 	keys   string
 	keysOf []storage.Section // the slices' keys files
@@ -111,7 +112,7 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	if err != nil {
 		return nil, err
 	}
-	ff, err := transform.FileFormatOf(s.Spec)
+	ff, err := s.Spec.FileFormat()
 	if err != nil {
 		return nil, err
 	}
@@ -203,10 +204,10 @@ func (s *Step) builtFiles(ctx context.Context, ds dateSplit, c *Commit) ([]built
 	k := len(ds.Groups)
 	for r, rg := range ds.RowGroups {
 		f := &files[rg.File]
-		block := make([]transform.FragmentRef, k)
+		block := make([]format.FragmentRef, k)
 		for g := range k {
 			fd := frags[r*k+g]
-			block[g] = transform.FragmentRef{Key: fd.Staged, Size: fd.Stats.Bytes}
+			block[g] = format.FragmentRef{Key: fd.Staged, Size: fd.Stats.Bytes}
 		}
 		f.blocks = append(f.blocks, block)
 		for i := rg.Slices[0]; i < rg.Slices[1]; i++ {
@@ -222,7 +223,7 @@ func (s *Step) builtFiles(ctx context.Context, ds dateSplit, c *Commit) ([]built
 // published names, and returns the file's size. A source already gone
 // means an earlier attempt published them and went on to delete the
 // staged objects.
-func (s *Step) publishFile(ctx context.Context, ff transform.FileFormat, f builtFile) (int64, error) {
+func (s *Step) publishFile(ctx context.Context, ff format.Format, f builtFile) (int64, error) {
 	size := f.size
 	gone := func(err error) (int64, error) {
 		if !errors.Is(err, storage.ErrNotExist) {
@@ -240,7 +241,7 @@ func (s *Step) publishFile(ctx context.Context, ff transform.FileFormat, f built
 		}
 		return size, nil
 	}
-	sections, err := ff.Assemble(ctx, s.Out, s.Spec, f.blocks)
+	sections, err := ff.Assemble(ctx, s.Out, s.Spec.FormatOptions(), f.blocks)
 	if err != nil {
 		return gone(err)
 	}

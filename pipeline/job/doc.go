@@ -7,7 +7,7 @@
 //	                          partitions to rebuild, refuse a run that would
 //	                          empty published partitions, cut the objects
 //	                          into shards sized for the fleet
-//	map     (1 per shard)     transform.MapShard: rows grouped by date and
+//	map     (1 per shard)     mapper.MapShard: rows grouped by date and
 //	                          virtual bucket into scratch
 //	bucket  (1 task)          read every shard's manifest, check the rows
 //	                          against what the partitions were built from,

@@ -14,6 +14,8 @@ import (
 
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
@@ -126,10 +128,10 @@ func TestSpillMatchesInMemory(t *testing.T) {
 		for _, budget := range []int64{256 << 10, 1 << 20} {
 			got := memstore.New()
 			s := newStep(in, memstore.New(), got, spec, w)
-			s.ReduceOptions = transform.ReduceOptions{RowGroupBytes: 64 << 10, MemoryBytes: budget, TempDir: t.TempDir()}
+			s.ReduceOptions = reduce.Options{RowGroupBytes: 64 << 10, MemoryBytes: budget, TempDir: t.TempDir()}
 			// A fleet of another size: other column groups, the same bytes.
 			s.PlanOptions.MinTasks, s.PlanOptions.MinGroupBytes = 64, 1<<10
-			s.MapOptions = transform.MapOptions{BufferBytes: budget, TempDir: t.TempDir()}
+			s.MapOptions = mapper.Options{BufferBytes: budget, TempDir: t.TempDir()}
 			res := runJob(t, s)
 			chunks := 0
 			for _, r := range res.reduced {
@@ -253,7 +255,7 @@ func BenchmarkMapShard(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := transform.MapShard(ctx, in, memstore.New(), "bench", benchSpec(), w, shard, transform.MapOptions{}); err != nil {
+		if _, err := mapper.MapShard(ctx, in, memstore.New(), "bench", benchSpec(), w, shard, mapper.Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,15 +8,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/format"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
-	"sluice/pipeline/transform"
 )
 
 // fragmentDone is an encoded fragment, waiting in staging for its
 // partition's commit.
 type fragmentDone struct {
-	Stats  transform.FragmentStats `json:"stats"`
-	Staged string                  `json:"staged"`
+	Stats  reduce.FragmentStats `json:"stats"`
+	Staged string               `json:"staged"`
 }
 
 // Encode encodes fragment f of date d: one column group of one row group,
@@ -46,11 +47,11 @@ func (s *Step) Encode(ctx context.Context, d civil.Date, f, fragments int) (Next
 	done := fragmentDone{Staged: s.fragmentKey(d, f)}
 	if ds.Convert {
 		cv := ds.ConvertFiles[f]
-		done.Stats, err = transform.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, ds.Columns, file.w, s.ReduceOptions)
+		done.Stats, err = reduce.ConvertFile(ctx, s.Out, cv.Key, cv.Size, s.Spec, ds.Columns, file.w, s.ReduceOptions)
 	} else {
-		var in transform.FragmentInput
+		var in reduce.FragmentInput
 		if in, err = s.fragmentInput(ctx, ds, f); err == nil {
-			done.Stats, err = transform.EncodeFragment(ctx, s.Scratch, s.Spec, in, file.w)
+			done.Stats, err = reduce.EncodeFragment(ctx, s.Scratch, s.Spec, in, file.w)
 		}
 	}
 	if err != nil {
@@ -81,15 +82,19 @@ func (s *Step) Encode(ctx context.Context, d civil.Date, f, fragments int) (Next
 // fragmentInput is the input of fragment f of a rebuilt date: column
 // group f mod K of row group f div K, from the runs of the row group's
 // slices.
-func (s *Step) fragmentInput(ctx context.Context, ds dateSplit, f int) (transform.FragmentInput, error) {
+func (s *Step) fragmentInput(ctx context.Context, ds dateSplit, f int) (in reduce.FragmentInput, err error) {
 	k := len(ds.Groups)
 	rg, g := f/k, f%k
-	in := transform.FragmentInput{Date: ds.Date, Columns: ds.Columns, From: ds.Groups[g], To: len(ds.Columns)}
+	ff, err := s.Spec.FileFormat()
+	if err != nil {
+		return in, err
+	}
+	in = reduce.FragmentInput{Date: ds.Date, Fragment: format.Fragment{Columns: ds.Columns, From: ds.Groups[g], To: len(ds.Columns)}}
 	if g+1 < k {
 		in.To = ds.Groups[g+1]
 	}
 	// A CSV file starts with its header: its first row group's fragment.
-	in.Header = !transform.SplitsColumns(s.Spec) && (rg == 0 || ds.RowGroups[rg-1].File != ds.RowGroups[rg].File)
+	in.Header = !ff.SplitsColumns() && (rg == 0 || ds.RowGroups[rg-1].File != ds.RowGroups[rg].File)
 	r := ds.RowGroups[rg].Slices
 	dones := make([]sliceDone, r[1]-r[0])
 	eg, ectx := errgroup.WithContext(ctx)

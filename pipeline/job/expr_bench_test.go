@@ -3,8 +3,8 @@ package job_test
 import (
 	"testing"
 
+	"sluice/pipeline/expr"
 	"sluice/pipeline/storage/memstore"
-	"sluice/pipeline/transform"
 )
 
 // BenchmarkExpressions is BenchmarkJob/parquet without expressions and
@@ -14,10 +14,10 @@ func BenchmarkExpressions(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		where  string
-		derive []transform.Derive
+		derive []expr.Derive
 	}{
 		{name: "none"},
-		{name: "filter-derive", where: `type != "test"`, derive: []transform.Derive{
+		{name: "filter-derive", where: `type != "test"`, derive: []expr.Derive{
 			{Name: "is_purchase", Expression: `event == "Order Completed"`},
 			{Name: "revenue_cents", Expression: `properties_revenue * 100`, Type: "long"},
 			{Name: "device", Expression: `context_device_manufacturer + " " + context_device_model`},

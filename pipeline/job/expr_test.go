@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"sluice/pipeline/column"
+	"sluice/pipeline/expr"
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
@@ -14,7 +17,7 @@ import (
 func exprSpec() transform.Spec {
 	s := testSpec()
 	s.Where = `type == "track"`
-	s.Derive = []transform.Derive{
+	s.Derive = []expr.Derive{
 		{Name: "is_purchase", Expression: `event == "Order Completed"`},
 		{Name: "revenue_cents", Expression: `properties_revenue * 100`, Type: "long"},
 		{Name: "hour_utc", Expression: `timestamp.getHours()`},
@@ -46,11 +49,11 @@ func TestWhereDeriveRename(t *testing.T) {
 	put(t, in, dayFolder("ios", "2026-10-31")+"a.gz", gz(lines...))
 	spec := exprSpec()
 	// Fields given back as they are: each row's own values.
-	spec.Derive = append(spec.Derive, transform.Derive{Name: "ev", Expression: "event"}, transform.Derive{Name: "rev", Expression: "properties_revenue"},
-		transform.Derive{Name: "ty", Expression: `type + "!"`})
+	spec.Derive = append(spec.Derive, expr.Derive{Name: "ev", Expression: "event"}, expr.Derive{Name: "rev", Expression: "properties_revenue"},
+		expr.Derive{Name: "ty", Expression: `type + "!"`})
 	res := runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-31", "2026-10-31")))
 	sum := res.summary
-	if !sum.Balanced || sum.FilteredOut != 2 || sum.RowsWritten != 3 || sum.Quarantined[transform.ReasonExpressionError] != 1 {
+	if !sum.Balanced || sum.FilteredOut != 2 || sum.RowsWritten != 3 || sum.Quarantined[mapper.ReasonExpressionError] != 1 {
 		t.Fatalf("summary: filtered %d, rows %d, quarantined %v; %s", sum.FilteredOut, sum.RowsWritten, sum.Quarantined, sum.Reconciliation)
 	}
 	if !strings.Contains(sum.Reconciliation, "filtered out 2") {
@@ -102,7 +105,7 @@ func TestWhereDeriveRename(t *testing.T) {
 	}
 	// The quarantine names the expression and CEL's message.
 	q := readQuarantine(t, out)
-	if len(q) != 1 || q[0].Reason != transform.ReasonExpressionError || !strings.Contains(q[0].Detail, "derive revenue_cents") || !strings.Contains(q[0].Raw, `"m5"`) {
+	if len(q) != 1 || q[0].Reason != mapper.ReasonExpressionError || !strings.Contains(q[0].Detail, "derive revenue_cents") || !strings.Contains(q[0].Raw, `"m5"`) {
 		t.Errorf("quarantine %+v", q)
 	}
 	// The schema holds the derived and renamed columns.
@@ -110,7 +113,7 @@ func TestWhereDeriveRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := sc.Column("revenue_cents"); !ok || c.Type != transform.TypeBigint {
+	if c, ok := sc.Column("revenue_cents"); !ok || c.Type != column.TypeBigint {
 		t.Errorf("schema column revenue_cents %+v", c)
 	}
 	if c, ok := sc.Column("device_model"); !ok || !c.Renamed || len(c.Paths) != 1 || c.Paths[0] != "context.device.model" {

@@ -9,6 +9,7 @@ import (
 
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -123,7 +124,7 @@ func (s *Step) publishQuarantine(ctx context.Context, shards []int) (string, err
 	keep := map[string]bool{}
 	for _, shard := range shards {
 		dst := fmt.Sprintf("%sshard-%05d.ndjson.gz", dir, shard)
-		src := s.shardDir(shard) + transform.QuarantineFile
+		src := s.shardDir(shard) + mapper.QuarantineFile
 		rc, err := s.Scratch.Get(ctx, src)
 		if err != nil {
 			return "", fmt.Errorf("publish quarantine: %w", err)

@@ -17,6 +17,8 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
 	"sluice/pipeline/job/jobtest"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
@@ -39,9 +41,9 @@ func newStep(in storage.Reader, scratch, out storage.Bucket, spec transform.Spec
 
 type jobResult struct {
 	shards  int
-	maps    []transform.MapStats
-	reduced []transform.SliceStats
-	encoded []transform.FragmentStats
+	maps    []mapper.Stats
+	reduced []reduce.SliceStats
+	encoded []reduce.FragmentStats
 	commits map[string]*job.Commit
 	summary *job.Summary
 }

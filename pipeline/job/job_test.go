@@ -13,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
@@ -151,9 +152,9 @@ func TestDuplicatesCollapse(t *testing.T) {
 	}
 }
 
-func readQuarantine(t *testing.T, out *memstore.Bucket) []transform.QuarantineRecord {
+func readQuarantine(t *testing.T, out *memstore.Bucket) []mapper.QuarantineRecord {
 	t.Helper()
-	var recs []transform.QuarantineRecord
+	var recs []mapper.QuarantineRecord
 	for k, v := range out.Objects() {
 		if !strings.HasPrefix(k, "_errors/") {
 			continue
@@ -164,7 +165,7 @@ func readQuarantine(t *testing.T, out *memstore.Bucket) []transform.QuarantineRe
 		}
 		sc := bufio.NewScanner(zr)
 		for sc.Scan() {
-			var r transform.QuarantineRecord
+			var r mapper.QuarantineRecord
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				t.Fatal(err)
 			}
@@ -206,8 +207,8 @@ func TestQuarantine(t *testing.T) {
 	res := runJob(t, s)
 
 	want := map[string]int64{
-		transform.ReasonInvalidJSON: 2, transform.ReasonNotObject: 1, transform.ReasonMissingKey: 1, transform.ReasonEmptyKey: 1, transform.ReasonBadKey: 1,
-		transform.ReasonMissingTimestamp: 1, transform.ReasonBadTimestamp: 2, transform.ReasonCorruptObject: 2,
+		mapper.ReasonInvalidJSON: 2, mapper.ReasonNotObject: 1, mapper.ReasonMissingKey: 1, mapper.ReasonEmptyKey: 1, mapper.ReasonBadKey: 1,
+		mapper.ReasonMissingTimestamp: 1, mapper.ReasonBadTimestamp: 2, mapper.ReasonCorruptObject: 2,
 	}
 	sum := res.summary
 	var total int64
@@ -227,16 +228,16 @@ func TestQuarantine(t *testing.T) {
 	if int64(len(recs)) != total {
 		t.Errorf("%d quarantine records, want %d", len(recs), total)
 	}
-	byLine := map[int64]transform.QuarantineRecord{}
+	byLine := map[int64]mapper.QuarantineRecord{}
 	for _, r := range recs {
 		if r.Key == key {
 			byLine[r.Line] = r
 		}
 	}
-	if r := byLine[8]; r.Reason != transform.ReasonBadTimestamp || r.Raw != lines[7] || r.Source != "ios" {
+	if r := byLine[8]; r.Reason != mapper.ReasonBadTimestamp || r.Raw != lines[7] || r.Source != "ios" {
 		t.Errorf("line 8: %+v", r)
 	}
-	if r := byLine[11]; r.Reason != transform.ReasonInvalidJSON {
+	if r := byLine[11]; r.Reason != mapper.ReasonInvalidJSON {
 		t.Errorf("line 11: %+v", r)
 	}
 	ids := readPartition(t, out, "2026-10-30").byID(t)

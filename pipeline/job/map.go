@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -15,7 +16,7 @@ func (s *Step) Map(ctx context.Context, shard, shards int) (Next, error) {
 	if err := storage.ReadJSON(ctx, s.Scratch, s.shardKey(shard), &sh); err != nil {
 		return Next{}, err
 	}
-	man, err := transform.MapShard(ctx, s.In, s.Scratch, s.shardDir(shard), s.Spec, s.Window, sh, s.MapOptions)
+	man, err := mapper.MapShard(ctx, s.In, s.Scratch, s.shardDir(shard), s.Spec, s.Window, sh, s.MapOptions)
 	if err != nil {
 		return Next{}, err
 	}

@@ -37,7 +37,7 @@ type PlanOptions struct {
 	// DefaultMinShardBytes). The job's shard_bytes is the largest.
 	MinShardBytes int64
 	// SliceBytes is the size of a reduce task's slice, in
-	// transform.RowCost (default DefaultSliceBytes). A worker with less
+	// reduce.RowCost (default DefaultSliceBytes). A worker with less
 	// task memory reduces a slice a chunk at a time, on disk. Slices
 	// change no byte of the output.
 	SliceBytes int64

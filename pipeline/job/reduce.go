@@ -12,18 +12,18 @@ import (
 
 	"sluice/pipeline/civil"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
-	"sluice/pipeline/transform"
 )
 
 // sliceDone is a reduced slice: its sorted runs in scratch, one per column
 // group, and its keys file waiting in staging for the partition's commit.
 type sliceDone struct {
-	Stats     transform.SliceStats `json:"stats"`
-	Codec     string               `json:"codec"` // of the runs
-	Runs      []transform.RunRef   `json:"runs"`
-	Keys      string               `json:"keys"`
-	KeysIndex intermediate.Index   `json:"keys_index"`
+	Stats     reduce.SliceStats  `json:"stats"`
+	Codec     string             `json:"codec"` // of the runs
+	Runs      []reduce.RunRef    `json:"runs"`
+	Keys      string             `json:"keys"`
+	KeysIndex intermediate.Index `json:"keys_index"`
 }
 
 // Reduce reduces slice i of date d; the task that completes a row group's
@@ -90,9 +90,9 @@ func (s *Step) committed(ctx context.Context, d civil.Date) (bool, error) {
 	return false, fmt.Errorf("commit record of %s: %w", d, err)
 }
 
-// reduceSlice runs transform.ReduceSlice with its runs and keys going
+// reduceSlice runs reduce.Slice with its runs and keys going
 // through local files, then uploads them.
-func (s *Step) reduceSlice(ctx context.Context, in transform.SliceInput) (sliceDone, error) {
+func (s *Step) reduceSlice(ctx context.Context, in reduce.SliceInput) (sliceDone, error) {
 	done := sliceDone{Keys: s.stagedKeysKey(in.Date, in.Slice), Codec: in.Codec}
 	var temps []*tempFile
 	defer func() {
@@ -108,7 +108,7 @@ func (s *Step) reduceSlice(ctx context.Context, in transform.SliceInput) (sliceD
 		temps = append(temps, t)
 		return t, nil
 	}
-	rw := transform.ReduceIO{Scratch: s.Scratch, Published: s.Out}
+	rw := reduce.IO{Scratch: s.Scratch, Published: s.Out}
 	for range in.Groups {
 		t, err := newTemp()
 		if err != nil {
@@ -121,15 +121,15 @@ func (s *Step) reduceSlice(ctx context.Context, in transform.SliceInput) (sliceD
 		return done, err
 	}
 	rw.Keys = keys.w
-	if done.Stats, err = transform.ReduceSlice(ctx, rw, s.Spec, in, s.ReduceOptions); err != nil {
+	if done.Stats, err = reduce.Slice(ctx, rw, s.Spec, in, s.ReduceOptions); err != nil {
 		return done, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	done.Runs = make([]transform.RunRef, len(in.Groups))
+	done.Runs = make([]reduce.RunRef, len(in.Groups))
 	for grp := range in.Groups {
 		key := s.runKey(in.Date, in.Slice, grp)
-		done.Runs[grp] = transform.RunRef{Key: key, Size: done.Stats.RunBytes[grp]}
+		done.Runs[grp] = reduce.RunRef{Key: key, Size: done.Stats.RunBytes[grp]}
 		g.Go(func() error { return temps[grp].put(gctx, s.Scratch, key) })
 	}
 	g.Go(func() error { return keys.put(gctx, s.Out, done.Keys) })

@@ -12,10 +12,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
-	"sluice/pipeline/transform"
 )
 
 // SchemaSummary is what a run did to the table's schema.
@@ -35,10 +37,10 @@ type SchemaSummary struct {
 // stores the result before any file is written with it, so that every run
 // that starts later writes with it too. A retried bucket task finds its
 // own version and changes nothing.
-func (s *Step) reserveSchema(ctx context.Context, mans []*transform.ShardManifest) (schema.Schema, schema.Changes, []transform.Collision, error) {
-	runTypes := transform.RunTypes(s.Spec, mans)
+func (s *Step) reserveSchema(ctx context.Context, mans []*mapper.Manifest) (schema.Schema, schema.Changes, []column.Collision, error) {
+	runTypes := mapper.RunTypes(s.Spec, mans)
 	var changes schema.Changes
-	var coll []transform.Collision
+	var coll []column.Collision
 	sc, err := schema.NewStore(s.Out).Update(ctx, func(cur schema.Schema) (schema.Schema, bool, error) {
 		next, ch, c, err := schema.Merge(cur, s.Spec, runTypes)
 		if err != nil {
@@ -69,7 +71,7 @@ type conversion struct {
 // planConversions finds the published Parquet partitions, outside this
 // run's rebuild, with a file whose column types differ from sc's: they
 // hold a type the schema has since widened. Their files are rewritten by
-// reduce tasks (transform.ConvertFile) and committed like rebuilt ones.
+// reduce tasks (reduce.ConvertFile) and committed like rebuilt ones.
 // When there is something to convert, the run first claims the table
 // (ClaimTable): no other run of the job starts until this one ends, so no
 // later rebuild of a partition races its conversion. Partitions inside the
@@ -98,7 +100,7 @@ func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (c
 		}
 		for _, f := range files[d] {
 			g.Go(func() error {
-				cols, _, err := transform.FileColumns(gctx, s.Out, f.Key, f.Size)
+				cols, _, err := reduce.FileColumns(gctx, s.Spec, s.Out, f.Key, f.Size)
 				if errors.Is(err, storage.ErrNotExist) {
 					// Replaced since the listing: decided below.
 					mu.Lock()

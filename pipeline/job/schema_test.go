@@ -13,10 +13,13 @@ import (
 
 	"sluice/pipeline/catalog"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
 	"sluice/pipeline/crawl"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/job"
 	"sluice/pipeline/job/jobtest"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
@@ -69,7 +72,7 @@ func tableAgrees(t *testing.T, out *memstore.Bucket, spec transform.Spec) schema
 		if !strings.HasPrefix(key, "year=") || !strings.HasSuffix(key, ".parquet") {
 			continue
 		}
-		cols, _, err := transform.FileColumns(ctx, out, key, int64(len(data)))
+		cols, _, err := reduce.FileColumns(ctx, transform.DefaultSpec(), out, key, int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,8 +95,8 @@ func tableAgrees(t *testing.T, out *memstore.Bucket, spec transform.Spec) schema
 	for _, c := range tbl.Columns {
 		got = append(got, c.Name+" "+c.Type.String())
 	}
-	kind := map[transform.ColumnType]string{transform.TypeString: "string", transform.TypeBool: "boolean", transform.TypeBigint: "bigint",
-		transform.TypeDouble: "double", transform.TypeLocalTime: "timestamp", transform.TypeUTCTime: "timestamp"}
+	kind := map[column.Type]string{column.TypeString: "string", column.TypeBool: "boolean", column.TypeBigint: "bigint",
+		column.TypeDouble: "double", column.TypeLocalTime: "timestamp", column.TypeUTCTime: "timestamp"}
 	for _, c := range sc.Columns {
 		want = append(want, c.Name+" "+kind[c.Type])
 	}
@@ -114,13 +117,13 @@ func TestSchemaWidensEveryPartition(t *testing.T) {
 	t.Parallel()
 	spec := testSpec()
 	want := []struct {
-		score     transform.ColumnType
+		score     column.Type
 		converted []string
 		values    map[string]string // partition -> properties_score as read back
 	}{
-		{transform.TypeBigint, nil, map[string]string{"2026-10-01": "3"}},
-		{transform.TypeDouble, []string{"2026-10-01"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5"}},
-		{transform.TypeString, []string{"2026-10-01", "2026-10-02"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5", "2026-10-03": "high"}},
+		{column.TypeBigint, nil, map[string]string{"2026-10-01": "3"}},
+		{column.TypeDouble, []string{"2026-10-01"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5"}},
+		{column.TypeString, []string{"2026-10-01", "2026-10-02"}, map[string]string{"2026-10-01": "3", "2026-10-02": "3.5", "2026-10-03": "high"}},
 	}
 	runSeries(t, spec, scoreRuns(), func(i int, s *job.Step, sum *job.Summary) {
 		out := s.Out.(*memstore.Bucket)
@@ -201,10 +204,10 @@ func TestPinnedColumnType(t *testing.T) {
 		ev("c", "2026-10-01T20:00:00Z", `"properties":{"score":9007199254740993}`), // 2^53+1: no exact double
 	))
 	spec := testSpec()
-	spec.Columns = map[string]transform.ColumnType{"properties.score": transform.TypeBigint}
+	spec.Columns = map[string]column.Type{"properties.score": column.TypeBigint}
 	s := newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
 	sum := runJob(t, s).summary
-	if sum.Quarantined[transform.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
+	if sum.Quarantined[mapper.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
 		t.Errorf("bigint pin: quarantined %v, rows %d", sum.Quarantined, sum.RowsWritten)
 	}
 	recs := readQuarantine(t, out)
@@ -215,20 +218,20 @@ func TestPinnedColumnType(t *testing.T) {
 
 	// Pinned double: 2^53+1 has no exact double and is quarantined; the
 	// table's bigint widens to double.
-	spec.Columns["properties.score"] = transform.TypeDouble
+	spec.Columns["properties.score"] = column.TypeDouble
 	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
 	s.RunID, s.SpecID = "run-double", "spec-double" // a new spec rebuilds
 	sum = runJob(t, s).summary
-	if sum.Quarantined[transform.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
+	if sum.Quarantined[mapper.ReasonTypeMismatch] != 1 || sum.RowsWritten != 2 {
 		t.Errorf("double pin: quarantined %v, rows %d", sum.Quarantined, sum.RowsWritten)
 	}
-	if sc := tableAgrees(t, out, spec); sc.Types()["properties_score"] != transform.TypeDouble {
+	if sc := tableAgrees(t, out, spec); sc.Types()["properties_score"] != column.TypeDouble {
 		t.Errorf("score %s", sc.Types()["properties_score"])
 	}
 
 	// Back to bigint: the files hold doubles, refused before any file
 	// changes.
-	spec.Columns["properties.score"] = transform.TypeBigint
+	spec.Columns["properties.score"] = column.TypeBigint
 	s = newStep(in, memstore.New(), out, spec, window(t, "2026-10-01", "2026-10-01"))
 	s.RunID, s.SpecID = "run-narrow", "spec-narrow"
 	_, err := tryJob(s)

@@ -9,6 +9,8 @@ import (
 
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -48,8 +50,8 @@ type Step struct {
 	Progress func(ctx context.Context, line string)
 	Log      *slog.Logger
 
-	MapOptions    transform.MapOptions
-	ReduceOptions transform.ReduceOptions
+	MapOptions    mapper.Options
+	ReduceOptions reduce.Options
 	PlanOptions   PlanOptions
 }
 
@@ -89,9 +91,9 @@ type Next struct {
 
 	// What the phase did, for metrics: a map's statistics, a reduced
 	// slice's, an encoded fragment's, a committed partition.
-	Mapped    *transform.MapStats
-	Reduced   *transform.SliceStats
-	Encoded   *transform.FragmentStats
+	Mapped    *mapper.Stats
+	Reduced   *reduce.SliceStats
+	Encoded   *reduce.FragmentStats
 	Committed *Commit
 }
 
@@ -126,7 +128,7 @@ func (s *Step) log() *slog.Logger {
 //
 //	plan.json                        the plan, written last (plan done)
 //	plan/shard-NNNNN.json            the objects of each shard
-//	map/shard-NNNNN/                 a mapped shard (transform.MapShard)
+//	map/shard-NNNNN/                 a mapped shard (mapper.MapShard)
 //	split.json                       the split of each date, written last
 //	reduce/date=D/slice-NNNNN.json   one reduce task's input
 //	reduce/date=D/slice-NNNNN/       its sorted runs, one per column group

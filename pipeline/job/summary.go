@@ -3,8 +3,7 @@ package job
 import (
 	"fmt"
 	"slices"
-
-	"sluice/pipeline/transform"
+	"sluice/pipeline/column"
 )
 
 // Summary is what a job step records in its run: what it read, what it
@@ -56,9 +55,9 @@ type Summary struct {
 	Layout []DateLayout `json:"layout,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
-	Collisions     []transform.Collision `json:"collisions,omitempty"`
-	Reconciliation string                `json:"reconciliation"`
-	Balanced       bool                  `json:"balanced"`
+	Collisions     []column.Collision `json:"collisions,omitempty"`
+	Reconciliation string             `json:"reconciliation"`
+	Balanced       bool               `json:"balanced"`
 }
 
 // reconcile checks the books: every line read is a row written, a
@@ -79,7 +78,7 @@ func (s *Summary) reconcile() {
 		s.LinesRead, s.RowsWritten, s.Duplicates, s.OutsideWindow, filtered, quarantined, s.SkippedRows, accounted)
 }
 
-func (s *Summary) addCollisions(cs []transform.Collision) {
+func (s *Summary) addCollisions(cs []column.Collision) {
 	for _, c := range cs {
 		if !slices.Contains(s.Collisions, c) {
 			s.Collisions = append(s.Collisions, c)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/storage/memstore"
-	"sluice/pipeline/transform"
 )
 
 // A line whose strings hold bytes that are not UTF-8 (in a value, a member
@@ -44,7 +44,7 @@ func TestInvalidUTF8IsRepaired(t *testing.T) {
 		}
 		res := runJob(t, newStep(in, memstore.New(), out, spec, window(t, "2026-10-30", "2026-10-30")))
 		sum := res.summary
-		if sum.RepairedUTF8 != 2 || sum.RowsWritten != 2 || sum.Quarantined[transform.ReasonInvalidJSON] != 1 || !sum.Balanced {
+		if sum.RepairedUTF8 != 2 || sum.RowsWritten != 2 || sum.Quarantined[mapper.ReasonInvalidJSON] != 1 || !sum.Balanced {
 			t.Fatalf("%s: repaired %d rows %d quarantined %v balanced %v (%s)", format, sum.RepairedUTF8, sum.RowsWritten, sum.Quarantined, sum.Balanced, sum.Reconciliation)
 		}
 		var values []string // every string value of the partition

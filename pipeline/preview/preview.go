@@ -5,7 +5,7 @@
 // where leaves out. It writes nothing to the table, its schema or the
 // catalog: the sample and the map's intermediates stay in memory.
 //
-// It is the job's own map (transform.MapShard), schema merge
+// It is the job's own map (mapper.MapShard), schema merge
 // (schema.Merge) and file writer (see WriteDate), so a preview shows what
 // a run would do with those lines; only deduplication is limited to the
 // sample.
@@ -28,7 +28,11 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
+	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/mapper"
+	"sluice/pipeline/reduce"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/memstore"
@@ -67,15 +71,15 @@ type Result struct {
 	Window civil.Window       `json:"window"`
 	Input  string             `json:"input"`
 	Sample []SampledObject    `json:"sample"`
-	Stats  transform.MapStats `json:"stats"`
+	Stats  mapper.Stats       `json:"stats"`
 	Schema SchemaDiff         `json:"schema"`
 	Cols   []Column           `json:"columns"`
 	Quar   []QuarantineReason `json:"quarantine,omitempty"`
 	Filter Filtered           `json:"filtered"`
 	Notes  []string           `json:"notes,omitempty"`
 	spec   transform.Spec     `json:"-"`
-	man    *transform.ShardManifest
-	plan   transform.ColumnPlan
+	man    *mapper.Manifest
+	plan   column.Plan
 	mem    *memstore.Bucket
 }
 
@@ -89,9 +93,9 @@ type SampledObject struct {
 // SchemaDiff is what the sample's columns would do to the table's schema.
 type SchemaDiff struct {
 	// Version is the table's current schema version (0: no table yet).
-	Version    int                   `json:"version"`
-	Changes    schema.Changes        `json:"changes"`
-	Collisions []transform.Collision `json:"collisions,omitempty"`
+	Version    int                `json:"version"`
+	Changes    schema.Changes     `json:"changes"`
+	Collisions []column.Collision `json:"collisions,omitempty"`
 	// Refused is why a run with this sample would fail to merge its
 	// columns into the table's (a pin that narrows a column, a name a
 	// source field already has); the rows are then shown as a new table's.
@@ -100,8 +104,8 @@ type SchemaDiff struct {
 
 // Column is one column the sample writes.
 type Column struct {
-	Name string               `json:"name"`
-	Type transform.ColumnType `json:"type"`
+	Name string      `json:"name"`
+	Type column.Type `json:"type"`
 	// Status says how the column stands against the table: new, widened
 	// from T, derived, renamed from N, moved from N; empty when it is
 	// the table's column as it is.
@@ -110,9 +114,9 @@ type Column struct {
 
 // QuarantineReason is one reason lines were quarantined, with examples.
 type QuarantineReason struct {
-	Reason   string                       `json:"reason"`
-	Count    int64                        `json:"count"`
-	Examples []transform.QuarantineRecord `json:"examples"`
+	Reason   string                    `json:"reason"`
+	Count    int64                     `json:"count"`
+	Examples []mapper.QuarantineRecord `json:"examples"`
 }
 
 // Filtered are the rows the job's where left out, with examples.
@@ -152,12 +156,12 @@ func Run(ctx context.Context, in storage.Reader, out storage.Reader, spec transf
 		res.Notes = append(res.Notes, fmt.Sprintf("no input objects in %s for %s (received-day folders %s to %s of %s)", in.Location(), w,
 			w.Start.AddDays(-1), w.End.AddDays(1), sourcePaths(spec)))
 	}
-	mopts := transform.MapOptions{TempDir: opts.TempDir, Filtered: func(l transform.FilteredLine) {
+	mopts := mapper.Options{TempDir: opts.TempDir, Filtered: func(l mapper.FilteredLine) {
 		if len(res.Filter.Examples) < opts.Examples {
 			res.Filter.Examples = append(res.Filter.Examples, FilteredRow{Source: l.Source, Key: l.Key, Line: l.Line, Raw: string(l.Raw)})
 		}
 	}}
-	man, err := transform.MapShard(ctx, res.mem, res.mem, shardDir, spec, w, transform.Shard{Objects: objs}, mopts)
+	man, err := mapper.MapShard(ctx, res.mem, res.mem, shardDir, spec, w, transform.Shard{Objects: objs}, mopts)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +179,7 @@ func Run(ctx context.Context, in storage.Reader, out storage.Reader, spec transf
 		}
 	}
 	res.Schema.Version = cur.Version
-	runTypes := transform.RunTypes(spec, []*transform.ShardManifest{man})
+	runTypes := mapper.RunTypes(spec, []*mapper.Manifest{man})
 	next, ch, coll, err := schema.Merge(cur, spec, runTypes)
 	if err != nil {
 		res.Schema.Refused = err.Error()
@@ -303,7 +307,7 @@ func (r *Result) readQuarantine(ctx context.Context, examples int) error {
 	}
 	dec := json.NewDecoder(zr)
 	for {
-		var rec transform.QuarantineRecord
+		var rec mapper.QuarantineRecord
 		if err := dec.Decode(&rec); errors.Is(err, io.EOF) {
 			return nil
 		} else if err != nil {
@@ -319,9 +323,9 @@ func (r *Result) readQuarantine(ctx context.Context, examples int) error {
 
 // columns lists the columns the sample writes, in the table's order,
 // with how each stands against the table.
-func (r *Result) columns(next schema.Schema, runTypes map[string]transform.ColumnType) {
+func (r *Result) columns(next schema.Schema, runTypes map[string]column.Type) {
 	written := map[string]bool{}
-	local, utc := transform.TimestampColumns(r.spec)
+	local, utc := r.spec.TimestampColumns()
 	written[local], written[utc] = true, true
 	for p := range runTypes {
 		written[r.plan.Names[p]] = true
@@ -337,10 +341,10 @@ func (r *Result) columns(next schema.Schema, runTypes map[string]transform.Colum
 	}
 	for _, c := range next.Columns {
 		for _, p := range c.Paths {
-			if n, ok := transform.IsDerivedPath(p); ok && n == c.Name {
+			if n, ok := column.IsDerivedPath(p); ok && n == c.Name {
 				status[c.Name] = strings.TrimSpace(status[c.Name] + " derived")
 			} else if c.Renamed {
-				status[c.Name] = strings.TrimSpace(status[c.Name] + " renamed from " + transform.ColumnNameOf(p))
+				status[c.Name] = strings.TrimSpace(status[c.Name] + " renamed from " + column.NameOf(p))
 			}
 		}
 	}
@@ -361,38 +365,42 @@ func (r *Result) Dates() []civil.Date {
 }
 
 // WriteDate writes date d's sample rows as the job writes a partition's
-// file (deduplicated within the sample, sorted), in format ("parquet" or
-// "csv") with the job's other settings. With all, every column of the
+// file (deduplicated within the sample, sorted), in the file format
+// called formatName (pipeline/format/formats) with the job's other
+// settings, its compression the format's default when the job's is not
+// one the format takes (and always for CSV, which a reader wants plain). With all, every column of the
 // table is written, so the files of several dates line up.
 //
 // It is the one place the preview calls the reduce: one slice of every
 // virtual bucket, one column group, encoded as one fragment, which for so
 // few rows is a whole file.
-func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d civil.Date, all bool) (int64, error) {
+func (r *Result) WriteDate(ctx context.Context, w io.Writer, formatName string, d civil.Date, all bool) (int64, error) {
 	spec := r.spec
-	spec.Format = format
-	if format == "csv" {
-		spec.Compression = "none"
-	} else if spec.Compression == "none" && r.spec.Format == "csv" {
-		spec.Compression = "snappy"
+	spec.Format = formatName
+	ff, err := spec.FileFormat()
+	if err != nil {
+		return 0, err
 	}
-	cols := r.plan.DateColumns(spec, []*transform.ShardManifest{r.man}, d)
+	if ff.Positional() || !slices.Contains(ff.Compressions(), spec.Compression) || spec.Format != r.spec.Format && spec.Compression == "none" {
+		spec.Compression = ff.Compressions()[0]
+	}
+	cols := mapper.DateColumns(spec, r.plan, []*mapper.Manifest{r.man}, d)
 	if all {
 		cols = r.plan.TableColumns()
 	}
-	in := transform.SliceInput{Date: d, Lo: 0, Hi: intermediate.VBuckets, Codec: r.man.Codec, Columns: cols, Groups: []int{0}}
+	in := reduce.SliceInput{Date: d, Lo: 0, Hi: intermediate.VBuckets, Codec: r.man.Codec, Columns: cols, Groups: []int{0}}
 	for _, df := range r.man.Dates {
 		if df.Date == d {
-			in.Parts = append(in.Parts, transform.ReducePart{Key: shardDir + df.RowsFile, ColMap: r.plan.ColMap(cols, r.man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)})
+			in.Parts = append(in.Parts, reduce.ShardRows{Key: shardDir + df.RowsFile, ColMap: mapper.ColMap(r.plan, cols, r.man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)})
 		} else {
-			in.Others = append(in.Others, transform.ReduceIDs{Key: shardDir + df.IDsFile, Index: df.IDsIndex.Slice(0, intermediate.VBuckets)})
+			in.Others = append(in.Others, reduce.ShardIDs{Key: shardDir + df.IDsFile, Index: df.IDsIndex.Slice(0, intermediate.VBuckets)})
 		}
 	}
 	if len(in.Parts) == 0 {
 		return 0, fmt.Errorf("the sample has no rows of %s", d)
 	}
 	var run bytes.Buffer
-	st, err := transform.ReduceSlice(ctx, transform.ReduceIO{Scratch: r.mem, Runs: []io.Writer{&run}}, spec, in, transform.ReduceOptions{})
+	st, err := reduce.Slice(ctx, reduce.IO{Scratch: r.mem, Runs: []io.Writer{&run}}, spec, in, reduce.Options{})
 	if err != nil {
 		return 0, err
 	}
@@ -402,9 +410,9 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d ci
 		return 0, err
 	}
 	defer r.mem.Delete(ctx, runKey)
-	fs, err := transform.EncodeFragment(ctx, r.mem, spec, transform.FragmentInput{
-		Date: d, Columns: cols, From: 0, To: len(cols), Codec: in.Codec, Runs: []transform.RunRef{{Key: runKey, Size: size}},
-		Rows: st.Rows, Values: st.Values, StringBytes: st.StringBytes, Header: true,
+	fs, err := reduce.EncodeFragment(ctx, r.mem, spec, reduce.FragmentInput{
+		Date: d, Codec: in.Codec, Runs: []reduce.RunRef{{Key: runKey, Size: size}},
+		Fragment: format.Fragment{Columns: cols, From: 0, To: len(cols), Rows: st.Rows, Values: st.Values, StringBytes: st.StringBytes, Header: true},
 	}, w)
 	return fs.Rows, err
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"sluice/pipeline/column"
+	"sluice/pipeline/expr"
+	"sluice/pipeline/mapper"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
@@ -29,10 +32,10 @@ func TestPreviewAgainstTheTable(t *testing.T) {
 		`{"messageId": "m3", "timestamp":`,
 	))
 	plain := transform.DefaultSpec()
-	base, _, _, err := schema.Merge(schema.Schema{}, plain, map[string]transform.ColumnType{
-		"messageId": transform.TypeString, "event": transform.TypeString, "type": transform.TypeString, "userId": transform.TypeString,
-		"context.device.model": transform.TypeString, "context.device.adTrackingEnabled": transform.TypeBool, "context.os.name": transform.TypeString,
-		"properties.revenue": transform.TypeDouble,
+	base, _, _, err := schema.Merge(schema.Schema{}, plain, map[string]column.Type{
+		"messageId": column.TypeString, "event": column.TypeString, "type": column.TypeString, "userId": column.TypeString,
+		"context.device.model": column.TypeString, "context.device.adTrackingEnabled": column.TypeBool, "context.os.name": column.TypeString,
+		"properties.revenue": column.TypeDouble,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +46,7 @@ func TestPreviewAgainstTheTable(t *testing.T) {
 	before := len(out.Objects())
 	spec := plain
 	spec.Where = `type == "track"`
-	spec.Derive = []transform.Derive{{Name: "is_purchase", Expression: `properties_revenue > 0`}}
+	spec.Derive = []expr.Derive{{Name: "is_purchase", Expression: `properties_revenue > 0`}}
 	spec.Rename = map[string]string{"context_device_model": "device_model"}
 	res, err := Run(ctx, in, out, spec, tt.Window(t, "2026-10-31", "2026-10-31"), Options{})
 	if err != nil {
@@ -65,7 +68,7 @@ func TestPreviewAgainstTheTable(t *testing.T) {
 	if res.Filter.Count != 1 || len(res.Filter.Examples) != 1 || !strings.Contains(res.Filter.Examples[0].Raw, `"m2"`) {
 		t.Errorf("filtered %+v", res.Filter)
 	}
-	if len(res.Quar) != 1 || res.Quar[0].Reason != transform.ReasonInvalidJSON || len(res.Quar[0].Examples) != 1 || res.Quar[0].Examples[0].Line != 3 {
+	if len(res.Quar) != 1 || res.Quar[0].Reason != mapper.ReasonInvalidJSON || len(res.Quar[0].Examples) != 1 || res.Quar[0].Examples[0].Line != 3 {
 		t.Errorf("quarantine %+v", res.Quar)
 	}
 	var buf bytes.Buffer

@@ -28,13 +28,14 @@ import (
 	"strings"
 	"time"
 
+	"sluice/pipeline/column"
 	"sluice/pipeline/transform"
 )
 
 // Column is one column of the table.
 type Column struct {
-	Name string               `json:"name"`
-	Type transform.ColumnType `json:"type"`
+	Name string      `json:"name"`
+	Type column.Type `json:"type"`
 	// Paths are the source paths written to the column (segments joined
 	// with "."); none for the generated timestamp columns.
 	Paths []string `json:"paths,omitempty"`
@@ -81,9 +82,9 @@ func (m Move) String() string { return fmt.Sprintf("%s -> %s", m.From, m.To) }
 
 // Widening is one column whose type became wider.
 type Widening struct {
-	Column string               `json:"column"`
-	From   transform.ColumnType `json:"from"`
-	To     transform.ColumnType `json:"to"`
+	Column string      `json:"column"`
+	From   column.Type `json:"from"`
+	To     column.Type `json:"to"`
 }
 
 func (w Widening) String() string { return fmt.Sprintf("%s %s -> %s", w.Column, w.From, w.To) }
@@ -101,8 +102,8 @@ func (s Schema) Column(name string) (Column, bool) {
 }
 
 // Types maps each column name to its type.
-func (s Schema) Types() map[string]transform.ColumnType {
-	out := make(map[string]transform.ColumnType, len(s.Columns))
+func (s Schema) Types() map[string]column.Type {
+	out := make(map[string]column.Type, len(s.Columns))
 	for _, c := range s.Columns {
 		out[c.Name] = c.Type
 	}
@@ -112,33 +113,33 @@ func (s Schema) Types() map[string]transform.ColumnType {
 // Join is the narrowest type that holds values of both a and b: bigint and
 // double are double, any other two different types are string. The
 // timestamp types only join with themselves.
-func Join(a, b transform.ColumnType) transform.ColumnType {
+func Join(a, b column.Type) column.Type {
 	switch {
 	case a == b:
 		return a
-	case a == transform.TypeBigint && b == transform.TypeDouble, a == transform.TypeDouble && b == transform.TypeBigint:
-		return transform.TypeDouble
+	case a == column.TypeBigint && b == column.TypeDouble, a == column.TypeDouble && b == column.TypeBigint:
+		return column.TypeDouble
 	}
-	return transform.TypeString
+	return column.TypeString
 }
 
 // Merge returns the schema that holds s and a run's columns: runTypes maps
 // each source path the run saw to the type its values need (pins already
-// applied, see transform.RunTypes). New paths get new columns, named by
-// transform.ResolveNames without taking a name the table has, and appended
+// applied, see mapper.RunTypes). New paths get new columns, named by
+// column.ResolveNames without taking a name the table has, and appended
 // in name order; known paths widen their column when they must. The
 // returned Changes are empty, and the schema is s, when nothing changed.
 // It fails when a pin would narrow a column.
-func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnType) (Schema, Changes, []transform.Collision, error) {
+func Merge(s Schema, spec transform.Spec, runTypes map[string]column.Type) (Schema, Changes, []column.Collision, error) {
 	next := s
 	next.Columns = slices.Clone(s.Columns)
 	version := s.Version + 1
 	var ch Changes
-	local, utc := transform.TimestampColumns(spec)
+	local, utc := spec.TimestampColumns()
 	if s.Version == 0 {
 		next.Columns = append(next.Columns,
-			Column{Name: local, Type: transform.TypeLocalTime, Since: version},
-			Column{Name: utc, Type: transform.TypeUTCTime, Since: version})
+			Column{Name: local, Type: column.TypeLocalTime, Since: version},
+			Column{Name: utc, Type: column.TypeUTCTime, Since: version})
 	}
 	byPath := map[string]int{}
 	taken := []string{}
@@ -197,8 +198,8 @@ func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnTy
 	var added []Column
 	for _, path := range slices.Sorted(maps.Keys(named)) {
 		to := named[path]
-		_, derived := transform.IsDerivedPath(path)
-		renamed := !derived && to != transform.ColumnNameOf(path)
+		_, derived := column.IsDerivedPath(path)
+		renamed := !derived && to != column.NameOf(path)
 		j := slices.IndexFunc(next.Columns, func(c Column) bool { return c.Name == to })
 		if j < 0 {
 			added = append(added, Column{Name: to, Type: runTypes[path], Paths: []string{path}, Since: version, Renamed: renamed})
@@ -224,7 +225,7 @@ func Merge(s Schema, spec transform.Spec, runTypes map[string]transform.ColumnTy
 		}
 	}
 	newPaths = natural
-	names, coll := transform.ResolveNames(newPaths, append(taken, spec.NamedColumns()...))
+	names, coll := column.ResolveNames(newPaths, append(taken, spec.NamedColumns()...))
 	for _, path := range newPaths {
 		added = append(added, Column{Name: names[path], Type: runTypes[path], Paths: []string{path}, Since: version})
 	}
@@ -259,7 +260,7 @@ func moveTo(spec transform.Spec, c Column, path string) (string, bool) {
 	if to, ok := targetName(spec, path); ok {
 		return to, to != c.Name
 	}
-	if natural := transform.ColumnNameOf(path); c.Renamed && natural != c.Name {
+	if natural := column.NameOf(path); c.Renamed && natural != c.Name {
 		return natural, true
 	}
 	return "", false
@@ -273,7 +274,7 @@ func targetName(spec transform.Spec, path string) (string, bool) {
 
 // pinField names the spec field that fixes path's type.
 func pinField(path string) string {
-	if n, ok := transform.IsDerivedPath(path); ok {
+	if n, ok := column.IsDerivedPath(path); ok {
 		return "derive " + n + ".type"
 	}
 	return "columns." + path
@@ -281,22 +282,22 @@ func pinField(path string) string {
 
 // nameField names the spec field that names path's column.
 func nameField(spec transform.Spec, path string) string {
-	if n, ok := transform.IsDerivedPath(path); ok {
+	if n, ok := column.IsDerivedPath(path); ok {
 		return "derive " + n
 	}
-	return "rename." + transform.ColumnNameOf(path)
+	return "rename." + column.NameOf(path)
 }
 
-// Plan is the run's transform.ColumnPlan for the table's schema s: each
+// Plan is the run's column.Plan for the table's schema s: each
 // source path's column, every column's type, and the table order.
-func (s Schema) Plan(spec transform.Spec, collisions []transform.Collision) transform.ColumnPlan {
+func (s Schema) Plan(spec transform.Spec, collisions []column.Collision) column.Plan {
 	names := map[string]string{}
-	order := make([]transform.Column, len(s.Columns))
+	order := make([]column.Column, len(s.Columns))
 	for i, c := range s.Columns {
-		order[i] = transform.Column{Name: c.Name, Type: c.Type}
+		order[i] = column.Column{Name: c.Name, Type: c.Type}
 		for _, p := range c.Paths {
 			names[p] = c.Name
 		}
 	}
-	return transform.NewColumnPlan(spec, names, order, collisions)
+	return column.NewPlan(spec.TimestampField, names, order, collisions)
 }

@@ -6,16 +6,17 @@ import (
 	"sync"
 	"testing"
 
+	"sluice/pipeline/column"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
 )
 
 var (
-	str    = transform.TypeString
-	bigint = transform.TypeBigint
-	double = transform.TypeDouble
-	boolT  = transform.TypeBool
+	str    = column.TypeString
+	bigint = column.TypeBigint
+	double = column.TypeDouble
+	boolT  = column.TypeBool
 )
 
 func names(s schema.Schema) []string {
@@ -28,7 +29,7 @@ func names(s schema.Schema) []string {
 
 func TestJoin(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct{ a, b, want transform.ColumnType }{
+	for _, c := range []struct{ a, b, want column.Type }{
 		{bigint, bigint, bigint}, {bigint, double, double}, {double, bigint, double},
 		{bigint, str, str}, {boolT, bigint, str}, {boolT, boolT, boolT}, {double, str, str},
 	} {
@@ -41,7 +42,7 @@ func TestJoin(t *testing.T) {
 func TestMerge(t *testing.T) {
 	t.Parallel()
 	spec := transform.DefaultSpec()
-	v1, ch, _, err := schema.Merge(schema.Schema{}, spec, map[string]transform.ColumnType{"properties.score": bigint, "event": str})
+	v1, ch, _, err := schema.Merge(schema.Schema{}, spec, map[string]column.Type{"properties.score": bigint, "event": str})
 	if err != nil || v1.Version != 1 || v1.Converted != 1 {
 		t.Fatalf("v1 %+v %v", v1, err)
 	}
@@ -52,13 +53,13 @@ func TestMerge(t *testing.T) {
 		t.Errorf("v1 added %v", ch.Added)
 	}
 	// The same columns again: no new version.
-	same, ch, _, _ := schema.Merge(v1, spec, map[string]transform.ColumnType{"properties.score": bigint})
+	same, ch, _, _ := schema.Merge(v1, spec, map[string]column.Type{"properties.score": bigint})
 	if !ch.Empty() || same.Version != 1 {
 		t.Errorf("unchanged run made %+v", ch)
 	}
 	// Wider data and a new field: widened in place, appended at the end;
 	// a field whose natural name is taken gets a suffix, not the column.
-	v2, ch, coll, err := schema.Merge(v1, spec, map[string]transform.ColumnType{"properties.score": double, "properties_score": str, "a.z": boolT})
+	v2, ch, coll, err := schema.Merge(v1, spec, map[string]column.Type{"properties.score": double, "properties_score": str, "a.z": boolT})
 	if err != nil || v2.Version != 2 || v2.Converted != 1 {
 		t.Fatalf("v2 %+v %v", v2, err)
 	}
@@ -69,17 +70,17 @@ func TestMerge(t *testing.T) {
 		t.Errorf("v2 changes %+v collisions %+v", ch, coll)
 	}
 	// Narrower data never narrows.
-	v3, ch, _, _ := schema.Merge(v2, spec, map[string]transform.ColumnType{"properties.score": bigint})
+	v3, ch, _, _ := schema.Merge(v2, spec, map[string]column.Type{"properties.score": bigint})
 	if !ch.Empty() || v3.Types()["properties_score"] != double {
 		t.Errorf("narrower data changed %+v", ch)
 	}
 	// A pin may widen, never narrow.
-	spec.Columns = map[string]transform.ColumnType{"properties.score": str}
-	if v, ch, _, err := schema.Merge(v2, spec, map[string]transform.ColumnType{"properties.score": str}); err != nil || v.Types()["properties_score"] != str || len(ch.Widened) != 1 {
+	spec.Columns = map[string]column.Type{"properties.score": str}
+	if v, ch, _, err := schema.Merge(v2, spec, map[string]column.Type{"properties.score": str}); err != nil || v.Types()["properties_score"] != str || len(ch.Widened) != 1 {
 		t.Errorf("widening pin: %v %+v", err, ch)
 	}
-	spec.Columns = map[string]transform.ColumnType{"properties.score": bigint}
-	if _, _, _, err := schema.Merge(v2, spec, map[string]transform.ColumnType{"properties.score": bigint}); err == nil {
+	spec.Columns = map[string]column.Type{"properties.score": bigint}
+	if _, _, _, err := schema.Merge(v2, spec, map[string]column.Type{"properties.score": bigint}); err == nil {
 		t.Error("narrowing pin accepted")
 	}
 }
@@ -97,7 +98,7 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, err := st.Update(ctx, func(cur schema.Schema) (schema.Schema, bool, error) {
-				next, ch, _, err := schema.Merge(cur, spec, map[string]transform.ColumnType{path: bigint})
+				next, ch, _, err := schema.Merge(cur, spec, map[string]column.Type{path: bigint})
 				return next, !ch.Empty(), err
 			})
 			if err != nil {

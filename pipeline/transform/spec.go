@@ -10,6 +10,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/column"
+	"sluice/pipeline/expr"
+	"sluice/pipeline/format"
+	"sluice/pipeline/format/formats"
 )
 
 // Source is one Segment source: a name (ios, android) and the key prefix of
@@ -26,8 +30,8 @@ type Spec struct {
 	TimestampField string   `yaml:"timestamp_field"` // top-level RFC 3339 field placing the event
 	TimeZone       string   `yaml:"time_zone"`       // IANA name; the output date is local to it
 	DedupeKey      string   `yaml:"dedupe_key"`      // top-level field, one row per value
-	Format         string   `yaml:"format"`          // "parquet" or "csv"
-	Compression    string   `yaml:"compression"`     // parquet: snappy|zstd|gzip|none; csv: gzip|none
+	Format         string   `yaml:"format"`          // a file format's name (pipeline/format/formats): parquet, csv
+	Compression    string   `yaml:"compression"`     // one of the format's Compressions; "" is its default
 	// ShardBytes is the most compressed input one map task reads; the
 	// planner cuts smaller shards when that spreads the work better over
 	// the fleet (see pipeline/job).
@@ -46,17 +50,17 @@ type Spec struct {
 	// run.
 	DedupeHorizonDays int `yaml:"dedupe_horizon_days"`
 	// Where keeps the rows for which this CEL expression holds (see
-	// Exprs); the others are counted as filtered out.
+	// pipeline/expr); the others are counted as filtered out.
 	Where string `yaml:"where,omitempty"`
 	// Derive adds columns computed by CEL expressions.
-	Derive []Derive `yaml:"derive,omitempty"`
+	Derive []expr.Derive `yaml:"derive,omitempty"`
 	// Rename maps output column names (as the flattener makes them) to
 	// the names the table gives them.
 	Rename map[string]string `yaml:"rename,omitempty"`
 }
 
 // ColumnPins are pinned column types by source path (Spec.Columns).
-type ColumnPins map[string]ColumnType
+type ColumnPins map[string]column.Type
 
 // UnmarshalYAML reads the pins, naming the path of a type it does not
 // know.
@@ -67,7 +71,7 @@ func (p *ColumnPins) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*p = ColumnPins{}
 	for _, path := range slices.Sorted(maps.Keys(raw)) {
-		var t ColumnType
+		var t column.Type
 		if err := t.UnmarshalText([]byte(raw[path])); err != nil {
 			return fmt.Errorf("columns.%s: %q is not a column type (string, boolean, bigint or double)", path, raw[path])
 		}
@@ -146,21 +150,12 @@ func (s Spec) validateFields() error {
 	if _, err := civil.LoadZone(s.TimeZone); err != nil {
 		return fmt.Errorf("time_zone: %w", err)
 	}
-	switch s.Format {
-	case "parquet":
-		switch s.Compression {
-		case "", "snappy", "zstd", "gzip", "none":
-		default:
-			return fmt.Errorf("compression: %q is not snappy, zstd, gzip or none", s.Compression)
-		}
-	case "csv":
-		switch s.Compression {
-		case "", "gzip", "none":
-		default:
-			return fmt.Errorf("compression: %q is not gzip or none for csv", s.Compression)
-		}
-	default:
-		return fmt.Errorf("format: %q is not parquet or csv", s.Format)
+	ff, err := formats.ByName(s.Format)
+	if err != nil {
+		return fmt.Errorf("format: %w", err)
+	}
+	if cs := ff.Compressions(); s.Compression != "" && !slices.Contains(cs, s.Compression) {
+		return fmt.Errorf("compression: %q is not %s for %s", s.Compression, strings.Join(cs, ", "), s.Format)
 	}
 	if s.ShardBytes <= 0 {
 		return fmt.Errorf("shard_bytes: %d must be positive", s.ShardBytes)
@@ -177,7 +172,7 @@ func (s Spec) validateFields() error {
 			return fmt.Errorf("columns: %q is not a source path (fields joined with \".\", as properties.score)", path)
 		case path == s.DedupeKey || path == s.TimestampField:
 			return fmt.Errorf("columns.%s: the dedupe key and the timestamp field have fixed types", path)
-		case t != TypeString && t != TypeBool && t != TypeBigint && t != TypeDouble:
+		case t != column.TypeString && t != column.TypeBool && t != column.TypeBigint && t != column.TypeDouble:
 			return fmt.Errorf("columns.%s: %s cannot be pinned (string, boolean, bigint or double)", path, t)
 		}
 	}
@@ -189,4 +184,26 @@ func (s Spec) validateFields() error {
 // Spark writes them).
 func PartitionPath(d civil.Date) string {
 	return fmt.Sprintf("year=%d/month=%d/date=%s/", d.Year, int(d.Month), d)
+}
+
+// FileFormat is the file format of the job's output.
+func (s Spec) FileFormat() (format.Format, error) {
+	ff, err := formats.ByName(s.Format)
+	if err != nil {
+		return nil, fmt.Errorf("format: %w", err)
+	}
+	return ff, nil
+}
+
+// FormatOptions are what the file format needs of the spec.
+func (s Spec) FormatOptions() format.Options {
+	return format.Options{Compression: s.Compression, TimeZone: s.TimeZone}
+}
+
+// FileExt is the extension of the job's output files.
+func (s Spec) FileExt() string {
+	if ff, err := s.FileFormat(); err == nil {
+		return ff.Ext(s.Compression)
+	}
+	return s.Format
 }

@@ -40,3 +40,13 @@ func TestSpecValidate(t *testing.T) {
 		t.Errorf("time_zone Pacific: %v", err)
 	}
 }
+
+// Validate reports the problems of the expressions too.
+func TestSpecValidateExpressions(t *testing.T) {
+	t.Parallel()
+	s := DefaultSpec()
+	s.Where = `type == `
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "where: ") {
+		t.Errorf("Validate: %v, want the where's problem", err)
+	}
+}

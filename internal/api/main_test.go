@@ -18,7 +18,6 @@ import (
 
 	"sluice/internal/access"
 	"sluice/internal/api"
-	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 	"sluice/internal/testenv"
@@ -29,6 +28,7 @@ import (
 	"sluice/pipeline/storage/filestore"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -68,7 +68,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"SLUICE_RAW": locs["raw"], "SLUICE_OUTPUT": locs["out"], "SLUICE_CATALOG": locs["catalog"], "SLUICE_SCRATCH": locs["scratch"]}
-	wf, err := workflow.ParseWith(raw, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, config.ValidateJob)
+	wf, err := workflow.ParseWith(raw, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, transform.ValidateJob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"sluice/pipeline/segmentgen"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 	"sluice/workflows"
@@ -68,7 +69,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	wf, err := workflow.ParseWith(raw, lookup, config.ValidateJob)
+	wf, err := workflow.ParseWith(raw, lookup, transform.ValidateJob)
 	if err != nil {
 		return fmt.Errorf("workflow: %w", err)
 	}

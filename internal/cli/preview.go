@@ -80,7 +80,7 @@ rows its where leaves out. Writes nothing to the table or the catalog; needs no 
 	if err != nil {
 		return usageErr(err)
 	}
-	spec, err := config.JobTransform(step.Job)
+	spec, err := transform.FromJob(step.Job)
 	if err != nil {
 		return usageErr(fmt.Errorf("%s: %w", step.Name, err))
 	}

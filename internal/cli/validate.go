@@ -163,7 +163,7 @@ func checkJob(ctx context.Context, c workflow.Checked, i int, cat *catalog.Store
 			problems = append(problems, workflow.UnknownKeys(item, fmt.Sprintf("%s.derive[%d]", field, j), yamlKeys(expr.Derive{}))...)
 		}
 	}
-	spec, err := config.DecodeJobTransform(step.Job)
+	spec, err := transform.DecodeJob(step.Job)
 	if err != nil {
 		if len(problems) == 0 {
 			problems = append(problems, at("", err.Error()))

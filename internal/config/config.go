@@ -19,7 +19,6 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
 
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/transform"
@@ -218,7 +217,7 @@ func LoadWorkflows(path string) (map[string]*workflow.Workflow, error) {
 	out := map[string]*workflow.Workflow{}
 	var errs []error
 	for _, f := range files {
-		wf, err := workflow.Load(f, ValidateJob)
+		wf, err := workflow.Load(f, transform.ValidateJob)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -229,53 +228,4 @@ func LoadWorkflows(path string) (map[string]*workflow.Workflow, error) {
 		out[wf.Name] = wf
 	}
 	return out, errors.Join(errs...)
-}
-
-// JobTransform decodes a job step's transform block.
-func JobTransform(j *workflow.JobSpec) (transform.Spec, error) {
-	spec, err := DecodeJobTransform(j)
-	if err != nil {
-		return spec, err
-	}
-	return spec, spec.Validate()
-}
-
-// DecodeJobTransform decodes a job step's transform block over the
-// defaults, refusing unknown fields, without validating it.
-func DecodeJobTransform(j *workflow.JobSpec) (transform.Spec, error) {
-	spec := transform.DefaultSpec()
-	if j.Transform.Kind == 0 {
-		return spec, nil
-	}
-	// compression's default follows the format: snappy for Parquet, none
-	// for CSV (which takes gzip or none).
-	spec.Compression = ""
-	if err := decodeStrict(&j.Transform, &spec); err != nil {
-		return spec, err
-	}
-	if spec.Compression == "" {
-		spec.Compression = "snappy"
-		if spec.Format == "csv" {
-			spec.Compression = "none"
-		}
-	}
-	return spec, nil
-}
-
-// ValidateJob is the workflow loader's check of a job's transform block.
-func ValidateJob(j *workflow.JobSpec) error {
-	_, err := JobTransform(j)
-	return err
-}
-
-// decodeStrict decodes a YAML node refusing unknown fields, so that a typo
-// in a job spec fails at start instead of being ignored.
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	return dec.Decode(v)
 }

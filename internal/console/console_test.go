@@ -31,6 +31,7 @@ import (
 	"sluice/pipeline/storage/filestore"
 	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -58,7 +59,7 @@ func TestPagesRenderAndErrorsShow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wf, err := workflow.ParseWith(raw, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, config.ValidateJob)
+	wf, err := workflow.ParseWith(raw, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, transform.ValidateJob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -145,7 +146,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		}
 		for i := range wf.Steps {
 			if j := wf.Steps[i].Job; j != nil {
-				spec, err := config.JobTransform(j)
+				spec, err := transform.FromJob(j)
 				if err != nil {
 					return nil, fmt.Errorf("orchestrator: workflow %s step %s: %w", name, wf.Steps[i].Name, err)
 				}

@@ -7,6 +7,7 @@ import (
 
 	"sluice/internal/config"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 )
 
@@ -35,7 +36,7 @@ func newWindowRules(wf *workflow.Workflow) (windowRules, error) {
 		if j == nil {
 			continue
 		}
-		spec, err := config.JobTransform(j)
+		spec, err := transform.FromJob(j)
 		if err != nil {
 			return r, fmt.Errorf("steps[%d] (%s): %w", i, wf.Steps[i].Name, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"sluice/internal/scheduler"
 	"sluice/internal/testenv"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 )
 
@@ -34,7 +35,7 @@ func setup(t *testing.T) (*orchestrator.Orchestrator, config.Redis) {
 		t.Fatal(err)
 	}
 	everyMinute := strings.Replace(string(raw), `cron: "0 13 * * *"`, `cron: "* * * * *"`, 1)
-	wf, err := workflow.Parse([]byte(everyMinute), config.ValidateJob)
+	wf, err := workflow.Parse([]byte(everyMinute), transform.ValidateJob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,13 @@ import (
 	"github.com/hibiken/asynq"
 	"gopkg.in/yaml.v3"
 
-	"sluice/internal/config"
 	"sluice/internal/redisstore"
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -49,7 +49,7 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 // newJobStep builds a job step's phases over its buckets and bookmarks:
 // what a run's tasks use, and what a dry run asks.
 func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.Step, win civil.Window, force, allowShrink bool) (*job.Step, error) {
-	spec, err := config.JobTransform(step.Job)
+	spec, err := transform.FromJob(step.Job)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
 	}

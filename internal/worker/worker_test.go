@@ -23,6 +23,7 @@ import (
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
@@ -53,7 +54,7 @@ func newHarness(t *testing.T, opts tasks.Options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf, err := workflow.ParseWith(yml, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, config.ValidateJob)
+	wf, err := workflow.ParseWith(yml, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, transform.ValidateJob)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sluice/pipeline/format/formats"
 )
 
 // DDLOptions tune the Athena DDL printed for a table.
@@ -24,15 +26,12 @@ type DDLOptions struct {
 	Now time.Time
 }
 
-// Hive SerDe and formats, as Athena and Glue name them.
+// Hive SerDe and formats of the crawled JSON input, as Athena and Glue
+// name them (the output formats name theirs: format.Format.Hive).
 const (
 	serdeJSON       = "org.openx.data.jsonserde.JsonSerDe"
-	serdeOpenCSV    = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
-	serdeParquet    = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 	inputText       = "org.apache.hadoop.mapred.TextInputFormat"
 	outputText      = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
-	inputParquet    = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-	outputParquet   = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 	dayMillis       = 24 * 60 * 60 * 1000
 	projectionYears = 10 // how far projected ranges reach past the newest partition
 )
@@ -52,14 +51,6 @@ type Storage struct {
 // mapped back to the JSON key with the SerDe's mapping.<column> property.
 func StorageOf(t Table) (Storage, error) {
 	switch t.Format {
-	case "parquet":
-		s := Storage{SerDe: serdeParquet, InputFormat: inputParquet, OutputFormat: outputParquet,
-			SerDeParams: map[string]string{"serialization.format": "1"},
-			Params:      map[string]string{"classification": "parquet"}}
-		if c := t.Compression; c != "" && c != "none" {
-			s.Params["parquet.compression"] = strings.ToUpper(c)
-		}
-		return s, nil
 	case "json":
 		s := Storage{SerDe: serdeJSON, InputFormat: inputText, OutputFormat: outputText,
 			// Segment logs hold the odd broken line; skip it rather than
@@ -75,14 +66,12 @@ func StorageOf(t Table) (Storage, error) {
 			s.Params["compressionType"] = t.Compression
 		}
 		return s, nil
-	case "csv":
-		s := Storage{SerDe: serdeOpenCSV, InputFormat: inputText, OutputFormat: outputText,
-			SerDeParams: map[string]string{"separatorChar": ",", "quoteChar": `"`, "escapeChar": `\`},
-			Params:      map[string]string{"classification": "csv"}}
-		if t.Compression != "" && t.Compression != "none" {
-			s.Params["compressionType"] = t.Compression
-		}
-		maps.Copy(s.Params, t.Properties) // skip.header.line.count when the files have a header
+	}
+	// Sluice's output formats say themselves how Hive reads them.
+	if ff, err := formats.ByName(t.Format); err == nil {
+		h := ff.Hive(t.Compression)
+		s := Storage{SerDe: h.SerDe, SerDeParams: h.SerDeParams, InputFormat: h.InputFormat, OutputFormat: h.OutputFormat, Params: h.Params}
+		maps.Copy(s.Params, t.Properties) // skip.header.line.count when CSV files have a header
 		return s, nil
 	}
 	return Storage{}, fmt.Errorf("table %s: no Athena DDL for format %q", t.QualifiedName(), t.Format)

@@ -22,7 +22,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sluice/pipeline/column"
 	"strings"
 	"sync"
 
@@ -35,6 +34,8 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
+
+	"sluice/pipeline/column"
 )
 
 // Derive is one computed column: its name, its CEL expression and,

@@ -11,14 +11,14 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/schema"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // PlanOptions tune how the plan cuts the input into map shards.

@@ -3,6 +3,7 @@ package job
 import (
 	"fmt"
 	"slices"
+
 	"sluice/pipeline/column"
 )
 

@@ -2,10 +2,11 @@ package mapper
 
 import (
 	"slices"
+	"strings"
+
 	"sluice/pipeline/civil"
 	"sluice/pipeline/column"
 	"sluice/pipeline/transform"
-	"strings"
 )
 
 // RunTypes is the type each source path the run's shards saw needs: the

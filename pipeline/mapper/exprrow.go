@@ -11,9 +11,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sluice/pipeline/column"
-	"sluice/pipeline/expr"
-	"sluice/pipeline/transform"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +21,10 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"sluice/pipeline/column"
+	"sluice/pipeline/expr"
+	"sluice/pipeline/transform"
 )
 
 // Exprs are a job's where and derive expressions, compiled once for a

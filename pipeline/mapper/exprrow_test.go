@@ -1,9 +1,10 @@
 package mapper
 
 import (
+	"testing"
+
 	"sluice/pipeline/expr"
 	"sluice/pipeline/transform"
-	"testing"
 )
 
 // int and double mix in arithmetic, as in SQL.

@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sluice/pipeline/column"
-	"sluice/pipeline/intermediate"
 	"strconv"
 	"unsafe"
+
+	"sluice/pipeline/column"
+	"sluice/pipeline/intermediate"
 )
 
 // The flattener reads a line of JSON once and produces the flattened fields

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unsafe"
+
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/mapper"
-	"unsafe"
 )
 
 // A slice whose rows do not fit Options.MemoryBytes is reduced a

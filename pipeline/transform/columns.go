@@ -2,6 +2,7 @@ package transform
 
 import (
 	"slices"
+
 	"sluice/pipeline/column"
 	"sluice/pipeline/expr"
 )

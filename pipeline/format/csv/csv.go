@@ -10,12 +10,13 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
+
 	"sluice/pipeline/column"
 	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
-	"strconv"
-	"time"
 )
 
 // Format is the CSV output format (format.Format).

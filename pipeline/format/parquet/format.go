@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
 	"sluice/pipeline/column"
 	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
-	"strings"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Format is the Parquet output format (format.Format, and
@@ -42,13 +43,13 @@ func (Format) Positional() bool { return false }
 // Hive is Hive's Parquet SerDe; a compression other than the default is
 // named in the table's properties.
 func (Format) Hive(compression string) format.HiveStorage {
-	s := format.HiveStorage{SerDe: "org.apache.hadoop.hive.ql.io.serde.ParquetHiveSerDe",
-		InputFormat:  "org.apache.hadoop.hive.ql.io.MapredParquetInputFormat",
-		OutputFormat: "org.apache.hadoop.hive.ql.io.MapredParquetOutputFormat",
+	s := format.HiveStorage{SerDe: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+		InputFormat:  "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+		OutputFormat: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
 		SerDeParams:  map[string]string{"serialization.format": "1"},
 		Params:       map[string]string{"classification": "parquet"}}
 	if c := compression; c != "" && c != "none" {
-		s.Params["compression"] = strings.ToUpper(c)
+		s.Params["parquet.compression"] = strings.ToUpper(c)
 	}
 	return s
 }

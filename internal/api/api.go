@@ -16,14 +16,14 @@ import (
 
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
-	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
 )
 
-// Planner answers dry runs (worker.Worker does).
+// Planner answers dry runs (job.Planner does).
 type Planner interface {
-	DryRun(ctx context.Context, workflow string, win civil.Window, force bool) ([]worker.StepDryRun, error)
+	DryRun(ctx context.Context, workflow string, win civil.Window, force bool) ([]job.StepDryRun, error)
 }
 
 // Service is what the API and the console do.
@@ -208,7 +208,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (StartResult, err
 
 // dryRun asks the planner, holding one of the dry-run slots (429 when none
 // is free) for at most DryRunTimeout (503 past it).
-func (s *Service) dryRun(ctx context.Context, wf string, win civil.Window, force bool) ([]worker.StepDryRun, error) {
+func (s *Service) dryRun(ctx context.Context, wf string, win civil.Window, force bool) ([]job.StepDryRun, error) {
 	s.init()
 	select {
 	case s.dryRunSlot <- struct{}{}:

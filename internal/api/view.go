@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"sluice/internal/redisstore"
-	"sluice/internal/worker"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
@@ -339,17 +338,17 @@ func WorkflowOf(wf *workflow.Workflow, now time.Time, n int) Workflow {
 
 // DryRun is the answer to a dry run.
 type DryRun struct {
-	Workflow string              `json:"workflow"`
-	Window   Window              `json:"window"`
-	Force    bool                `json:"force"`
-	Steps    []worker.StepDryRun `json:"steps"`
+	Workflow string           `json:"workflow"`
+	Window   Window           `json:"window"`
+	Force    bool             `json:"force"`
+	Steps    []job.StepDryRun `json:"steps"`
 	// Active is the run of the same or an overlapping window that is
 	// running now, if any: a real start would return or refuse it.
 	Active string `json:"active_run,omitempty"`
 }
 
 // String is a one-line account of a dry run's step.
-func DryRunLine(s worker.StepDryRun) string {
+func DryRunLine(s job.StepDryRun) string {
 	n := 0
 	for _, p := range s.Partitions {
 		if p.Rebuild {

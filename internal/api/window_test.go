@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"sluice/internal/api"
-	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
 )
 
 // Windows are bounded: an anonymous dry run of every date there is is
@@ -59,7 +59,7 @@ type blockingPlanner struct {
 	release chan struct{}
 }
 
-func (p *blockingPlanner) DryRun(ctx context.Context, _ string, _ civil.Window, _ bool) ([]worker.StepDryRun, error) {
+func (p *blockingPlanner) DryRun(ctx context.Context, _ string, _ civil.Window, _ bool) ([]job.StepDryRun, error) {
 	p.started <- struct{}{}
 	select {
 	case <-p.release:

@@ -24,9 +24,10 @@ import (
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
 	"sluice/internal/scheduler"
-	"sluice/internal/worker"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/s3store"
 	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/workflow"
 )
@@ -160,10 +161,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			notifier = n
 		}
-		planner, err := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log})
-		if err != nil {
-			return err
-		}
+		planner := newPlanner(orch, common.S3, log)
 		redisOpt, _ := common.Redis()
 		guard := access.New(access.Config{Token: token, ReadsNeedToken: f.authReads, Sessions: orch.Sessions()})
 		h, err := scheduler.Handler(redisOpt, orch, scheduler.HTTPOptions{
@@ -278,11 +276,7 @@ func start(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	return withOrchestrator(ctx, &common, func(orch *orchestrator.Orchestrator, log *slog.Logger) error {
 		if *dryRun {
-			planner, err := worker.New(worker.Config{Orchestrator: orch, S3: common.S3, Log: log})
-			if err != nil {
-				return err
-			}
-			svc := &api.Service{Orch: orch, Planner: planner, Log: log}
+			svc := &api.Service{Orch: orch, Planner: newPlanner(orch, common.S3, log), Log: log}
 			res, err := svc.Start(ctx, api.StartRequest{Workflow: *name, Start: win.Start.String(), End: win.End.String(), Force: *force, DryRun: true})
 			if err != nil {
 				return err
@@ -487,4 +481,11 @@ func cancelRun(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "run %s %s: its queued tasks are removed, running ones stop at their next check; committed partitions stay\n", run.ID, run.State)
 		return nil
 	})
+}
+
+// newPlanner answers dry runs as the workers would plan the run, for the
+// live fleet, opening the job's buckets with the process's S3 settings.
+func newPlanner(orch *orchestrator.Orchestrator, s3 s3store.Options, log *slog.Logger) *job.Planner {
+	open := func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }
+	return &job.Planner{Workflow: orch.Workflow, Slots: orch.FleetSlots, Builder: job.Builder{Open: open}, Log: log}
 }

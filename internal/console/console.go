@@ -39,7 +39,6 @@ import (
 	"sluice/internal/access"
 	"sluice/internal/api"
 	"sluice/internal/config"
-	"sluice/internal/worker"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/job"
 )
@@ -433,7 +432,7 @@ type dryRunView struct {
 }
 
 // Line is the dry run's one-line account of a step.
-func (dryRunView) Line(s worker.StepDryRun) string { return api.DryRunLine(s) }
+func (dryRunView) Line(s job.StepDryRun) string { return api.DryRunLine(s) }
 
 func (c *Console) start(w http.ResponseWriter, r *http.Request) {
 	req := startForm(r)

@@ -6,26 +6,14 @@ import (
 	"fmt"
 
 	"github.com/hibiken/asynq"
-	"gopkg.in/yaml.v3"
 
 	"sluice/internal/redisstore"
-	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/job"
-	"sluice/pipeline/storage"
-	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
 )
-
-// outputFormatVersion changes when a Sluice release changes what the job
-// writes for the same input, so that bookmarks rebuild every partition.
-// Version 2: several files per partition, named part-NNNNN-<build>.
-// Version 3: files assembled from fragments (row groups of about 64 MiB,
-// Sluice's own column-chunk writer, rows by instant then key
-// fingerprint).
-const outputFormatVersion = "sluice-transform-3"
 
 // jobStep resolves the job step a transform task belongs to. ok is false
 // when the step is no longer RUNNING: the task has nothing to do.
@@ -34,7 +22,7 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	s, err := w.newJobStep(ctx, ref.RunID, step, run.Window, run.Force, run.AllowShrink)
+	s, err := w.jobs().NewStep(ctx, w.logFor(ctx), ref.RunID, step, run.Window, run.Force, run.AllowShrink) // a task's lines go to its log in the timeline too
 	if err != nil {
 		return nil, false, err
 	}
@@ -46,79 +34,18 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 	return s, true, nil
 }
 
-// newJobStep builds a job step's phases over its buckets and bookmarks:
-// what a run's tasks use, and what a dry run asks.
-func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.Step, win civil.Window, force, allowShrink bool) (*job.Step, error) {
-	spec, err := transform.FromJob(step.Job)
-	if err != nil {
-		return nil, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
-	}
-	s := &job.Step{
-		RunID: runID, Name: step.Name, Spec: spec, Window: win, Force: force, AllowShrink: allowShrink,
-		Log:           w.logFor(ctx), // a task's lines go to its log in the timeline too
-		MapOptions:    w.mapOpts,
-		ReduceOptions: w.reduce,
-		PlanOptions:   job.PlanOptions{MinTasks: w.minTask},
-	}
-	if s.In, err = w.bucket(ctx, step.Job.Input); err != nil {
-		return nil, err
-	}
-	if s.Out, err = w.bucket(ctx, step.Job.Output); err != nil {
-		return nil, err
-	}
-	if s.Scratch, err = w.bucket(ctx, step.Job.Scratch); err != nil {
-		return nil, err
-	}
-	s.SpecID = jobSpecID(step.Job)
-	s.Bookmarks = bookmark.NewStore(s.Out, step.Name)
-	return s, nil
-}
-
-// jobSpecID identifies a job's configuration for its bookmarks: its
-// transform block and its locations, each spelled one way, so that
-// ./sluice-demo/raw and file:///abs/sluice-demo/raw are the same job.
-func jobSpecID(job *workflow.JobSpec) string {
-	specYAML, _ := yaml.Marshal(&job.Transform)
-	locs := storage.CanonicalLocation(job.Input) + "\n" + storage.CanonicalLocation(job.Output)
-	return bookmark.SpecHash(append(specYAML, locs...), outputFormatVersion)
-}
-
-// StepDryRun is a dry run of one job step.
-type StepDryRun struct {
-	Step string `json:"step"`
-	job.DryRun
+// jobs builds the job steps of this worker's tasks: its buckets, opened
+// once, and its options.
+func (w *Worker) jobs() job.Builder {
+	return job.Builder{Open: w.bucket, MapOptions: w.mapOpts, ReduceOptions: w.reduce, PlanOptions: job.PlanOptions{MinTasks: w.minTask}}
 }
 
 // DryRun asks the planner of every job step of a workflow what a run over
-// win would rebuild and read (see job.Step.DryRun), for the live fleet.
-// Nothing is written and no run starts.
-func (w *Worker) DryRun(ctx context.Context, workflowName string, win civil.Window, force bool) ([]StepDryRun, error) {
-	wf, err := w.orch.Workflow(workflowName)
-	if err != nil {
-		return nil, err
-	}
-	slots, err := w.orch.FleetSlots(ctx)
-	if err != nil {
-		w.log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
-	}
-	var out []StepDryRun
-	for i := range wf.Steps {
-		step := &wf.Steps[i]
-		if step.Job == nil {
-			continue
-		}
-		s, err := w.newJobStep(ctx, "dry-run", step, win, force, false)
-		if err != nil {
-			return nil, err
-		}
-		s.PlanOptions.Slots = slots
-		dr, err := s.DryRun(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("dry run of %s: %w", step.Name, err)
-		}
-		out = append(out, StepDryRun{Step: step.Name, DryRun: dr})
-	}
-	return out, nil
+// win would rebuild and read (job.Planner), with this worker's buckets
+// and options.
+func (w *Worker) DryRun(ctx context.Context, workflowName string, win civil.Window, force bool) ([]job.StepDryRun, error) {
+	p := &job.Planner{Workflow: w.orch.Workflow, Slots: w.orch.FleetSlots, Builder: w.jobs(), Log: w.log}
+	return p.DryRun(ctx, workflowName, win, force)
 }
 
 // jobHandler adapts a job phase to an asynq handler: decode the payload,

@@ -40,8 +40,9 @@ type Commit struct {
 //     on S3 a multipart upload whose parts are server-side copies, on a
 //     folder a copy_file_range into a file renamed into place), all at
 //     once; a schema conversion's whole files are copied;
-//  2. delete every other object of the partition folder, all at once (the
-//     files of earlier builds; the window owns its partitions);
+//  2. replace the partition (table.Format.ReplacePartition: for Hive
+//     folders, delete every other object of the partition folder, all at
+//     once, the files of earlier builds; the window owns its partitions);
 //  3. delete the fragments and staged keys files, and record the commit.
 //
 // Between the first file of step 1 and the last delete of step 2 a
@@ -137,7 +138,7 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 		c.Bytes += f.size
 	}
 	c.Files = finals
-	removed, err := storage.DeleteStale(ctx, s.Out, transform.PartitionPath(ds.Date), func(k string) bool { return slices.Contains(finals, k) })
+	removed, err := s.tableFormat().ReplacePartition(ctx, s.Out, ds.Date, transform.PartitionPath(ds.Date), finals)
 	if err != nil {
 		return nil, err
 	}

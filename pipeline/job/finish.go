@@ -11,6 +11,7 @@ import (
 	"sluice/pipeline/fault"
 	"sluice/pipeline/mapper"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/table"
 	"sluice/pipeline/transform"
 )
 
@@ -64,6 +65,13 @@ func (s *Step) finish(ctx context.Context, bk *split) (*Summary, error) {
 	sum.reconcile()
 	if !sum.Balanced {
 		return sum, fault.Permanent(fmt.Errorf("reconciliation failed: %s", sum.Reconciliation))
+	}
+	run := table.Run{ID: s.RunID, Step: s.Name}
+	for _, c := range commits {
+		run.Partitions = append(run.Partitions, table.Partition{Date: c.Date, Files: c.Files})
+	}
+	if err := s.tableFormat().CommitRun(ctx, s.Out, run); err != nil {
+		return sum, err
 	}
 	if err := s.recordBookmarks(ctx, p, bk, commits); err != nil {
 		return sum, err

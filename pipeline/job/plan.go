@@ -201,6 +201,9 @@ func (s *Step) decide(ctx context.Context) (plan, []transform.Shard, map[string]
 // not checked. One LIST per date.
 func (s *Step) driftedPartitions(ctx context.Context, builds map[string]bookmark.Build) (map[string]bool, error) {
 	drifted := map[string]bool{}
+	if !s.tableFormat().FoldersAreTable() {
+		return drifted, nil // the table's metadata, not its folders, says which files are current
+	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)

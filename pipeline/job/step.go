@@ -12,6 +12,7 @@ import (
 	"sluice/pipeline/mapper"
 	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/table"
 	"sluice/pipeline/transform"
 )
 
@@ -53,6 +54,17 @@ type Step struct {
 	MapOptions    mapper.Options
 	ReduceOptions reduce.Options
 	PlanOptions   PlanOptions
+	// TableFormat publishes the step's partitions for readers; nil is
+	// Hive folders (table.Hive).
+	TableFormat table.Format
+}
+
+// tableFormat is the step's table format.
+func (s *Step) tableFormat() table.Format {
+	if s.TableFormat == nil {
+		return table.Hive{}
+	}
+	return s.TableFormat
 }
 
 // Barrier is where the tasks of a phase meet: each reports its arrival

@@ -67,17 +67,6 @@ type sample struct {
 	header      bool   // csv: the first row names the columns
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func sampleFile(ctx context.Context, src storage.Reader, o object, opts Options) (s sample, err error) {
 	f, comp := classify(o.Key)
 	// s is a named result so that the deferred byte count below reaches
@@ -96,8 +85,8 @@ func sampleFile(ctx context.Context, src storage.Reader, o object, opts Options)
 		return s, fmt.Errorf("get %s: %w", o.Key, err)
 	}
 	defer rc.Close()
-	cr := &countingReader{r: rc}
-	defer func() { s.bytesRead = cr.n }()
+	cr := &storage.CountingReader{R: rc}
+	defer func() { s.bytesRead = cr.N }()
 	br := bufio.NewReaderSize(cr, 64<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {

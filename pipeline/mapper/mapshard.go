@@ -162,24 +162,6 @@ func (m *mapper) close() {
 	}
 }
 
-// countingReader counts bytes and remembers the first non-EOF error of the
-// underlying reader, to tell a storage failure (retry) from a corrupt
-// object (quarantine).
-type countingReader struct {
-	r   io.Reader
-	n   int64
-	err error
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
-	}
-	return n, err
-}
-
 func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, obj transform.Object) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -193,12 +175,12 @@ func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, 
 	m.curSource, m.curKey = obj.Source, obj.Key
 	m.objDays = m.objDays[:0]
 	defer m.noteObjectDates(obj.Key)
-	comp := &countingReader{r: rc}
+	comp := &storage.CountingReader{R: rc}
 	m.in.Reset(comp)
-	defer func() { m.stats.BytesCompressed += comp.n }()
+	defer func() { m.stats.BytesCompressed += comp.N }()
 	if err := m.gz.Reset(m.in); err != nil {
-		if comp.err != nil {
-			return fmt.Errorf("read %s: %w", obj.Key, comp.err)
+		if comp.Err != nil {
+			return fmt.Errorf("read %s: %w", obj.Key, comp.Err)
 		}
 		if err == io.EOF { // zero-byte object: nothing to read
 			return nil
@@ -207,16 +189,16 @@ func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, 
 		return m.quarantineLine(0, ReasonCorruptObject, err.Error(), nil)
 	}
 	m.gz.Multistream(true)
-	plain := &countingReader{r: &m.gz}
+	plain := &storage.CountingReader{R: &m.gz}
 	m.lines.Reset(plain)
-	defer func() { m.stats.BytesUncompressed += plain.n }()
+	defer func() { m.stats.BytesUncompressed += plain.N }()
 
 	var lineNo int64
 	for {
 		line, tooLong, rerr := m.nextLine()
 		if rerr != nil && rerr != io.EOF {
-			if comp.err != nil {
-				return fmt.Errorf("read %s: %w", obj.Key, comp.err)
+			if comp.Err != nil {
+				return fmt.Errorf("read %s: %w", obj.Key, comp.Err)
 			}
 			// The stream breaks off: what was read of the last line is kept
 			// with the reason, and the rest of the object is lost.

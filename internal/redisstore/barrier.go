@@ -29,16 +29,6 @@ func NewBarrier(rdb redis.UniversalClient, ttl time.Duration) *Barrier {
 	return &Barrier{rdb: rdb, ttl: ttl}
 }
 
-// Arrival is what one shard learns when it arrives.
-type Arrival struct {
-	Arrived  int  // distinct shards arrived so far, this one included
-	Complete bool // every shard has arrived
-	// First is true for exactly one arrival per barrier: the one that
-	// completed it. Later duplicate or retried arrivals see Complete but not
-	// First.
-	First bool
-}
-
 // KEYS[1] set of arrived ids, KEYS[2] completion marker.
 // ARGV[1] id, ARGV[2] total, ARGV[3] ttl seconds.
 var arrive = redis.NewScript(`
@@ -56,16 +46,17 @@ return {n, 1, 0}
 `)
 
 // Arrive records that member of the barrier named key has finished. total is
-// how many distinct members complete it.
-func (b *Barrier) Arrive(ctx context.Context, key, member string, total int) (Arrival, error) {
+// how many distinct members complete it. The arrival is the job's
+// (job.Arrival): this is the barrier of job.Barrier, keyed by name.
+func (b *Barrier) Arrive(ctx context.Context, key, member string, total int) (job.Arrival, error) {
 	if total <= 0 {
-		return Arrival{}, fmt.Errorf("barrier %s: total must be positive, got %d", key, total)
+		return job.Arrival{}, fmt.Errorf("barrier %s: total must be positive, got %d", key, total)
 	}
 	res, err := arrive.Run(ctx, b.rdb, []string{key, key + ":complete"}, member, total, int(b.ttl.Seconds())).Int64Slice()
 	if err != nil {
-		return Arrival{}, fmt.Errorf("barrier %s arrive %s: %w", key, member, err)
+		return job.Arrival{}, fmt.Errorf("barrier %s arrive %s: %w", key, member, err)
 	}
-	return Arrival{Arrived: int(res[0]), Complete: res[1] == 1, First: res[2] == 1}, nil
+	return job.Arrival{Arrived: int(res[0]), Complete: res[1] == 1, First: res[2] == 1}, nil
 }
 
 // Arrived lists the members that have arrived, for progress reports.
@@ -87,6 +78,5 @@ type stepBarrier struct {
 }
 
 func (s stepBarrier) Arrive(ctx context.Context, phase, member string, total int) (job.Arrival, error) {
-	a, err := s.b.Arrive(ctx, barrierKey(s.runID, s.step, phase), member, total)
-	return job.Arrival(a), err
+	return s.b.Arrive(ctx, barrierKey(s.runID, s.step, phase), member, total)
 }

@@ -145,7 +145,7 @@ func RunOf(r redisstore.Run, wf *workflow.Workflow, withSteps bool) Run {
 			}
 			return strings.Compare(a, b)
 		}) {
-			wf.Steps = append(wf.Steps, workflow.Step{Name: name})
+			wf.Steps = append(wf.Steps, workflow.StepSpec{Name: name})
 		}
 	}
 	for i := range wf.Steps {
@@ -195,7 +195,7 @@ func roundSeconds(d time.Duration) float64 {
 }
 
 // after lists the steps a step waits on.
-func after(wf *workflow.Workflow, s *workflow.Step) []string {
+func after(wf *workflow.Workflow, s *workflow.StepSpec) []string {
 	if s.Trigger != nil {
 		var out []string
 		for _, c := range s.Trigger.Conditions {
@@ -223,7 +223,7 @@ const maxListedTasks = 64
 // is not at hand: their ids are deterministic (package tasks), so they are
 // named from the run's window, the progress and the summary of a running
 // or succeeded step.
-func stepTasks(r redisstore.Run, s *workflow.Step, rec redisstore.StepRecord, prog *Progress) []Task {
+func stepTasks(r redisstore.Run, s *workflow.StepSpec, rec redisstore.StepRecord, prog *Progress) []Task {
 	ref := tasks.StepRef{Workflow: r.Workflow, RunID: r.ID, Step: s.Name}
 	task := func(queue, kind, id string) Task {
 		_, _, label := taskPart(r.ID, s.Name, id)

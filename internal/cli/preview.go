@@ -138,8 +138,8 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 }
 
 // jobStepOf is the named job step, or the workflow's only one.
-func jobStepOf(wf *workflow.Workflow, name string) (*workflow.Step, error) {
-	var jobs []*workflow.Step
+func jobStepOf(wf *workflow.Workflow, name string) (*workflow.StepSpec, error) {
+	var jobs []*workflow.StepSpec
 	for i := range wf.Steps {
 		if s := &wf.Steps[i]; s.Job != nil {
 			if s.Name == name {

@@ -81,7 +81,7 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 }
 
 // init creates the series of one step at zero.
-func (m *Metrics) init(wf string, s *workflow.Step) {
+func (m *Metrics) init(wf string, s *workflow.StepSpec) {
 	kind := s.Kind()
 	if kind == workflow.KindTrigger {
 		return

@@ -131,7 +131,7 @@ func (s *Scheduler) sweep(ctx context.Context) {
 	}
 }
 
-func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workflow.Step) {
+func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workflow.StepSpec) {
 	sched := trig.Trigger.Schedule
 	for {
 		fire := sched.Next(s.now())
@@ -151,7 +151,7 @@ func (s *Scheduler) loop(ctx context.Context, wf *workflow.Workflow, trig *workf
 // the workflow's schedule is paused (the fire is skipped, not made up
 // later). Every scheduler replica may call it for the same fire; one run
 // results.
-func (s *Scheduler) Fire(ctx context.Context, wf *workflow.Workflow, trig *workflow.Step, fire time.Time) {
+func (s *Scheduler) Fire(ctx context.Context, wf *workflow.Workflow, trig *workflow.StepSpec, fire time.Time) {
 	win := trig.Trigger.Schedule.WindowFor(fire)
 	if p, paused, err := s.orch.SchedulePaused(ctx, wf.Name); err != nil {
 		s.log.Warn("could not read whether the schedule is paused; firing", "workflow", wf.Name, "err", err)

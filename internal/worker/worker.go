@@ -157,7 +157,7 @@ func (w *Worker) bucket(ctx context.Context, location string) (storage.Bucket, e
 // activeStep loads the run and tells whether the step is still RUNNING. A
 // task for a step that has finished (a duplicate delivery, or a shard of a
 // step another shard already failed) has nothing to do.
-func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.Workflow, *workflow.Step, redisstore.Run, bool, error) {
+func (w *Worker) activeStep(ctx context.Context, ref tasks.StepRef) (*workflow.Workflow, *workflow.StepSpec, redisstore.Run, bool, error) {
 	wf, err := w.orch.Workflow(ref.Workflow)
 	if err != nil {
 		return nil, nil, redisstore.Run{}, false, fault.Permanent(err)

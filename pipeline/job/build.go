@@ -33,7 +33,7 @@ type Builder struct {
 
 // NewStep builds the job step step of run runID over win, logging to log.
 // A transform block that does not decode or validate is a permanent error.
-func (b Builder) NewStep(ctx context.Context, log *slog.Logger, runID string, step *workflow.Step, win civil.Window, force, allowShrink bool) (*Step, error) {
+func (b Builder) NewStep(ctx context.Context, log *slog.Logger, runID string, step *workflow.StepSpec, win civil.Window, force, allowShrink bool) (*Step, error) {
 	spec, err := transform.FromJob(step.Job)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))

@@ -16,7 +16,8 @@ import (
 	"sluice/pipeline/transform"
 )
 
-// Step is one job step of one run, with what its phases need.
+// Step is one job step of one run at work, with what its phases need
+// (its definition in the workflow file is a workflow.StepSpec).
 type Step struct {
 	RunID string
 	Name  string // the step's name in the workflow

@@ -138,7 +138,7 @@ func (w *Workflow) settle(st States, start []string) Transition {
 		}
 	}
 	run := Running
-	if !slices.ContainsFunc(w.Steps, func(s Step) bool { return st[s.Name] == Running }) {
+	if !slices.ContainsFunc(w.Steps, func(s StepSpec) bool { return st[s.Name] == Running }) {
 		run = Succeeded
 		for _, s := range w.Steps {
 			switch st[s.Name] {

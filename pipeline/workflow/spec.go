@@ -30,13 +30,15 @@ type Workflow struct {
 	Description string `yaml:"description"`
 	// Catalog is the location (s3://… or file://…) of the data catalog.
 	Catalog string `yaml:"catalog"`
-	Steps   []Step `yaml:"steps"`
+	Steps   []StepSpec `yaml:"steps"`
 
-	byName map[string]*Step
+	byName map[string]*StepSpec
 }
 
-// Step is exactly one of a trigger, a crawler or a job.
-type Step struct {
+// StepSpec is one step of a workflow as its file defines it: exactly one
+// of a trigger, a crawler or a job. (A job step at work in a run is a
+// job.Step.)
+type StepSpec struct {
 	Name    string       `yaml:"name"`
 	Trigger *TriggerSpec `yaml:"trigger,omitempty"`
 	Crawler *CrawlerSpec `yaml:"crawler,omitempty"`
@@ -54,7 +56,7 @@ const (
 )
 
 // Kind says which of trigger, crawler or job the step is.
-func (s *Step) Kind() StepKind {
+func (s *StepSpec) Kind() StepKind {
 	switch {
 	case s.Trigger != nil:
 		return KindTrigger
@@ -141,7 +143,7 @@ type JobSpec struct {
 }
 
 // Step returns the named step, or nil.
-func (w *Workflow) Step(name string) *Step { return w.byName[name] }
+func (w *Workflow) Step(name string) *StepSpec { return w.byName[name] }
 
 // Load reads a workflow file. ${VAR} and ${VAR:-default} are expanded from
 // the environment first, so one file serves the embedded demo, compose and
@@ -211,7 +213,7 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 	if len(w.Steps) == 0 {
 		bad("steps", "at least one step is required")
 	}
-	w.byName = make(map[string]*Step, len(w.Steps))
+	w.byName = make(map[string]*StepSpec, len(w.Steps))
 	for i := range w.Steps {
 		s := &w.Steps[i]
 		field := fmt.Sprintf("steps[%d]", i)
@@ -422,8 +424,8 @@ func (w *Workflow) checkReachable() []error {
 
 // StartTriggers are the triggers that begin a run: SCHEDULED and ON_DEMAND.
 // An on-demand start fires them all, as Glue's StartWorkflowRun does.
-func (w *Workflow) StartTriggers() []*Step {
-	var out []*Step
+func (w *Workflow) StartTriggers() []*StepSpec {
+	var out []*StepSpec
 	for i := range w.Steps {
 		if t := w.Steps[i].Trigger; t != nil && t.Type != TriggerConditional {
 			out = append(out, &w.Steps[i])

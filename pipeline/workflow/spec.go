@@ -29,7 +29,7 @@ type Workflow struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
 	// Catalog is the location (s3://… or file://…) of the data catalog.
-	Catalog string `yaml:"catalog"`
+	Catalog string     `yaml:"catalog"`
 	Steps   []StepSpec `yaml:"steps"`
 
 	byName map[string]*StepSpec

@@ -219,7 +219,7 @@ func queuesOfTasks(t *testing.T, opt asynq.RedisConnOpt) []string {
 	add(tasks.NewCrawlRunTask(tasks.CrawlRunPayload{StepRef: ref}, o))
 	add(tasks.NewTransformPlanTask(tasks.TransformPlanPayload{StepRef: ref}, o))
 	add(tasks.NewTransformMapTask(tasks.TransformMapPayload{StepRef: ref, Shards: 1}, o))
-	add(tasks.NewTransformBucketTask(tasks.TransformBucketPayload{StepRef: ref, Shards: 1}, o))
+	add(tasks.NewTransformSplitTask(tasks.TransformSplitPayload{StepRef: ref, Shards: 1}, o))
 	add(tasks.NewTransformReduceTask(tasks.TransformReducePayload{StepRef: ref, Date: "2026-11-01"}, o))
 	add(tasks.NewTransformCommitTask(tasks.TransformCommitPayload{StepRef: ref, Date: "2026-11-01", Dates: 1}, o))
 	var queues []string

@@ -34,10 +34,10 @@ const (
 	TypeTransformPlan = "transform:plan"
 	// TypeTransformMap processes one shard of input objects.
 	TypeTransformMap = "transform:map"
-	// TypeTransformBucket splits, once every shard is mapped, each output
+	// TypeTransformSplit splits, once every shard is mapped, each output
 	// date into files, row groups, slices and column groups, and fans out
 	// the reduce tasks.
-	TypeTransformBucket = "transform:bucket"
+	TypeTransformSplit = "transform:split"
 	// TypeTransformReduce deduplicates and sorts one slice of a date's
 	// virtual buckets into sorted runs, one per column group.
 	TypeTransformReduce = "transform:reduce"
@@ -55,7 +55,7 @@ func TypesOf(kind workflow.StepKind) []string {
 	case workflow.KindCrawler:
 		return []string{TypeCrawlRun}
 	case workflow.KindJob:
-		return []string{TypeTransformPlan, TypeTransformMap, TypeTransformBucket, TypeTransformReduce, TypeTransformEncode, TypeTransformCommit}
+		return []string{TypeTransformPlan, TypeTransformMap, TypeTransformSplit, TypeTransformReduce, TypeTransformEncode, TypeTransformCommit}
 	}
 	return nil
 }
@@ -129,8 +129,8 @@ func PlanID(ref StepRef) string { return ref.id("plan") }
 // MapID is the id of a job step's map task for one shard.
 func MapID(ref StepRef, shard int) string { return ref.id("map", fmt.Sprintf("%05d", shard)) }
 
-// BucketID is the id of a job step's bucket task.
-func BucketID(ref StepRef) string { return ref.id("bucket") }
+// SplitID is the id of a job step's split task.
+func SplitID(ref StepRef) string { return ref.id("split") }
 
 // ReduceID is the id of the reduce task of slice i of a date (YYYY-MM-DD).
 func ReduceID(ref StepRef, date string, i int) string {
@@ -202,15 +202,15 @@ func NewTransformMapTask(p TransformMapPayload, o Options) (*asynq.Task, error) 
 	return newTask(TypeTransformMap, p, o.asynq(QueueTransform, MapID(p.StepRef, p.Shard))...)
 }
 
-// TransformBucketPayload is the payload of TypeTransformBucket.
-type TransformBucketPayload struct {
+// TransformSplitPayload is the payload of TypeTransformSplit.
+type TransformSplitPayload struct {
 	StepRef
 	Shards int `json:"shards"`
 }
 
-// NewTransformBucketTask splits the mapped dates into files.
-func NewTransformBucketTask(p TransformBucketPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeTransformBucket, p, o.asynq(QueueTransform, BucketID(p.StepRef))...)
+// NewTransformSplitTask splits the mapped dates into files.
+func NewTransformSplitTask(p TransformSplitPayload, o Options) (*asynq.Task, error) {
+	return newTask(TypeTransformSplit, p, o.asynq(QueueTransform, SplitID(p.StepRef))...)
 }
 
 // TransformReducePayload is the payload of TypeTransformReduce.

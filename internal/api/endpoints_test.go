@@ -49,7 +49,7 @@ func TestRunTasksTimeline(t *testing.T) {
 			t.Errorf("reduce task %s: member %q label %q", task.ID, task.Member, task.Label)
 		}
 	}
-	if phases["crawl"] != 3 || phases["plan"] != 1 || phases["bucket"] != 1 || phases["commit"] != 3 || phases["map"] < 1 {
+	if phases["crawl"] != 3 || phases["plan"] != 1 || phases["split"] != 1 || phases["commit"] != 3 || phases["map"] < 1 {
 		t.Errorf("phases %v", phases)
 	}
 	if !strings.Contains(r.body, `"started_at": "2026-`) && !strings.Contains(r.body, `"started_at": "20`) {
@@ -65,7 +65,7 @@ func TestRunTasksTimeline(t *testing.T) {
 	for _, s := range got.Steps {
 		if s.Name == "mobile-user-daily" {
 			for _, task := range s.Tasks {
-				if task.Outcome != "succeeded" || task.Label == task.Kind && task.Kind != "plan" && task.Kind != "bucket" {
+				if task.Outcome != "succeeded" || task.Label == task.Kind && task.Kind != "plan" && task.Kind != "split" {
 					t.Errorf("job task %+v", task)
 				}
 			}
@@ -163,7 +163,7 @@ func TestRetryRun(t *testing.T) {
 		switch {
 		case strings.HasSuffix(id, ":bucket"):
 			if n != before[id]+1 {
-				t.Errorf("bucket task: %d attempts, %d before the retry", n, before[id])
+				t.Errorf("split task: %d attempts, %d before the retry", n, before[id])
 			}
 		case strings.Contains(id, ":plan") || strings.Contains(id, ":map:") || strings.HasSuffix(id, ":segmentlogs_IOS") || strings.HasSuffix(id, ":segmentlogs_Android"):
 			if n != before[id] {

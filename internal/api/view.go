@@ -254,7 +254,7 @@ func stepTasks(r redisstore.Run, s *workflow.StepSpec, rec redisstore.StepRecord
 		out = append(out, task(q, "map", tasks.MapID(ref, i)))
 	}
 	if shards > 0 || (prog != nil && prog.Phase != "map") {
-		out = append(out, task(q, "bucket", tasks.BucketID(ref)))
+		out = append(out, task(q, "split", tasks.SplitID(ref)))
 	}
 	n := 0
 	for _, l := range sum.Layout {

@@ -253,8 +253,11 @@ func taskIDOf(id, prefix string) (fleetsim.TaskID, bool) {
 		n, err := strconv.Atoi(s)
 		return n, err == nil
 	}
+	if parts[0] == "bucket" {
+		parts[0] = string(fleetsim.Split) // the split task was the bucket task in older releases
+	}
 	switch fleetsim.Phase(parts[0]) {
-	case fleetsim.Plan, fleetsim.Bucket:
+	case fleetsim.Plan, fleetsim.Split:
 		return fleetsim.TaskID{Phase: fleetsim.Phase(parts[0])}, len(parts) == 1
 	case fleetsim.Map:
 		n, ok := index(parts[len(parts)-1])

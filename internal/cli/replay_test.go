@@ -35,7 +35,7 @@ func TestReplay(t *testing.T) {
 	if err := os.WriteFile(showPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{tasks.PlanID(ref), tasks.BucketID(ref), tasks.CommitID(ref, "2026-10-31")}
+	ids := []string{tasks.PlanID(ref), tasks.SplitID(ref), tasks.CommitID(ref, "2026-10-31")}
 	for i := range 4 {
 		ids = append(ids, tasks.MapID(ref, i), tasks.ReduceID(ref, "2026-10-31", i))
 	}

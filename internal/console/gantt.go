@@ -63,7 +63,7 @@ const (
 )
 
 // phaseOrder orders a step's phases as they run.
-var phaseOrder = []string{"crawl", "plan", "map", "bucket", "reduce", "encode", "commit"}
+var phaseOrder = []string{"crawl", "plan", "map", "split", "bucket", "reduce", "encode", "commit"} // bucket: the split task of runs before the rename
 
 type attempt struct {
 	task       api.TimelineTask

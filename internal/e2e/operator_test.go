@@ -207,13 +207,13 @@ func TestConsoleOperatorTour(t *testing.T) {
 		t.Errorf("timeline: %d task bars, %d workers", bars, workers)
 	}
 	eval[bool](b, `document.querySelector('#gantt g.bar-task[data-task$=":bucket"]').dispatchEvent(new MouseEvent("click", {bubbles: true})); true`)
-	b.await("the bucket task's log", `document.querySelector("#task-log pre.log") !== null`)
-	if log := b.text("#task-log"); !strings.Contains(log, "refusing to replace partitions") || !strings.Contains(log, "bucket") {
+	b.await("the split task's log", `document.querySelector("#task-log pre.log") !== null`)
+	if log := b.text("#task-log"); !strings.Contains(log, "refusing to replace partitions") || !strings.Contains(log, "split") {
 		t.Errorf("the failing task's log:\n%s", log)
 	}
 	b.shot("console-timeline.png")
 	// Defect 3: its task links are the tasks that ran, labelled: the
-	// failed bucket task is there and marked, no commit was enqueued.
+	// failed split task is there and marked, no commit was enqueued.
 	links := eval[[]string](b, `Array.from(document.querySelectorAll("#summary-mobile-user-daily a.task-link")).map(a => a.textContent + (a.classList.contains("failed") ? "!" : ""))`)
 	joined := strings.Join(links, " ")
 	if !strings.Contains(joined, "map 00000") || !strings.Contains(joined, "bucket!") || strings.Contains(joined, "commit") || strings.Contains(joined, "map map") {
@@ -328,7 +328,7 @@ func TestConsoleOperatorTour(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, task := range timeline.Tasks {
-		if want := map[string]int{"plan": 1, "map": 1, "bucket": 2}[task.Phase]; want != 0 && task.Attempts != want {
+		if want := map[string]int{"plan": 1, "map": 1, "split": 2}[task.Phase]; want != 0 && task.Attempts != want {
 			t.Errorf("after the retry, a %s task has %d attempts, want %d", task.Phase, task.Attempts, want)
 		}
 	}

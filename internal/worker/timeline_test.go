@@ -41,7 +41,7 @@ func TestTimelineRecordsEveryTaskAndItsLog(t *testing.T) {
 			t.Errorf("task %s: step %q queue %q", r.ID, r.Step, r.Queue)
 		}
 	}
-	for typ, want := range map[string]int{tasks.TypeCrawlRun: 3, tasks.TypeTransformPlan: 1, tasks.TypeTransformBucket: 1, tasks.TypeTransformReduce: 3, tasks.TypeTransformCommit: 3} {
+	for typ, want := range map[string]int{tasks.TypeCrawlRun: 3, tasks.TypeTransformPlan: 1, tasks.TypeTransformSplit: 1, tasks.TypeTransformReduce: 3, tasks.TypeTransformCommit: 3} {
 		if types[typ] != want {
 			t.Errorf("%d %s tasks in the timeline, want %d (%v)", types[typ], typ, want, types)
 		}

@@ -86,8 +86,8 @@ func mapPhase(ctx context.Context, s *job.Step, p tasks.TransformMapPayload) (jo
 	return next, nil
 }
 
-func bucketPhase(ctx context.Context, s *job.Step, p tasks.TransformBucketPayload) (job.Next, error) {
-	return s.Bucket(ctx, p.Shards)
+func splitPhase(ctx context.Context, s *job.Step, p tasks.TransformSplitPayload) (job.Next, error) {
+	return s.Split(ctx, p.Shards)
 }
 
 func reducePhase(ctx context.Context, s *job.Step, p tasks.TransformReducePayload) (job.Next, error) {
@@ -154,8 +154,8 @@ func (w *Worker) follow(ctx context.Context, ref tasks.StepRef, s *job.Step, nex
 			return err
 		}
 	}
-	if next.Bucket {
-		if err := add(tasks.NewTransformBucketTask(tasks.TransformBucketPayload{StepRef: ref, Shards: next.Shards}, opts)); err != nil {
+	if next.Split {
+		if err := add(tasks.NewTransformSplitTask(tasks.TransformSplitPayload{StepRef: ref, Shards: next.Shards}, opts)); err != nil {
 			return err
 		}
 	}

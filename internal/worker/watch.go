@@ -25,7 +25,7 @@ var errRunEnded = errors.New("the run has ended")
 // run that starts later does nothing (activeStep).
 var interruptible = map[string]bool{
 	tasks.TypeTransformPlan: true, tasks.TypeTransformMap: true,
-	tasks.TypeTransformBucket: true, tasks.TypeTransformReduce: true, tasks.TypeTransformEncode: true,
+	tasks.TypeTransformSplit: true, tasks.TypeTransformReduce: true, tasks.TypeTransformEncode: true,
 }
 
 // watchRun checks the run of a running task every runCheck, and stops the

@@ -132,7 +132,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
-	mux.Handle(tasks.TypeTransformBucket, jobHandler(w, bucketPhase))
+	mux.Handle(tasks.TypeTransformSplit, jobHandler(w, splitPhase))
 	mux.Handle(tasks.TypeTransformReduce, jobHandler(w, reducePhase))
 	mux.Handle(tasks.TypeTransformEncode, jobHandler(w, encodePhase))
 	mux.Handle(tasks.TypeTransformCommit, jobHandler(w, commitPhase))

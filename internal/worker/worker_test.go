@@ -238,8 +238,8 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 		if err := mux.ProcessTask(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		if i < len(maps)-1 && len(pendingOf(tasks.TypeTransformBucket)) != 0 {
-			t.Fatalf("the bucket task was enqueued after %d of %d shards", i+1, len(maps))
+		if i < len(maps)-1 && len(pendingOf(tasks.TypeTransformSplit)) != 0 {
+			t.Fatalf("the split task was enqueued after %d of %d shards", i+1, len(maps))
 		}
 	}
 	// The last shard again (a duplicate delivery), and the first (a retry).
@@ -248,11 +248,11 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	buckets := pendingOf(tasks.TypeTransformBucket)
+	splits := pendingOf(tasks.TypeTransformSplit)
 	if len(buckets) != 1 {
-		t.Fatalf("%d bucket tasks pending, want 1", len(buckets))
+		t.Fatalf("%d split tasks pending, want 1", len(buckets))
 	}
-	// The bucket task twice (a retry after it enqueued): the same reduce
+	// The split task twice (a retry after it enqueued): the same reduce
 	// tasks, once each.
 	bucket := asynq.NewTask(buckets[0].Type, buckets[0].Payload)
 	var pendingReduces []int
@@ -263,6 +263,6 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 		pendingReduces = append(pendingReduces, len(pendingOf(tasks.TypeTransformReduce)))
 	}
 	if n := pendingReduces[0]; n < len(demoWindow.Dates()) || pendingReduces[1] != n {
-		t.Fatalf("reduce tasks pending after the bucket task and its retry: %v, want the same, at least one per date (%d)", pendingReduces, len(demoWindow.Dates()))
+		t.Fatalf("reduce tasks pending after the split task and its retry: %v, want the same, at least one per date (%d)", pendingReduces, len(demoWindow.Dates()))
 	}
 }

@@ -2,7 +2,7 @@
 // size, by replaying the task graph of a real run on simulated workers.
 //
 // A run's job step is a graph of phases with barriers between them: the
-// plan, then every map task, then the bucket task, then per row group its
+// plan, then every map task, then the split task, then per row group its
 // reduce tasks (slices), then that row group's encode tasks (fragments),
 // then per date the commit, the last of which ends the step. The graph
 // comes from the step's layout (job.Summary.Layout) and the number of map
@@ -34,7 +34,7 @@ type Phase string
 const (
 	Plan   Phase = "plan"
 	Map    Phase = "map"
-	Bucket Phase = "bucket"
+	Split  Phase = "split"
 	Reduce Phase = "reduce"
 	Encode Phase = "encode"
 	Commit Phase = "commit"
@@ -50,7 +50,7 @@ type TaskID struct {
 
 func (t TaskID) String() string {
 	switch t.Phase {
-	case Plan, Bucket:
+	case Plan, Split:
 		return string(t.Phase)
 	case Commit:
 		return "commit " + t.Date
@@ -68,7 +68,7 @@ type DateLayout struct {
 	Slices       []int
 	ColumnGroups int
 	// Converted, for a schema conversion, is its number of encode tasks
-	// (one per file, waiting only on the bucket task).
+	// (one per file, waiting only on the split task).
 	Converted int
 }
 
@@ -96,19 +96,19 @@ func NewGraph(maps int, dates []DateLayout) Graph {
 	if maps == 0 {
 		mapIdx = []int{plan}
 	}
-	bucket := add(TaskID{Phase: Bucket}, mapIdx)
+	split := add(TaskID{Phase: Split}, mapIdx)
 	for _, d := range dates {
 		var encodes []int
 		if d.Converted > 0 {
 			for f := range d.Converted {
-				encodes = append(encodes, add(TaskID{Phase: Encode, Date: d.Date, Index: f}, []int{bucket}))
+				encodes = append(encodes, add(TaskID{Phase: Encode, Date: d.Date, Index: f}, []int{split}))
 			}
 		}
 		slice := 0
 		for rg, n := range d.Slices {
 			var reduces []int
 			for range n {
-				reduces = append(reduces, add(TaskID{Phase: Reduce, Date: d.Date, Index: slice}, []int{bucket}))
+				reduces = append(reduces, add(TaskID{Phase: Reduce, Date: d.Date, Index: slice}, []int{split}))
 				slice++
 			}
 			for k := range d.ColumnGroups {
@@ -116,7 +116,7 @@ func NewGraph(maps int, dates []DateLayout) Graph {
 			}
 		}
 		if len(encodes) == 0 {
-			encodes = []int{bucket} // a date with no rows commits at once
+			encodes = []int{split} // a date with no rows commits at once
 		}
 		add(TaskID{Phase: Commit, Date: d.Date}, encodes)
 	}

@@ -55,7 +55,7 @@ func TestSimulateByHand(t *testing.T) {
 }
 
 // Encode tasks of a row group wait for that row group's slices only, and a
-// conversion's encodes for the bucket task only.
+// conversion's encodes for the split task only.
 func TestGraphBarriers(t *testing.T) {
 	g := fleetsim.NewGraph(1, []fleetsim.DateLayout{
 		{Date: "a", Slices: []int{1, 3}, ColumnGroups: 2},
@@ -71,9 +71,9 @@ func TestGraphBarriers(t *testing.T) {
 	for task, want := range map[string][]string{
 		"encode a 0": {"reduce a 0"},
 		"encode a 3": {"reduce a 1", "reduce a 2", "reduce a 3"},
-		"encode b 1": {"bucket"},
+		"encode b 1": {"split"},
 		"commit a":   {"encode a 0", "encode a 1", "encode a 2", "encode a 3"},
-		"commit c":   {"bucket"},
+		"commit c":   {"split"},
 	} {
 		got := after[task]
 		if len(got) != len(want) {
@@ -108,7 +108,7 @@ func TestCalibrate(t *testing.T) {
 	if got := g.Simulate(costs, 1); math.Abs(got-wall) > 1e-6 {
 		t.Errorf("calibrated simulation %v s, want %v", got, wall)
 	}
-	delete(m, fleetsim.TaskID{Phase: fleetsim.Bucket})
+	delete(m, fleetsim.TaskID{Phase: fleetsim.Split})
 	if _, err := g.Costs(m, time.Millisecond); err == nil {
 		t.Error("a graph with an unmeasured task got costs")
 	}

@@ -98,11 +98,11 @@ func untilCommit(t testing.TB, s *job.Step) ([]civil.Date, int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n.Bucket {
+		if n.Split {
 			next = n
 		}
 	}
-	next, err = s.Bucket(ctx, next.Shards)
+	next, err = s.Split(ctx, next.Shards)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // Map maps shard number shard of shards; the task that completes the map
-// phase makes the bucket task ready.
+// phase makes the split task ready.
 func (s *Step) Map(ctx context.Context, shard, shards int) (Next, error) {
 	var sh transform.Shard
 	if err := storage.ReadJSON(ctx, s.Scratch, s.shardKey(shard), &sh); err != nil {
@@ -30,7 +30,7 @@ func (s *Step) Map(ctx context.Context, shard, shards int) (Next, error) {
 		if arr.First {
 			s.log().Info("all map shards done", "shards", shards)
 		}
-		next.Bucket = true
+		next.Split = true
 	}
 	return next, nil
 }

@@ -112,11 +112,11 @@ func (s *Step) Plan(ctx context.Context) (Next, error) {
 		// Nothing to rebuild, but files to convert to a widened schema
 		// (a run that had to leave them to a later one): the bucket
 		// phase does that.
-		return Next{Bucket: true}, nil
+		return Next{Split: true}, nil
 	}
 	s.progress(ctx, "map 0/%d shards", p.Shards)
 	if p.Shards == 0 {
-		return Next{Bucket: true}, nil
+		return Next{Split: true}, nil
 	}
 	return Next{Maps: p.Shards}, nil
 }

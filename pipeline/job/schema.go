@@ -35,7 +35,7 @@ type SchemaSummary struct {
 
 // reserveSchema merges the run's columns into the table's schema and
 // stores the result before any file is written with it, so that every run
-// that starts later writes with it too. A retried bucket task finds its
+// that starts later writes with it too. A retried split task finds its
 // own version and changes nothing.
 func (s *Step) reserveSchema(ctx context.Context, mans []*mapper.Manifest) (schema.Schema, schema.Changes, []column.Collision, error) {
 	runTypes := mapper.RunTypes(s.Spec, mans)

@@ -400,7 +400,7 @@ func (v vanishing) GetRange(ctx context.Context, key string, off, n int64) (io.R
 
 // A published file that vanishes while a conversion is planned belongs to
 // a run that is rebuilding its partition (deferred, as that run's), or to
-// one that has ended since: then the plan is stale and the bucket task
+// one that has ended since: then the plan is stale and the split task
 // fails, for its retry to list again, rather than guess.
 func TestConversionPlanOfAVanishedFile(t *testing.T) {
 	t.Parallel()

@@ -30,7 +30,7 @@ type Step struct {
 	// notwithstanding.
 	Force bool
 	// AllowShrink lets the run replace partitions with far fewer rows than
-	// they were built from (see the shrink guard in Bucket); without it
+	// they were built from (see the shrink guard in Split); without it
 	// such a run fails before it changes any published file.
 	AllowShrink bool
 
@@ -90,7 +90,7 @@ type Arrival struct {
 // step's end.
 type Next struct {
 	Maps    int  // map tasks 0 .. Maps-1
-	Bucket  bool // the bucket task, over Shards map shards
+	Split   bool // the split task, over Shards map shards
 	Shards  int
 	Reduces []ReduceTask // reduce tasks
 	Encodes []EncodeTask // encode tasks

@@ -15,7 +15,7 @@ import (
 
 // One shard of one object: rows are placed by their Pacific date, the
 // event outside the window is counted and the bad line quarantined; the
-// manifest written last is what the job's bucket phase reads.
+// manifest written last is what the job's split phase reads.
 func ExampleMapShard() {
 	ctx := context.Background()
 	raw, scratch := memstore.New(), memstore.New()

@@ -71,8 +71,8 @@ func RunEach(ctx context.Context, s *job.Step, each func(job.Next)) (*job.Summar
 		for i := range next.Maps {
 			queue = append(queue, func() (job.Next, error) { return s.Map(ctx, i, next.Maps) })
 		}
-		if next.Bucket {
-			queue = append(queue, func() (job.Next, error) { return s.Bucket(ctx, next.Shards) })
+		if next.Split {
+			queue = append(queue, func() (job.Next, error) { return s.Split(ctx, next.Shards) })
 		}
 		for _, r := range next.Reduces {
 			queue = append(queue, func() (job.Next, error) { return s.Reduce(ctx, r.Date, r.Slice) })

@@ -31,7 +31,7 @@ import (
 // prefix, an emptied bucket, or raw logs deleted by a retention rule.
 const ShrinkRatio = 0.5
 
-// split is what the bucket phase decided, kept in scratch and written
+// split is what the split phase decided, kept in scratch and written
 // last: its presence means every reduce input exists.
 type split struct {
 	Dates []dateSplit `json:"dates"`
@@ -127,13 +127,13 @@ type sliceDoc struct {
 	Reduces int `json:"reduces"`
 }
 
-// Bucket reads every shard's manifest, refuses a rebuild that would shrink
+// Split reads every shard's manifest, refuses a rebuild that would shrink
 // published partitions (see ShrinkRatio), splits each date into files,
 // row groups, slices and column groups (splitDate), and writes one reduce
 // input per slice. Dates without rows are ready to commit at once (their
 // partitions are emptied); a schema conversion's files go straight to
 // their encode tasks.
-func (s *Step) Bucket(ctx context.Context, shards int) (Next, error) {
+func (s *Step) Split(ctx context.Context, shards int) (Next, error) {
 	var p plan
 	if err := storage.ReadJSON(ctx, s.Scratch, s.planKey(), &p); err != nil {
 		return Next{}, err

@@ -249,15 +249,15 @@ func TestDuplicateDeliveryOfTheLastShardEnqueuesFollowOnsOnce(t *testing.T) {
 		}
 	}
 	splits := pendingOf(tasks.TypeTransformSplit)
-	if len(buckets) != 1 {
-		t.Fatalf("%d split tasks pending, want 1", len(buckets))
+	if len(splits) != 1 {
+		t.Fatalf("%d split tasks pending, want 1", len(splits))
 	}
 	// The split task twice (a retry after it enqueued): the same reduce
 	// tasks, once each.
-	bucket := asynq.NewTask(buckets[0].Type, buckets[0].Payload)
+	split := asynq.NewTask(splits[0].Type, splits[0].Payload)
 	var pendingReduces []int
 	for range 2 {
-		if err := mux.ProcessTask(ctx, bucket); err != nil {
+		if err := mux.ProcessTask(ctx, split); err != nil {
 			t.Fatal(err)
 		}
 		pendingReduces = append(pendingReduces, len(pendingOf(tasks.TypeTransformReduce)))

@@ -26,7 +26,9 @@
 // and fields are uvarint n, then n fields: uvarint column id, kind byte,
 // payload (bool: 1 byte; int: varint; double: 8 bytes little endian;
 // string: uvarint len + bytes; null: nothing). Column ids are per shard;
-// the shard's manifest maps them to source paths. The ids record of a row
+// the shard's manifest maps them to source paths. Fields is the one
+// decoder of a record's fields, for the reduce, the encode and the file
+// formats. The ids record of a row
 // is the prefix of its row record up to and including the line: reducers
 // of the other dates read these small files to find copies of their keys
 // that landed on another date.
@@ -40,4 +42,10 @@
 // it is the records as they are. Either way a reader can start at any
 // segment boundary, so a reduce task fetches its range of virtual buckets
 // with one ranged read per file.
+// # Sorted runs and spill runs
+//
+// A reduce task hands each column group's rows to the encode tasks as a
+// sorted run (SortedRow, in sorted.go); a reduce task whose slice does not
+// fit its memory spills sorted chunks to local spill runs (spill.go) and
+// merges them. Keys files (keys.go) record the keys a partition holds.
 package intermediate

@@ -1,9 +1,7 @@
 package reduce
 
 import (
-	"bufio"
 	"container/heap"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -21,24 +19,13 @@ import (
 // runs. Keys are unique, so rowCmp is a total order and the merged
 // sequence is exactly the in-memory sort: the same bytes.
 
-// writeRun writes the kept rows, in order, to f and rewinds it.
-// Record: varint us, varint off, 8 bytes fingerprint, uvarint file,
-// uvarint len + key, uvarint len + fields.
+// writeRun writes the kept rows, in order, to f as a spill run
+// (intermediate.SpillWriter) and rewinds it.
 func writeRun(f *os.File, rows []rowRef, keep []int32) error {
-	w := bufio.NewWriterSize(f, 256<<10)
-	var hdr []byte
+	w := intermediate.NewSpillWriter(f)
 	for _, i := range keep {
 		r := &rows[i]
-		hdr = binary.AppendVarint(hdr[:0], r.us)
-		hdr = binary.AppendVarint(hdr, r.off)
-		hdr = binary.LittleEndian.AppendUint64(hdr, r.fp)
-		hdr = binary.AppendUvarint(hdr, uint64(r.file))
-		hdr = binary.AppendUvarint(hdr, uint64(len(r.id)))
-		w.Write(hdr)
-		w.WriteString(r.id)
-		hdr = binary.AppendUvarint(hdr[:0], uint64(len(r.fields)))
-		w.Write(hdr)
-		w.Write(r.fields)
+		w.Add(r.us, r.off, r.fp, int(r.file), r.id, r.fields)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write run: %w", err)
@@ -49,62 +36,20 @@ func writeRun(f *os.File, rows []rowRef, keep []int32) error {
 	return nil
 }
 
-// readN reads n bytes into buf (reused) and returns them.
-func readN(br *bufio.Reader, buf []byte, n uint64) ([]byte, error) {
-	if n > 2*mapper.MaxLineBytes {
-		return buf, intermediate.ErrCorrupt
-	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(br, buf); err != nil {
-		return buf, err
-	}
-	return buf, nil
-}
-
-// runReader reads one sorted run; row is the current record.
+// runReader reads one spill run; row is the current record.
 type runReader struct {
-	br         *bufio.Reader
-	row        rowRef
-	id, fields []byte
+	sr  *intermediate.SpillReader
+	row rowRef
 }
 
 func (r *runReader) next() (bool, error) {
-	us, err := binary.ReadVarint(r.br)
-	if err == io.EOF {
-		return false, nil
+	ok, err := r.sr.Next()
+	if !ok || err != nil {
+		return false, err
 	}
-	var off int64
-	var file, n uint64
-	var fp [8]byte
-	if err == nil {
-		off, err = binary.ReadVarint(r.br)
-	}
-	if err == nil {
-		_, err = io.ReadFull(r.br, fp[:])
-	}
-	if err == nil {
-		file, err = binary.ReadUvarint(r.br)
-	}
-	if err == nil {
-		n, err = binary.ReadUvarint(r.br)
-	}
-	if err == nil {
-		r.id, err = readN(r.br, r.id, n)
-	}
-	if err == nil {
-		n, err = binary.ReadUvarint(r.br)
-	}
-	if err == nil {
-		r.fields, err = readN(r.br, r.fields, n)
-	}
-	if err != nil {
-		return false, fmt.Errorf("read spill run: %w", err)
-	}
-	r.row = rowRef{us: us, off: off, fp: binary.LittleEndian.Uint64(fp[:]), file: int32(file), fields: r.fields,
-		id: unsafe.String(unsafe.SliceData(r.id), len(r.id))}
+	x := &r.sr.Row
+	r.row = rowRef{us: x.US, off: x.Off, fp: x.FP, file: int32(x.File), fields: x.Fields,
+		id: unsafe.String(unsafe.SliceData(x.Key), len(x.Key))}
 	return true, nil
 }
 
@@ -126,7 +71,7 @@ func (h *runHeap) Pop() any {
 func mergeRuns(runs []*os.File) (rowIter, error) {
 	h := make(runHeap, 0, len(runs))
 	for _, f := range runs {
-		r := &runReader{br: bufio.NewReaderSize(f, 64<<10)}
+		r := &runReader{sr: intermediate.NewSpillReader(f, 2*mapper.MaxLineBytes)}
 		ok, err := r.next()
 		if err != nil {
 			return nil, err

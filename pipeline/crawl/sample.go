@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"sluice/pipeline/catalog"
+	"sluice/pipeline/iocount"
 	"sluice/pipeline/storage"
 )
 
@@ -85,7 +86,7 @@ func sampleFile(ctx context.Context, src storage.Reader, o object, opts Options)
 		return s, fmt.Errorf("get %s: %w", o.Key, err)
 	}
 	defer rc.Close()
-	cr := &storage.CountingReader{R: rc}
+	cr := &iocount.Reader{R: rc}
 	defer func() { s.bytesRead = cr.N }()
 	br := bufio.NewReaderSize(cr, 64<<10)
 	var r io.Reader = br

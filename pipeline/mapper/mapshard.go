@@ -17,6 +17,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/column"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/iocount"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -175,7 +176,7 @@ func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, 
 	m.curSource, m.curKey = obj.Source, obj.Key
 	m.objDays = m.objDays[:0]
 	defer m.noteObjectDates(obj.Key)
-	comp := &storage.CountingReader{R: rc}
+	comp := &iocount.Reader{R: rc}
 	m.in.Reset(comp)
 	defer func() { m.stats.BytesCompressed += comp.N }()
 	if err := m.gz.Reset(m.in); err != nil {
@@ -189,7 +190,7 @@ func (m *mapper) readObject(ctx context.Context, in storage.Reader, objIdx int, 
 		return m.quarantineLine(0, ReasonCorruptObject, err.Error(), nil)
 	}
 	m.gz.Multistream(true)
-	plain := &storage.CountingReader{R: &m.gz}
+	plain := &iocount.Reader{R: &m.gz}
 	m.lines.Reset(plain)
 	defer func() { m.stats.BytesUncompressed += plain.N }()
 

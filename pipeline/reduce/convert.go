@@ -7,6 +7,7 @@ import (
 
 	"sluice/pipeline/column"
 	"sluice/pipeline/format"
+	"sluice/pipeline/iocount"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -49,8 +50,8 @@ func ConvertFile(ctx context.Context, r storage.Reader, key string, size int64, 
 	if groupBytes <= 0 {
 		groupBytes = DefaultRowGroupBytes
 	}
-	cw := &countingWriter{w: w}
+	cw := &iocount.Writer{W: w}
 	st.Rows, err = cv.ConvertFile(ctx, r, key, size, spec.FormatOptions(), cols, cw, groupBytes)
-	st.Bytes = cw.n
+	st.Bytes = cw.N
 	return st, err
 }

@@ -8,6 +8,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/format"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/iocount"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -58,7 +59,7 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec transform.
 	if err != nil {
 		return fail(err)
 	}
-	cw := &countingWriter{w: w}
+	cw := &iocount.Writer{W: w}
 	ff, err := spec.FileFormat()
 	if err != nil {
 		return fail(err)
@@ -66,7 +67,7 @@ func EncodeFragment(ctx context.Context, scratch storage.Reader, spec transform.
 	if st.Rows, err = ff.Encode(cw, spec.FormatOptions(), in.Fragment, m); err != nil {
 		return fail(err)
 	}
-	st.Bytes = cw.n
+	st.Bytes = cw.N
 	return st, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/column"
 	"sluice/pipeline/intermediate"
+	"sluice/pipeline/iocount"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
 )
@@ -293,7 +294,7 @@ type splitter struct {
 // runWriter is one group's run: buffered, S2-compressed when the
 // intermediates are (remote scratch), counted.
 type runWriter struct {
-	cw  *countingWriter
+	cw  *iocount.Writer
 	buf *bufio.Writer
 	s2w *s2.Writer
 	rec []byte
@@ -315,7 +316,7 @@ func newSplitter(in SliceInput, ws []io.Writer) (*splitter, error) {
 		}
 	}
 	for _, w := range ws {
-		rw := &runWriter{cw: &countingWriter{w: w}}
+		rw := &runWriter{cw: &iocount.Writer{W: w}}
 		var dst io.Writer = rw.cw
 		if in.Codec == intermediate.CodecS2 {
 			rw.s2w = s2.NewWriter(rw.cw, s2.WriterConcurrency(1))
@@ -456,20 +457,9 @@ func (sp *splitter) close() ([]int64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("write run: %w", err)
 		}
-		sizes[g] = w.cw.n
+		sizes[g] = w.cw.N
 	}
 	return sizes, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // AddColumnBytes adds to w, per output column, the bytes its fields take

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sluice/pipeline/iocount"
 
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
@@ -35,7 +36,7 @@ type Options struct {
 // encoded as it is written, so the writer holds no more than the caller's
 // Values.
 type Writer struct {
-	w       *countingWriter
+	w       *iocount.Writer
 	cols    []Column
 	kv      map[string]string
 	enc     encoder
@@ -62,7 +63,7 @@ func NewWriter(w io.Writer, cols []Column, opts Options) *Writer {
 	if codec == nil {
 		codec, _ = Codec("snappy")
 	}
-	return &Writer{w: &countingWriter{w: w}, cols: cols, kv: opts.KeyValue, enc: encoder{codec: codec}, metrics: make([]ColumnMetrics, len(cols))}
+	return &Writer{w: &iocount.Writer{W: w}, cols: cols, kv: opts.KeyValue, enc: encoder{codec: codec}, metrics: make([]ColumnMetrics, len(cols))}
 }
 
 // WriteRowGroup encodes one row group: vals[i] are the values of column
@@ -92,16 +93,16 @@ func (w *Writer) writeRowGroup(vals []*Values) error {
 	if rows == 0 {
 		return nil
 	}
-	if w.w.n == 0 {
+	if w.w.N == 0 {
 		if _, err := io.WriteString(w.w, magic); err != nil {
 			return err
 		}
 	}
-	rg := format.RowGroup{NumRows: int64(rows), FileOffset: w.w.n, Ordinal: int16(len(w.groups))}
+	rg := format.RowGroup{NumRows: int64(rows), FileOffset: w.w.N, Ordinal: int16(len(w.groups))}
 	ci := make([]format.ColumnIndex, len(vals))
 	oi := make([]format.OffsetIndex, len(vals))
 	for i, v := range vals {
-		ch, err := w.enc.encodeChunk(w.w, w.w.n, w.cols[i], v)
+		ch, err := w.enc.encodeChunk(w.w, w.w.N, w.cols[i], v)
 		if err != nil {
 			return fmt.Errorf("parquet: column %s: %w", w.cols[i].Name, err)
 		}
@@ -131,7 +132,7 @@ func (m *ColumnMetrics) add(t Type, ch chunk) {
 }
 
 // Size is the number of bytes written so far.
-func (w *Writer) Size() int64 { return w.w.n }
+func (w *Writer) Size() int64 { return w.w.N }
 
 // Rows is the number of rows written.
 func (w *Writer) Rows() int64 {
@@ -151,12 +152,12 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.w.n == 0 {
+	if w.w.N == 0 {
 		if _, err := io.WriteString(w.w, magic); err != nil {
 			return err
 		}
 	}
-	tail, err := fileTail(w.w.n, schemaElements(w.cols), w.groups, w.colIdx, w.offIdx, w.kv)
+	tail, err := fileTail(w.w.N, schemaElements(w.cols), w.groups, w.colIdx, w.offIdx, w.kv)
 	if err != nil {
 		return err
 	}
@@ -208,15 +209,4 @@ func fileTail(end int64, schema []format.SchemaElement, groups []format.RowGroup
 	}
 	b := binary.LittleEndian.AppendUint32(buf.Bytes(), uint32(buf.Len()-start))
 	return append(b, magic...), nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -19,6 +19,7 @@ import (
 	"sluice/internal/config"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/column"
+	"sluice/pipeline/format/formats"
 	"sluice/pipeline/preview"
 	"sluice/pipeline/storage/storeurl"
 	"sluice/pipeline/transform"
@@ -65,8 +66,8 @@ rows its where leaves out. Writes nothing to the table or the catalog; needs no 
 		return usageErr(fmt.Errorf("-start/-end: %w", err))
 	}
 	ext := strings.ToLower(filepath.Ext(*outFile))
-	if *outFile != "" && ext != ".parquet" && ext != ".csv" {
-		return usageErr(fmt.Errorf("-out: %q does not end in .parquet or .csv", *outFile))
+	if _, err := formats.ByName(strings.TrimPrefix(ext, ".")); *outFile != "" && err != nil {
+		return usageErr(fmt.Errorf("-out: %q does not end in the name of an output format: %w", *outFile, err))
 	}
 	wfs, err := common.LoadWorkflows()
 	if err != nil {
@@ -235,7 +236,12 @@ func writeSample(ctx context.Context, res *preview.Result, file string) ([]strin
 		if err != nil {
 			return out, fmt.Errorf("-out: %w", err)
 		}
-		_, err = res.WriteDate(ctx, f, format, d, format == "csv")
+		// A format whose readers match columns by position gets every
+		// column of the table, so the files of several dates line up.
+		ff, err := formats.ByName(format)
+		if err == nil {
+			_, err = res.WriteDate(ctx, f, format, d, ff.Positional())
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

@@ -145,7 +145,7 @@ func TestSpillMatchesInMemory(t *testing.T) {
 				t.Errorf("%s budget %d: %d rows %d duplicates; in memory %d %d", format, budget,
 					res.summary.RowsWritten, res.summary.Duplicates, base.summary.RowsWritten, base.summary.Duplicates)
 			}
-			a, b := byBucket(want.Objects()), byBucket(got.Objects())
+			a, b := byFile(want.Objects()), byFile(got.Objects())
 			if len(a) != len(b) || len(a) < 3 {
 				t.Errorf("%s budget %d: %d files, want %d", format, budget, len(b), len(a))
 			}

@@ -390,9 +390,9 @@ func testData(t testing.TB, in storage.Bucket) {
 	}
 }
 
-// byBucket keys a partition's files by date and file number, without the
+// byFile keys a partition's files by date and file number, without the
 // build token, so that two builds can be compared file by file.
-func byBucket(objs map[string][]byte) map[string][]byte {
+func byFile(objs map[string][]byte) map[string][]byte {
 	re := regexp.MustCompile(`^(year=.*/part-\d{5})-[0-9a-f]{12}(\..*)$`)
 	out := map[string][]byte{}
 	for k, v := range objs {
@@ -412,7 +412,7 @@ func TestRerunIsByteIdentical(t *testing.T) {
 	out1, scratch := memstore.New(), memstore.New()
 	s := newStep(in, scratch, out1, spec, w)
 	res := runJob(t, s)
-	if n := len(byBucket(out1.Objects())); n != 3 {
+	if n := len(byFile(out1.Objects())); n != 3 {
 		t.Fatalf("%d output files", n)
 	}
 	// A retried map leaves the same scratch objects.
@@ -438,7 +438,7 @@ func TestRerunIsByteIdentical(t *testing.T) {
 	s2 := newStep(in, memstore.New(), out2, spec, w)
 	s2.RunID = "run-other"
 	runJob(t, s2)
-	a, b := byBucket(out1.Objects()), byBucket(out2.Objects())
+	a, b := byFile(out1.Objects()), byFile(out2.Objects())
 	if len(a) != len(b) {
 		t.Errorf("%d and %d files", len(a), len(b))
 	}

@@ -116,7 +116,7 @@ func TestIntegrationAssembleOnS3(t *testing.T) {
 	if len(wantFiles) < 2*len(w.Dates()) {
 		t.Fatalf("the memory build made %d files, want several a date", len(wantFiles))
 	}
-	a, b := byBucket(wantFiles), byBucket(got)
+	a, b := byFile(wantFiles), byFile(got)
 	if !slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b))) {
 		t.Fatalf("files %v on S3, %v in memory", slices.Sorted(maps.Keys(b)), slices.Sorted(maps.Keys(a)))
 	}

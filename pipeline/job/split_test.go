@@ -36,10 +36,10 @@ func duplicatedData(t testing.TB) *memstore.Bucket {
 	return in
 }
 
-// TestDateSplitIntoBuckets splits each date into many files and checks
+// TestDateSplitIntoFiles splits each date into many files and checks
 // the table against the one-file-per-date build of the same input, row for
 // row: the same keys, each once, with the same winning copy.
-func TestDateSplitIntoBuckets(t *testing.T) {
+func TestDateSplitIntoFiles(t *testing.T) {
 	t.Parallel()
 	in := duplicatedData(t)
 	w := window(t, "2026-10-30", "2026-10-31")

@@ -168,7 +168,7 @@ func TestConsoleOperatorTour(t *testing.T) {
 	if r := a.await(ctx, ok); r.State != "SUCCEEDED" {
 		t.Fatalf("run %s ended %s", ok, r.State)
 	}
-	// The iOS logs go: the shrink guard fails the next run in its bucket
+	// The iOS logs go: the shrink guard fails the next run in its split
 	// phase.
 	if err := storage.DeletePrefix(ctx, c.bucket("s3://raw"), "segment-logs/ios/"); err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestConsoleOperatorTour(t *testing.T) {
 	if bars < 5 || workers < 1 {
 		t.Errorf("timeline: %d task bars, %d workers", bars, workers)
 	}
-	eval[bool](b, `document.querySelector('#gantt g.bar-task[data-task$=":bucket"]').dispatchEvent(new MouseEvent("click", {bubbles: true})); true`)
+	eval[bool](b, `document.querySelector('#gantt g.bar-task[data-task$=":split"]').dispatchEvent(new MouseEvent("click", {bubbles: true})); true`)
 	b.await("the split task's log", `document.querySelector("#task-log pre.log") !== null`)
 	if log := b.text("#task-log"); !strings.Contains(log, "refusing to replace partitions") || !strings.Contains(log, "split") {
 		t.Errorf("the failing task's log:\n%s", log)
@@ -216,7 +216,7 @@ func TestConsoleOperatorTour(t *testing.T) {
 	// failed split task is there and marked, no commit was enqueued.
 	links := eval[[]string](b, `Array.from(document.querySelectorAll("#summary-mobile-user-daily a.task-link")).map(a => a.textContent + (a.classList.contains("failed") ? "!" : ""))`)
 	joined := strings.Join(links, " ")
-	if !strings.Contains(joined, "map 00000") || !strings.Contains(joined, "bucket!") || strings.Contains(joined, "commit") || strings.Contains(joined, "map map") {
+	if !strings.Contains(joined, "map 00000") || !strings.Contains(joined, "split!") || strings.Contains(joined, "commit") || strings.Contains(joined, "map map") {
 		t.Errorf("task links of the failed job step: %v", links)
 	}
 

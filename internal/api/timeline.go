@@ -38,7 +38,7 @@ type TimelineTask struct {
 	ID     string `json:"id"`
 	Step   string `json:"step"`
 	Type   string `json:"type"`
-	Phase  string `json:"phase"`  // plan, map, bucket, reduce, encode, commit, crawl
+	Phase  string `json:"phase"`  // plan, map, split, reduce, encode, commit, crawl
 	Member string `json:"member"` // the shard, "date/slice", "date/fragment" or date; "" for plan, bucket, crawl
 	Label  string `json:"label"`
 	Queue  string `json:"queue"`

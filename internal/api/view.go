@@ -95,7 +95,7 @@ type Progress struct {
 type Task struct {
 	ID    string `json:"id"`
 	Queue string `json:"queue"`
-	Kind  string `json:"kind"`  // plan, map, bucket, reduce, encode, commit, crawl
+	Kind  string `json:"kind"`  // plan, map, split, reduce, encode, commit, crawl (bucket: the split task of runs before its rename)
 	Label string `json:"label"` // "map 00007", "reduce 2026-10-31 #3", "encode 2026-10-31 #0", "commit 2026-10-31"
 	URL   string `json:"url"`   // its asynqmon page
 	// Outcome is how its last attempt ended, when the timeline knows.

@@ -47,7 +47,7 @@ func (w *Worker) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "on SIGTERM, how long running tasks get to finish before they are handed back to the queue")
 	fs.DurationVar(&w.TaskCheckInterval, "task-check-interval", time.Second, "how often an idle worker polls the queues")
 	fs.DurationVar(&w.RetryDelay, "retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
-	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, bucket, reduce or encode task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
+	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, split, reduce or encode task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
 	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, sorted runs and fragments before upload, S3 upload spools")
 	fs.IntVar(&w.PlanMinTasks, "plan-min-tasks", 16, "the fewest map, reduce and encode tasks a job step is cut into, however few workers are live when it is planned (with autoscaling from zero: about the fleet's largest size in slots times 4)")
 	fs.StringVar(&w.memoryLimit, "memory-limit", "192MiB", "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); map and reduce tasks hold a third of it in rows and sort the rest in runs on -temp-dir")

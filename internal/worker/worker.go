@@ -1,5 +1,5 @@
 // Package worker holds the asynq handlers that run workflow steps: a crawl,
-// and the plan, map, bucket, reduce and commit phases of a transform job.
+// and the plan, map, split, reduce, encode and commit phases of a transform job.
 // Handlers translate task payloads into calls to pipeline/crawl and
 // pipeline/job, enqueue the work those calls make ready, and report results
 // through the orchestrator; the domain packages never see asynq.
@@ -64,7 +64,7 @@ type Config struct {
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
 	TaskMemory int64
-	// RunCheckInterval is how often a running plan, map, bucket, reduce or
+	// RunCheckInterval is how often a running plan, map, split, reduce or
 	// encode task checks its run, and stops when the run was cancelled,
 	// has ended or is gone from Redis (default 5 s).
 	RunCheckInterval time.Duration

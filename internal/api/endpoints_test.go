@@ -161,7 +161,7 @@ func TestRetryRun(t *testing.T) {
 	after := e.attempts(failed.ID)
 	for id, n := range after {
 		switch {
-		case strings.HasSuffix(id, ":bucket"):
+		case strings.HasSuffix(id, ":split"):
 			if n != before[id]+1 {
 				t.Errorf("split task: %d attempts, %d before the retry", n, before[id])
 			}

@@ -35,7 +35,7 @@ func TestSimulateByHand(t *testing.T) {
 	}
 	// One worker runs everything in turn; two overlap the phases as the
 	// comment in the table says; a hundred are limited by the critical
-	// path: plan, a map, bucket, a slice, a column group, commit.
+	// path: plan, a map, split, a slice, a column group, commit.
 	for _, c := range []struct {
 		workers int
 		want    float64

@@ -435,7 +435,7 @@ const DefaultSliceBytes = 48 << 20
 //   - files: the date's estimated output over target_file_bytes, at least
 //     one (Athena reads files of about 256 MiB best);
 //   - row groups: each file's estimated output over the row group size
-//     (ReduceOptions.RowGroupBytes, 64 MiB by default), at least one;
+//     (reduce.Options.RowGroupBytes, 64 MiB by default), at least one;
 //   - slices, one reduce task each: as many as it takes for each to hold
 //     about sz.slice of rows (reduce.RowCost), what a reduce task sorts
 //     in memory.

@@ -1,7 +1,7 @@
 package mapper
 
 // Evaluating the job's expressions on the rows of a map task (see
-// expr.go): the mapper compiles them once, reads only the fields they
+// pipeline/expr): the mapper compiles them once, reads only the fields they
 // name out of each row's encoded fields, and appends the derived columns
 // to the row. A job without expressions never gets here (m.exprs is nil).
 
@@ -273,7 +273,8 @@ func (m *mapper) exprValues() string {
 	for i := range x.vals {
 		x.vals[i] = types.NullValue
 	}
-	// The fields as the flattener encoded them (see fields.go): a uvarint
+	// The fields as the flattener encoded them (intermediate.Fields reads
+	// the same format): a uvarint
 	// column id, a kind byte and the payload. Read inline: this runs for
 	// every field of every row.
 	b := m.fields

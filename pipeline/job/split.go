@@ -574,7 +574,7 @@ func (s *Step) sliceInput(mans []*mapper.Manifest, cols column.Plan, ds *dateSpl
 				continue // no rows of these buckets
 			}
 			if df.Date == ds.Date {
-				in.Parts = append(in.Parts, reduce.ShardRows{
+				in.Shards = append(in.Shards, reduce.ShardRows{
 					Shard: m.Shard, Key: s.shardDir(m.Shard) + df.RowsFile,
 					ColMap: mapper.ColMap(cols, ds.Columns, m), Index: df.RowsIndex.Slice(r[0], r[1]),
 				})

@@ -391,12 +391,12 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, formatName string, 
 	in := reduce.SliceInput{Date: d, Lo: 0, Hi: intermediate.VBuckets, Codec: r.man.Codec, Columns: cols, Groups: []int{0}}
 	for _, df := range r.man.Dates {
 		if df.Date == d {
-			in.Parts = append(in.Parts, reduce.ShardRows{Key: shardDir + df.RowsFile, ColMap: mapper.ColMap(r.plan, cols, r.man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)})
+			in.Shards = append(in.Shards, reduce.ShardRows{Key: shardDir + df.RowsFile, ColMap: mapper.ColMap(r.plan, cols, r.man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)})
 		} else {
 			in.Others = append(in.Others, reduce.ShardIDs{Key: shardDir + df.IDsFile, Index: df.IDsIndex.Slice(0, intermediate.VBuckets)})
 		}
 	}
-	if len(in.Parts) == 0 {
+	if len(in.Shards) == 0 {
 		return 0, fmt.Errorf("the sample has no rows of %s", d)
 	}
 	var run bytes.Buffer

@@ -36,8 +36,10 @@ type SliceInput struct {
 	// Groups are the first column of each column group (Groups[0] is 0):
 	// the reduce writes one sorted run per group, and each is encoded by
 	// its own task.
-	Groups []int       `json:"groups"`
-	Parts  []ShardRows `json:"parts"`
+	Groups []int `json:"groups"`
+	// Shards are every shard's rows of the slice (JSON "parts", as older
+	// releases named them, so that a slice input written by one decodes).
+	Shards []ShardRows `json:"parts"`
 	Others []ShardIDs  `json:"others,omitempty"`
 	// Published are keys files (intermediate.KeysWriter) of partitions the
 	// run does not rebuild: a key they hold is already published there,
@@ -266,7 +268,7 @@ func Slice(ctx context.Context, rw IO, spec transform.Spec, in SliceInput, opts 
 		if row == nil {
 			break
 		}
-		if err := sp.add(row, r.in.Parts[row.file].ColMap); err != nil {
+		if err := sp.add(row, r.in.Shards[row.file].ColMap); err != nil {
 			return fail(err)
 		}
 	}

@@ -51,7 +51,7 @@ func mapped(t *testing.T, spec transform.Spec, d civil.Date, objects ...[]string
 	if df == nil {
 		t.Fatalf("no rows mapped on %s", d)
 	}
-	si.Parts = []reduce.ShardRows{{Key: dir + df.RowsFile, ColMap: mapper.ColMap(plan, cols, man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)}}
+	si.Shards = []reduce.ShardRows{{Key: dir + df.RowsFile, ColMap: mapper.ColMap(plan, cols, man), Index: df.RowsIndex.Slice(0, intermediate.VBuckets)}}
 	return scratch, si
 }
 

@@ -49,7 +49,7 @@ func (r *reducer) chunks(budget int64) [][2]int {
 	start, size := 0, int64(0)
 	for v := 0; v < n; v++ {
 		var need int64
-		for _, p := range r.in.Parts {
+		for _, p := range r.in.Shards {
 			_, _, raw, rows := p.Index.Span(v, v+1)
 			need += RowCost(raw, rows)
 		}
@@ -66,12 +66,12 @@ func (r *reducer) chunks(budget int64) [][2]int {
 // returns them with the indexes of the rows kept, in output order.
 func (r *reducer) load(a, b int) ([]rowRef, []int32, error) {
 	var total int64
-	for _, p := range r.in.Parts {
+	for _, p := range r.in.Shards {
 		_, _, _, rows := p.Index.Span(a, b)
 		total += rows
 	}
 	rows := make([]rowRef, 0, total)
-	for file, p := range r.in.Parts {
+	for file, p := range r.in.Shards {
 		sp := intermediate.SpanOf(p.Key, p.Index, a, b)
 		data, err := r.read.Load(r.ctx, r.scratch, sp, nil)
 		if err != nil {

@@ -155,7 +155,7 @@ func (s Spec) validateFields() error {
 		return fmt.Errorf("format: %w", err)
 	}
 	if cs := ff.Compressions(); s.Compression != "" && !slices.Contains(cs, s.Compression) {
-		return fmt.Errorf("compression: %q is not %s for %s", s.Compression, strings.Join(cs, ", "), s.Format)
+		return fmt.Errorf("compression: %q is not %s or %s for %s", s.Compression, strings.Join(cs[:len(cs)-1], ", "), cs[len(cs)-1], s.Format)
 	}
 	if s.ShardBytes <= 0 {
 		return fmt.Errorf("shard_bytes: %d must be positive", s.ShardBytes)

@@ -83,7 +83,7 @@ type Planner struct {
 	// work for; nil or an error plans for the minimum.
 	Slots   func(ctx context.Context) (int, error)
 	Builder Builder
-	Log     *slog.Logger
+	Log     *slog.Logger // the steps' logger; nil: slog.Default()
 }
 
 // DryRun asks the planner of every job step of a workflow what a run over
@@ -94,10 +94,14 @@ func (p *Planner) DryRun(ctx context.Context, workflowName string, win civil.Win
 	if err != nil {
 		return nil, err
 	}
+	log := p.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	var slots int
 	if p.Slots != nil {
 		if slots, err = p.Slots(ctx); err != nil {
-			p.Log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
+			log.Warn("could not count the fleet's transform slots; planning for the minimum", "err", err)
 		}
 	}
 	var out []StepDryRun
@@ -106,7 +110,7 @@ func (p *Planner) DryRun(ctx context.Context, workflowName string, win civil.Win
 		if step.Job == nil {
 			continue
 		}
-		s, err := p.Builder.NewStep(ctx, p.Log, "dry-run", step, win, force, false)
+		s, err := p.Builder.NewStep(ctx, log, "dry-run", step, win, force, false)
 		if err != nil {
 			return nil, err
 		}

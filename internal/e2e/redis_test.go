@@ -175,15 +175,13 @@ func status(t *testing.T, url string) (int, string) {
 // awaitStatus polls url until it answers with code and returns the body.
 func awaitStatus(t *testing.T, ctx context.Context, url string, code int) string {
 	t.Helper()
-	for {
-		got, body := status(t, url)
-		if got == code {
-			return body
+	var body string
+	testenv.Eventually(ctx, t, fmt.Sprintf("GET %s answering %d", url, code), func() error {
+		var got int
+		if got, body = status(t, url); got != code {
+			return fmt.Errorf("%d %s", got, body)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("GET %s: still %d %s, want %d", url, got, body, code)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return body
 }

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine that has Go: installs the servers the
 # integration tests start (redis-server, versitygw) when they are missing,
-# then vets and tests the whole module, and the deploy checks (deploy/, a
-# module of its own so that kustomize and Prometheus stay out of the
-# product's go.mod). Extra arguments go to the product's `go test`.
+# and the linter (golangci-lint), then vets, lints (.golangci.yml) and tests
+# the whole module, and the deploy checks (deploy/, a module of its own so
+# that kustomize and Prometheus stay out of the product's go.mod). Extra
+# arguments go to the product's `go test`.
 #
 # Tests start their own servers on free loopback ports; a Redis already
 # running on 6379 is neither needed nor touched.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
+# The linter's findings change between releases, so CI and every machine
+# run this one.
+GOLANGCI_LINT_VERSION=v2.15.0
 
 cd "$(dirname "$0")/.."
 
@@ -50,8 +54,22 @@ if [ ! -x "$versitygw" ]; then
 fi
 export SLUICE_VERSITYGW="$versitygw"
 
+golangci_lint="$gobin/golangci-lint"
+if command -v golangci-lint >/dev/null 2>&1; then
+	golangci_lint="$(command -v golangci-lint)"
+fi
+if [ ! -x "$golangci_lint" ] || [ "v$("$golangci_lint" version --short 2>/dev/null)" != "$GOLANGCI_LINT_VERSION" ]; then
+	echo "test.sh: installing golangci-lint $GOLANGCI_LINT_VERSION" >&2
+	go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
+	golangci_lint="$gobin/golangci-lint"
+fi
+
 go build ./...
 go vet ./...
+# The lint keeps its results per package in its cache
+# (golangci-lint cache status): a warm run over an unchanged tree takes
+# seconds, one after an edit re-checks the packages the edit reaches.
+"$golangci_lint" run ./...
 go test -race -shuffle=on -count=1 -timeout 20m ./... "$@"
 
 # The manifests, rules, dashboard and Compose file against the code. No

@@ -308,10 +308,14 @@ func runOracleOnTrack(t *testing.T, c *cluster) {
 			zw = gzip.NewWriter(f)
 			writers[key] = zw
 		}
-		zw.Write(append(slices.Clone(line), '\n'))
+		if _, err := zw.Write(append(slices.Clone(line), '\n')); err != nil {
+			t.Fatal(err)
+		}
 	})
 	for _, zw := range writers {
-		zw.Close()
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, f := range files {
 		f.Close()

@@ -272,7 +272,9 @@ func (r *Result) copyLines(ctx context.Context, in storage.Reader, key string, n
 	for count < n {
 		line, err := lines.ReadBytes('\n')
 		if len(line) > 0 {
-			zw.Write(line)
+			if _, err := zw.Write(line); err != nil {
+				return 0, err
+			}
 			count++
 		}
 		if err != nil {
@@ -401,7 +403,7 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, format string, d ci
 	if err := r.mem.Put(ctx, runKey, &run); err != nil {
 		return 0, err
 	}
-	defer r.mem.Delete(ctx, runKey)
+	defer func() { _ = r.mem.Delete(ctx, runKey) }() // memory: it cannot fail
 	fs, err := transform.EncodeFragment(ctx, r.mem, spec, transform.FragmentInput{
 		Date: d, Columns: cols, From: 0, To: len(cols), Codec: in.Codec, Runs: []transform.RunRef{{Key: runKey, Size: size}},
 		Rows: st.Rows, Values: st.Values, StringBytes: st.StringBytes, Header: true,

@@ -21,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
 	"sluice/pipeline/storage"
 	"sluice/tasks"
@@ -317,8 +318,9 @@ func TestConsoleAPIAndCancel(t *testing.T) {
 	}
 	awaitAny(t, ctx, "a worker to find its run gone", contains("run is gone from Redis", "run="+lost), workers...)
 	c.awaitScratchGone(t, ctx, lost)
-	if out, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil || !strings.Contains(out, "SUCCEEDED") {
-		t.Fatalf("start after Redis lost the run: %v\n%s", err, out)
+	var rebuilt api.Run
+	if out, err := c.runSchedulerJSON(ctx, &rebuilt, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil || rebuilt.State != "SUCCEEDED" {
+		t.Fatalf("start after Redis lost the run: %v, run %s\n%s", err, rebuilt.State, out)
 	}
 	checkOutput(t, c, sum, window)
 

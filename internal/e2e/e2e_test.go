@@ -235,41 +235,52 @@ func TestWorkerKilledMidShard(t *testing.T) {
 
 // startRunInBackground runs `scheduler start -wait` for the test window
 // while the test disturbs the workers; its output arrives on the channel.
-func (c *cluster) startRunInBackground(ctx context.Context) <-chan string {
-	out := make(chan string, 1)
+func (c *cluster) startRunInBackground(ctx context.Context) <-chan backgroundRun {
+	out := make(chan backgroundRun, 1)
 	go func() {
-		text, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-		if err != nil {
-			text += "\nexit: " + err.Error()
-		}
-		out <- text
+		var r backgroundRun
+		r.output, r.err = c.runSchedulerJSON(ctx, &r.run, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+		out <- r
 	}()
 	return out
 }
 
-// jobSummary is the summary of the job step of a run (its JSON view).
-func jobSummary(t *testing.T, r api.Run) job.Summary {
-	t.Helper()
-	for _, s := range r.Steps {
-		if s.Name != "mobile-user-daily" {
-			continue
-		}
-		var sum job.Summary
-		if err := json.Unmarshal(s.Summary, &sum); err != nil {
-			t.Fatalf("run %s: the job's summary: %v\n%s", r.ID, err, s.Summary)
-		}
-		return sum
-	}
-	t.Fatalf("run %s has no step mobile-user-daily", r.ID)
-	return job.Summary{}
+// backgroundRun is how a `scheduler start -wait -o json` ended.
+type backgroundRun struct {
+	run    api.Run
+	output string // besides the JSON: progress and notes
+	err    error
 }
 
-func awaitSuccess(t *testing.T, ctx context.Context, run <-chan string) {
+// stepOf is a step of a run (its JSON view).
+func stepOf(t *testing.T, r api.Run, name string) api.Step {
+	t.Helper()
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("run %s has no step %s", r.ID, name)
+	return api.Step{}
+}
+
+// jobSummary is the summary of the job step of a run.
+func jobSummary(t *testing.T, r api.Run) job.Summary {
+	t.Helper()
+	s := stepOf(t, r, "mobile-user-daily")
+	var sum job.Summary
+	if err := json.Unmarshal(s.Summary, &sum); err != nil {
+		t.Fatalf("run %s: the job's summary: %v\n%s", r.ID, err, s.Summary)
+	}
+	return sum
+}
+
+func awaitSuccess(t *testing.T, ctx context.Context, run <-chan backgroundRun) {
 	t.Helper()
 	select {
-	case out := <-run:
-		if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-			t.Fatalf("run did not succeed:\n%s", out)
+	case r := <-run:
+		if r.err != nil || r.run.State != "SUCCEEDED" || r.run.Window != (api.Window{Start: window[0], End: window[2]}) {
+			t.Fatalf("run %s of %v ended %s (%v), want SUCCEEDED:\n%s", r.run.ID, r.run.Window, r.run.State, r.err, r.output)
 		}
 	case <-ctx.Done():
 		t.Fatal("run did not end")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
 )
 
@@ -103,9 +104,10 @@ func TestSentinelWithAPasswordProtectedMaster(t *testing.T) {
 
 			w := c.startWorker("worker")
 			waitLine(t, ctx, w, "the worker to start", contains("worker started"))
-			out, err = c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-			if err != nil || !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-				t.Fatalf("start -wait: %v\n%s", err, out)
+			var run api.Run
+			out, err = c.runSchedulerJSON(ctx, &run, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+			if err != nil || run.State != "SUCCEEDED" {
+				t.Fatalf("start -wait: %v, run %s\n%s", err, run.State, out)
 			}
 			checkOutput(t, c, sum, window)
 		})

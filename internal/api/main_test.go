@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -207,31 +208,28 @@ func (e *env) serveWorkers() {
 // end is recorded in the timeline once its handler returns).
 func (e *env) await(id string) redisstore.Run {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	in := asynq.NewInspector(e.redis)
 	defer in.Close()
-	for {
-		run, err := e.orch.Run(ctx, id)
-		if err != nil {
+	var run redisstore.Run
+	testenv.EventuallyWithin(e.t, time.Minute, "run "+id+" ended", func() error {
+		var err error
+		if run, err = e.orch.Run(context.Background(), id); err != nil {
 			e.t.Fatal(err)
 		}
-		busy := false
+		if run.State == workflow.Running {
+			return fmt.Errorf("still RUNNING: %+v", run.Steps)
+		}
 		for _, q := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
 			active, _ := in.ListActiveTasks(q)
 			for _, ti := range active {
-				busy = busy || tasks.OfRun(ti.ID, id)
+				if tasks.OfRun(ti.ID, id) {
+					return fmt.Errorf("task %s still running", ti.ID)
+				}
 			}
 		}
-		if run.State != workflow.Running && !busy {
-			return run
-		}
-		select {
-		case <-ctx.Done():
-			e.t.Fatalf("run %s did not end: %+v", id, run.Steps)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return run
 }
 
 // runWindow is the window the sample logs cover.

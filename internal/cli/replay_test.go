@@ -59,8 +59,11 @@ func TestReplay(t *testing.T) {
 		l.Info("task done", "type", "transform:x", "id", strings.Replace(id, "abc123", "zzz", 1), "outcome", "ok", "seconds", 99.0)
 	}
 	logs := []string{filepath.Join(dir, "w1.log"), filepath.Join(dir, "w2.log")}
-	os.WriteFile(logs[0], text.Bytes(), 0o644)
-	os.WriteFile(logs[1], js.Bytes(), 0o644)
+	for i, b := range [][]byte{text.Bytes(), js.Bytes()} {
+		if err := os.WriteFile(logs[i], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var out bytes.Buffer
 	args := append([]string{"-run", showPath, "-measured-workers", "1", "-workers", "1,2,100", "-o", "json"}, logs...)

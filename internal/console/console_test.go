@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,26 +113,24 @@ func TestPagesRenderAndErrorsShow(t *testing.T) {
 	defer in.Close()
 	await := func(id string) {
 		t.Helper()
-		for deadline := time.Now().Add(time.Minute); ; {
+		testenv.EventuallyWithin(t, time.Minute, "run "+id+" ended", func() error {
 			run, err := orch.Run(context.Background(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			busy := false
+			if run.State == workflow.Running {
+				return errors.New("still RUNNING")
+			}
 			for _, q := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
 				act, _ := in.ListActiveTasks(q)
 				for _, ti := range act {
-					busy = busy || tasks.OfRun(ti.ID, id)
+					if tasks.OfRun(ti.ID, id) {
+						return fmt.Errorf("task %s still running", ti.ID)
+					}
 				}
 			}
-			if run.State != workflow.Running && !busy {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %s did not end", id)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	start := func(a, b string) string {
 		s, _ := civil.Parse(a)

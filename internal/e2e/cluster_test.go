@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -236,6 +237,23 @@ func (c *cluster) runScheduler(ctx context.Context, args ...string) (string, err
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
+}
+
+// runSchedulerJSON runs a scheduler command with -o json and decodes
+// what it prints into v; the rest of its output (progress, notes, errors)
+// is returned, for failure messages.
+func (c *cluster) runSchedulerJSON(ctx context.Context, v any, args ...string) (string, error) {
+	// -o goes before the command's arguments: flags end at the first one.
+	args = append([]string{args[0], "-o", "json"}, args[1:]...)
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "scheduler"), args...)
+	cmd.Env = c.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if derr := json.Unmarshal(stdout.Bytes(), v); derr != nil && err == nil {
+		err = fmt.Errorf("scheduler %s: the output is not JSON: %v", args[0], derr)
+	}
+	return stderr.String() + stdout.String(), err
 }
 
 // outputRows reads every Parquet file of the output table and returns, per

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
 	"sluice/pipeline/storage"
 	"sluice/tasks"
@@ -97,16 +99,14 @@ func (a apiClient) run(id string) apiRun {
 // await polls a run until it is no longer RUNNING.
 func (a apiClient) await(ctx context.Context, id string) apiRun {
 	a.t.Helper()
-	for {
-		if r := a.run(id); r.State != "RUNNING" {
-			return r
+	var r apiRun
+	testenv.Eventually(ctx, a.t, "run "+id+" ended", func() error {
+		if r = a.run(id); r.State == "RUNNING" {
+			return errors.New("still RUNNING")
 		}
-		select {
-		case <-ctx.Done():
-			a.t.Fatalf("run %s did not end", id)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return r
 }
 
 // hooks is a local webhook receiver.
@@ -132,21 +132,19 @@ func newHooks(t *testing.T) *hooks {
 // await returns the first notice for a run.
 func (h *hooks) await(t *testing.T, ctx context.Context, runID string) map[string]any {
 	t.Helper()
-	for {
+	var notice map[string]any
+	testenv.Eventually(ctx, t, "a webhook notice for run "+runID, func() error {
 		h.mu.Lock()
+		defer h.mu.Unlock()
 		for _, b := range h.bodies {
 			if b["run_id"] == runID {
-				h.mu.Unlock()
-				return b
+				notice = b
+				return nil
 			}
 		}
-		h.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no webhook notice for run %s", runID)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("%d notices, none for it", len(h.bodies))
+	})
+	return notice
 }
 
 // awaitAny waits for a line matching in any of the processes.
@@ -177,7 +175,7 @@ func (c *cluster) awaitQuiet(t *testing.T, ctx context.Context, runID string) {
 	opt, _ := asynq.ParseRedisURI(c.redis)
 	in := asynq.NewInspector(opt)
 	defer in.Close()
-	for {
+	testenv.Eventually(ctx, t, "no task of run "+runID+" queued or running", func() error {
 		busy := 0
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){in.ListActiveTasks, in.ListPendingTasks, in.ListRetryTasks, in.ListScheduledTasks} {
 			infos, _ := list(tasks.QueueTransform, asynq.PageSize(1000))
@@ -187,33 +185,25 @@ func (c *cluster) awaitQuiet(t *testing.T, ctx context.Context, runID string) {
 				}
 			}
 		}
-		if busy == 0 {
-			return
+		if busy > 0 {
+			return fmt.Errorf("%d tasks queued or running", busy)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("run %s still has %d tasks queued or running", runID, busy)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // awaitScratchGone waits until the sweep has deleted a run's scratch.
 func (c *cluster) awaitScratchGone(t *testing.T, ctx context.Context, runID string) {
 	t.Helper()
 	b := c.bucket("s3://lake/scratch")
-	for {
+	testenv.Eventually(ctx, t, "the scratch of run "+runID+" deleted", func() error {
 		n := 0
 		_ = b.List(ctx, runID+"/", func(storage.ObjectInfo) error { n++; return nil })
-		if n == 0 {
-			return
+		if n > 0 {
+			return fmt.Errorf("%d scratch objects left", n)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d scratch objects of run %s left", n, runID)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // The run console and API against a real scheduler, Redis, S3 and two
@@ -328,8 +318,9 @@ func TestConsoleAPIAndCancel(t *testing.T) {
 	}
 	awaitAny(t, ctx, "a worker to find its run gone", contains("run is gone from Redis", "run="+lost), workers...)
 	c.awaitScratchGone(t, ctx, lost)
-	if out, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil || !strings.Contains(out, "SUCCEEDED") {
-		t.Fatalf("start after Redis lost the run: %v\n%s", err, out)
+	var rebuilt api.Run
+	if out, err := c.runSchedulerJSON(ctx, &rebuilt, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil || rebuilt.State != "SUCCEEDED" {
+		t.Fatalf("start after Redis lost the run: %v, run %s\n%s", err, rebuilt.State, out)
 	}
 	checkOutput(t, c, sum, window)
 

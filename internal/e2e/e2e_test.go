@@ -3,17 +3,23 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
+	"sluice/pipeline/bookmark"
+	"sluice/pipeline/job"
 	"sluice/pipeline/segmentgen"
 )
 
@@ -44,12 +50,12 @@ func TestWorkflowEndToEnd(t *testing.T) {
 	waitLine(t, ctx, w1, "worker 1 to start", contains("worker started"))
 	waitLine(t, ctx, w2, "worker 2 to start", contains("worker started"))
 
-	out, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-	if err != nil {
+	var first api.Run
+	if out, err := c.runSchedulerJSON(ctx, &first, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait"); err != nil {
 		t.Fatalf("start -wait: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-		t.Fatalf("run did not succeed:\n%s", out)
+	if first.State != "SUCCEEDED" || first.Window != (api.Window{Start: window[0], End: window[2]}) {
+		t.Fatalf("run %s of %v ended %s, want SUCCEEDED of %s..%s", first.ID, first.Window, first.State, window[0], window[2])
 	}
 	checkOutput(t, c, sum, window)
 	before := c.partitionFiles()
@@ -57,13 +63,19 @@ func TestWorkflowEndToEnd(t *testing.T) {
 	// Bookmarks: a rerun of the same window with unchanged input rebuilds
 	// nothing; a forced rerun of one date rebuilds that partition alone, to
 	// the same bytes.
-	again, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait")
-	if err != nil || !strings.Contains(again, "every partition's input is unchanged") {
-		t.Fatalf("rerun: %v\n%s", err, again)
+	var again api.Run
+	if out, err := c.runSchedulerJSON(ctx, &again, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
 	}
-	forced, err := c.runScheduler(ctx, "start", "-start", window[1], "-force", "-wait")
-	if err != nil || !strings.Contains(forced, "date=2026-10-31  rebuilt (forced)") || strings.Contains(forced, "date=2026-10-30  rebuilt") {
-		t.Fatalf("forced rebuild of one date: %v\n%s", err, forced)
+	if s := jobSummary(t, again); len(s.Rebuilt) != 0 || !slices.Equal(s.Skipped, window) {
+		t.Errorf("rerun with unchanged input: rebuilt %v, skipped %v; want nothing rebuilt, %v skipped", s.Rebuilt, s.Skipped, window)
+	}
+	var forced api.Run
+	if out, err := c.runSchedulerJSON(ctx, &forced, "start", "-start", window[1], "-force", "-wait"); err != nil {
+		t.Fatalf("forced rebuild of one date: %v\n%s", err, out)
+	}
+	if s := jobSummary(t, forced); !maps.Equal(s.Rebuilt, map[string]string{window[1]: bookmark.ReasonForced}) {
+		t.Errorf("forced rebuild of %s rebuilt %v", window[1], s.Rebuilt)
 	}
 	after := c.partitionFiles()
 	for date, file := range before {
@@ -73,27 +85,39 @@ func TestWorkflowEndToEnd(t *testing.T) {
 	}
 	checkOutput(t, c, sum, window)
 
-	// Run history: the run and each of the eight steps, readable from the CLI.
-	runs, err := c.runScheduler(ctx, "runs")
-	if err != nil || !strings.Contains(runs, "mobile-user") || !strings.Contains(runs, "SUCCEEDED") {
-		t.Fatalf("runs: %v\n%s", err, runs)
+	// Run history: the three runs, and each of the eight steps of the
+	// first, readable from the CLI.
+	var history struct{ Runs []api.Run }
+	if out, err := c.runSchedulerJSON(ctx, &history, "runs"); err != nil {
+		t.Fatalf("runs: %v\n%s", err, out)
 	}
-	runID := strings.Fields(strings.Split(runs, "\n")[3])[0] // the oldest: the first run
-	show, err := c.runScheduler(ctx, "show", runID)
-	if err != nil {
-		t.Fatalf("show: %v\n%s", err, show)
-	}
-	for _, step := range []string{"mobile-user-start", "segmentlogs-IOS", "android-crawler-trigger", "segmentlogs-Android",
-		"mobile-user-etl-trigger", "mobile-user-daily", "mobile-crawler-trigger", "segmentlogs-Mobile"} {
-		if !strings.Contains(show, step) {
-			t.Errorf("show lacks step %s", step)
+	var ids []string
+	for _, r := range history.Runs {
+		ids = append(ids, r.ID)
+		if r.Workflow != "mobile-user" || r.State != "SUCCEEDED" {
+			t.Errorf("runs lists %s of %s %s, want mobile-user SUCCEEDED", r.ID, r.Workflow, r.State)
 		}
 	}
-	if strings.Count(show, "SUCCEEDED") < 9 {
-		t.Errorf("show: want the run and all 8 steps SUCCEEDED:\n%s", show)
+	if want := []string{forced.ID, again.ID, first.ID}; !slices.Equal(ids, want) {
+		t.Errorf("runs lists %v, want the newest first: %v", ids, want)
 	}
-	if !strings.Contains(show, "books balanced") {
-		t.Errorf("job summary does not reconcile:\n%s", show)
+	var show api.Run
+	if out, err := c.runSchedulerJSON(ctx, &show, "show", first.ID); err != nil {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	var steps []string
+	for _, s := range show.Steps {
+		steps = append(steps, s.Name)
+		if s.State != "SUCCEEDED" {
+			t.Errorf("show: step %s %s, want SUCCEEDED", s.Name, s.State)
+		}
+	}
+	if want := []string{"mobile-user-start", "segmentlogs-IOS", "android-crawler-trigger", "segmentlogs-Android",
+		"mobile-user-etl-trigger", "mobile-user-daily", "mobile-crawler-trigger", "segmentlogs-Mobile"}; !slices.Equal(steps, want) {
+		t.Errorf("show: steps %v, want %v", steps, want)
+	}
+	if s := jobSummary(t, show); !s.Balanced {
+		t.Errorf("job summary does not reconcile: %s", s.Reconciliation)
 	}
 
 	// The catalog: raw tables keep the SDKs' differences, the output table
@@ -211,24 +235,52 @@ func TestWorkerKilledMidShard(t *testing.T) {
 
 // startRunInBackground runs `scheduler start -wait` for the test window
 // while the test disturbs the workers; its output arrives on the channel.
-func (c *cluster) startRunInBackground(ctx context.Context) <-chan string {
-	out := make(chan string, 1)
+func (c *cluster) startRunInBackground(ctx context.Context) <-chan backgroundRun {
+	out := make(chan backgroundRun, 1)
 	go func() {
-		text, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-		if err != nil {
-			text += "\nexit: " + err.Error()
-		}
-		out <- text
+		var r backgroundRun
+		r.output, r.err = c.runSchedulerJSON(ctx, &r.run, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+		out <- r
 	}()
 	return out
 }
 
-func awaitSuccess(t *testing.T, ctx context.Context, run <-chan string) {
+// backgroundRun is how a `scheduler start -wait -o json` ended.
+type backgroundRun struct {
+	run    api.Run
+	output string // besides the JSON: progress and notes
+	err    error
+}
+
+// stepOf is a step of a run (its JSON view).
+func stepOf(t *testing.T, r api.Run, name string) api.Step {
+	t.Helper()
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("run %s has no step %s", r.ID, name)
+	return api.Step{}
+}
+
+// jobSummary is the summary of the job step of a run.
+func jobSummary(t *testing.T, r api.Run) job.Summary {
+	t.Helper()
+	s := stepOf(t, r, "mobile-user-daily")
+	var sum job.Summary
+	if err := json.Unmarshal(s.Summary, &sum); err != nil {
+		t.Fatalf("run %s: the job's summary: %v\n%s", r.ID, err, s.Summary)
+	}
+	return sum
+}
+
+func awaitSuccess(t *testing.T, ctx context.Context, run <-chan backgroundRun) {
 	t.Helper()
 	select {
-	case out := <-run:
-		if !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-			t.Fatalf("run did not succeed:\n%s", out)
+	case r := <-run:
+		if r.err != nil || r.run.State != "SUCCEEDED" || r.run.Window != (api.Window{Start: window[0], End: window[2]}) {
+			t.Fatalf("run %s of %v ended %s (%v), want SUCCEEDED:\n%s", r.run.ID, r.run.Window, r.run.State, r.err, r.output)
 		}
 	case <-ctx.Done():
 		t.Fatal("run did not end")
@@ -324,11 +376,11 @@ func TestTwoSchedulersStartOneRunPerTick(t *testing.T) {
 	if started != 1 {
 		t.Fatalf("%d replicas started a run for the tick, want exactly 1", started)
 	}
-	runs, err := c.runScheduler(ctx, "runs")
-	if err != nil {
-		t.Fatal(err)
+	var history struct{ Runs []api.Run }
+	if out, err := c.runSchedulerJSON(ctx, &history, "runs"); err != nil {
+		t.Fatalf("runs: %v\n%s", err, out)
 	}
-	if n := strings.Count(runs, "mobile-user-start"); n != 1 {
-		t.Fatalf("%d runs listed, want 1:\n%s", n, runs)
+	if len(history.Runs) != 1 || history.Runs[0].Trigger != "mobile-user-start" {
+		t.Fatalf("runs listed: %+v, want one started by mobile-user-start", history.Runs)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/parquet-go/parquet-go"
 
+	"sluice/internal/api"
 	"sluice/pipeline/storage"
 )
 
@@ -97,9 +98,13 @@ func TestPreviewThenRunWithExpressions(t *testing.T) {
 
 	w := c.startWorker("worker")
 	waitLine(t, ctx, w, "the worker to start", contains("worker started"))
-	out, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait", "-v")
-	if err != nil || !strings.Contains(out, "SUCCEEDED, window") || !strings.Contains(out, `"balanced": true`) || !strings.Contains(out, `"filtered_out"`) {
-		t.Fatalf("run: %v\n%s", err, out)
+	var run api.Run
+	out, err := c.runSchedulerJSON(ctx, &run, "start", "-start", window[0], "-end", window[2], "-wait")
+	if err != nil || run.State != "SUCCEEDED" {
+		t.Fatalf("run: %v, run %s\n%s", err, run.State, out)
+	}
+	if s := jobSummary(t, run); !s.Balanced || s.FilteredOut == 0 {
+		t.Errorf("job summary: balanced %v, %d rows filtered out by where; want balanced books and some filtered: %s", s.Balanced, s.FilteredOut, s.Reconciliation)
 	}
 
 	want := expectedTrack(t, filepath.Join(c.s3.Dir, "raw"), window)
@@ -308,10 +313,14 @@ func runOracleOnTrack(t *testing.T, c *cluster) {
 			zw = gzip.NewWriter(f)
 			writers[key] = zw
 		}
-		zw.Write(append(slices.Clone(line), '\n'))
+		if _, err := zw.Write(append(slices.Clone(line), '\n')); err != nil {
+			t.Fatal(err)
+		}
 	})
 	for _, zw := range writers {
-		zw.Close()
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, f := range files {
 		f.Close()

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sluice/internal/api"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,13 +80,15 @@ func TestWrongInputLeavesTheTableAlone(t *testing.T) {
 	c.env = withEnv(good, "SLUICE_WORKFLOWS", workflowWithInput(t, "s3://lake/no-such-prefix"))
 	w2 := c.startWorker("worker")
 	waitLine(t, ctx, w2, "the worker to start", contains("worker started"))
-	out, err = c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-force", "-wait")
-	if err == nil || !strings.Contains(out, "FAILED") {
-		t.Fatalf("run on an empty input: %v\n%s", err, out)
+	var refused api.Run
+	out, err = c.runSchedulerJSON(ctx, &refused, "start", "-start", window[0], "-end", window[2], "-force", "-wait")
+	if err == nil || refused.State != "FAILED" {
+		t.Fatalf("run on an empty input: %v, run %s\n%s", err, refused.State, out)
 	}
+	jobErr := stepOf(t, refused, "mobile-user-daily").Error
 	for _, want := range append([]string{"refusing to empty them"}, window...) {
-		if !strings.Contains(out, want) {
-			t.Errorf("the failed run's output does not say %q:\n%s", want, out)
+		if !strings.Contains(jobErr, want) {
+			t.Errorf("the job's error does not say %q: %s", want, jobErr)
 		}
 	}
 	after := c.partitionFiles()
@@ -100,9 +103,10 @@ func TestWrongInputLeavesTheTableAlone(t *testing.T) {
 	checkOutput(t, c, sum, window)
 
 	// On purpose.
-	out, err = c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-force", "-allow-shrink", "-wait")
-	if err != nil || !strings.Contains(out, "SUCCEEDED") {
-		t.Fatalf("run with -allow-shrink: %v\n%s", err, out)
+	var emptied api.Run
+	out, err = c.runSchedulerJSON(ctx, &emptied, "start", "-start", window[0], "-end", window[2], "-force", "-allow-shrink", "-wait")
+	if err != nil || emptied.State != "SUCCEEDED" {
+		t.Fatalf("run with -allow-shrink: %v, run %s\n%s", err, emptied.State, out)
 	}
 	if left := c.partitionFiles(); len(left) != 0 {
 		t.Errorf("-allow-shrink left %d files", len(left))

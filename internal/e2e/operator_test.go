@@ -306,13 +306,12 @@ func TestConsoleOperatorTour(t *testing.T) {
 	b.open("/console/runs/" + failed)
 	b.do(chromedp.Click(`#retry-form input[name=allow_shrink]`), chromedp.Click("#retry"))
 	// The console sends the browser to the run's page once it is retried.
-	for a.run(failed).State == "FAILED" {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the retry did not take the run up: %s", b.text("#flash"))
-		case <-time.After(100 * time.Millisecond):
+	testenv.Eventually(ctx, t, "the retry taking the run up", func() error {
+		if a.run(failed).State == "FAILED" {
+			return fmt.Errorf("still FAILED; the page says %q", b.text("#flash"))
 		}
-	}
+		return nil
+	})
 	if r := a.await(ctx, failed); r.State != "SUCCEEDED" {
 		t.Fatalf("retried run ended %s", r.State)
 	}
@@ -360,14 +359,13 @@ func TestConsoleOperatorTour(t *testing.T) {
 	}
 	before := newest()
 	b.do(chromedp.Click("#start-this"))
-	reprocess := newest()
-	for ; reprocess == before; reprocess = newest() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the table page's start started no run")
-		case <-time.After(100 * time.Millisecond):
+	var reprocess string
+	testenv.Eventually(ctx, t, "a run started by the table page", func() error {
+		if reprocess = newest(); reprocess == before {
+			return fmt.Errorf("the newest run is still %s", before)
 		}
-	}
+		return nil
+	})
 	if r := a.await(ctx, reprocess); r.State != "SUCCEEDED" || !strings.Contains(reprocess, "20261030..20261031") {
 		t.Errorf("reprocessing run %s ended %s", reprocess, r.State)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
 )
 
@@ -103,9 +104,10 @@ func TestSentinelWithAPasswordProtectedMaster(t *testing.T) {
 
 			w := c.startWorker("worker")
 			waitLine(t, ctx, w, "the worker to start", contains("worker started"))
-			out, err = c.runScheduler(ctx, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
-			if err != nil || !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-				t.Fatalf("start -wait: %v\n%s", err, out)
+			var run api.Run
+			out, err = c.runSchedulerJSON(ctx, &run, "start", "-workflow", "mobile-user", "-start", window[0], "-end", window[2], "-wait")
+			if err != nil || run.State != "SUCCEEDED" {
+				t.Fatalf("start -wait: %v, run %s\n%s", err, run.State, out)
 			}
 			checkOutput(t, c, sum, window)
 		})
@@ -175,15 +177,13 @@ func status(t *testing.T, url string) (int, string) {
 // awaitStatus polls url until it answers with code and returns the body.
 func awaitStatus(t *testing.T, ctx context.Context, url string, code int) string {
 	t.Helper()
-	for {
-		got, body := status(t, url)
-		if got == code {
-			return body
+	var body string
+	testenv.Eventually(ctx, t, fmt.Sprintf("GET %s answering %d", url, code), func() error {
+		var got int
+		if got, body = status(t, url); got != code {
+			return fmt.Errorf("%d %s", got, body)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("GET %s: still %d %s, want %d", url, got, body, code)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return body
 }

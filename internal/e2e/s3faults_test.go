@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sluice/internal/api"
 	"sluice/internal/testenv"
 	"sluice/tasks"
 )
@@ -24,9 +25,9 @@ func TestCutDownloadsResume(t *testing.T) {
 	w := c.startWorker("worker")
 	waitLine(t, ctx, w, "the worker to start", contains("worker started"))
 
-	out, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait")
-	if err != nil || !strings.Contains(out, "SUCCEEDED, window 2026-10-30..2026-11-01") {
-		t.Fatalf("run through the cutting proxy: %v\n%s", err, out)
+	var run api.Run
+	if out, err := c.runSchedulerJSON(ctx, &run, "start", "-start", window[0], "-end", window[2], "-wait"); err != nil || run.State != "SUCCEEDED" {
+		t.Fatalf("run through the cutting proxy: %v, run %s\n%s", err, run.State, out)
 	}
 	checkOutput(t, c, sum, window)
 	resumed := w.out.count(contains("s3 read resumed"))
@@ -53,16 +54,18 @@ func TestMissingBucketFailsAtOnce(t *testing.T) {
 	w := c.startWorker("worker")
 	waitLine(t, ctx, w, "the worker to start", contains("worker started"))
 
-	out, err := c.runScheduler(ctx, "start", "-start", window[0], "-end", window[2], "-wait")
-	if err == nil || !strings.Contains(out, "FAILED") {
-		t.Fatalf("run on a missing bucket: %v\n%s", err, out)
+	var run api.Run
+	out, err := c.runSchedulerJSON(ctx, &run, "start", "-start", window[0], "-end", window[2], "-wait")
+	if err == nil || run.State != "FAILED" {
+		t.Fatalf("run on a missing bucket: %v, run %s\n%s", err, run.State, out)
 	}
+	jobErr := stepOf(t, run, "mobile-user-daily").Error
 	for _, want := range []string{"s3://no-such-bucket", "the bucket does not exist", "NoSuchBucket"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the failed run's output does not say %q:\n%s", want, out)
+		if !strings.Contains(jobErr, want) {
+			t.Errorf("the job's error does not say %q: %s", want, jobErr)
 		}
 	}
-	runID := field(strings.ReplaceAll(out, "started run ", "run="), "run")
+	runID := run.ID
 	info := c.taskInfo(tasks.PlanID(tasks.StepRef{Workflow: "mobile-user", RunID: runID, Step: "mobile-user-daily"}))
 	if info.Retried != 0 {
 		t.Errorf("plan task retried %d times, want 0 (a missing bucket is permanent)", info.Retried)

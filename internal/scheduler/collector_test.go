@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"sluice/internal/redisstore"
 	"sluice/internal/scheduler"
+	"sluice/internal/testenv"
 	"sluice/pipeline/civil"
 	"sluice/tasks"
 )
@@ -53,8 +55,7 @@ func TestMetricsExportScheduleFleetAndRunningSteps(t *testing.T) {
 	h := httptest.NewServer(handler)
 	defer h.Close()
 	var page string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testenv.EventuallyWithin(t, 15*time.Second, "the worker in sluice_fleet_workers", func() error {
 		resp, err := h.Client().Get(h.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -62,14 +63,11 @@ func TestMetricsExportScheduleFleetAndRunningSteps(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		page = string(b)
-		if v, _ := value(page, `sluice_fleet_workers{queue="transform"}`); v == 1 {
-			break
+		if v, _ := value(page, `sluice_fleet_workers{queue="transform"}`); v != 1 {
+			return fmt.Errorf("%v workers:\n%s", v, page)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker never showed in sluice_fleet_workers:\n%s", page)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	now := float64(time.Now().Unix())
 	for series, want := range map[string]float64{
 		`sluice_fleet_slots{queue="transform"}`:                                              3,

@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,20 +74,16 @@ func TestScheduleFiresAndStops(t *testing.T) {
 		t.Error("a second Start was accepted")
 	}
 	// Await the run in the run store (polled: it is a key in Redis).
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	deadline := time.After(30 * time.Second)
 	var runs []redisstore.Run
-	for len(runs) == 0 {
-		select {
-		case <-poll.C:
-		case <-deadline:
-			t.Fatal("no run after the tick")
-		}
+	testenv.EventuallyWithin(t, 30*time.Second, "a run after the tick", func() error {
 		if runs, err = orch.Runs(ctx, "mobile-user", 10); err != nil {
 			t.Fatal(err)
 		}
-	}
+		if len(runs) == 0 {
+			return errors.New("no run")
+		}
+		return nil
+	})
 	if len(runs) != 1 || runs[0].Trigger != "mobile-user-start" {
 		t.Fatalf("runs after the tick: %+v", runs)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"sluice/internal/config"
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
+	"sluice/internal/testenv"
 	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/storeurl"
@@ -65,45 +67,33 @@ func (f switchedPuts) Put(ctx context.Context, key string, body io.Reader) error
 // awaitQuiet waits until no task of the run is running.
 func (h *harness) awaitQuiet(id string) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for {
-		busy := false
+	testenv.EventuallyWithin(h.t, time.Minute, "no task of run "+id+" running", func() error {
 		for _, q := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
 			active, _ := h.inspector.ListActiveTasks(q)
 			for _, ti := range active {
-				busy = busy || tasks.OfRun(ti.ID, id)
+				if tasks.OfRun(ti.ID, id) {
+					return fmt.Errorf("task %s still running", ti.ID)
+				}
 			}
 		}
-		if !busy {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			h.t.Fatal("tasks of the run kept running")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 func (h *harness) await(id string) redisstore.Run {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for {
-		run, err := h.orch.Run(ctx, id)
-		if err != nil {
+	var run redisstore.Run
+	testenv.EventuallyWithin(h.t, time.Minute, "run "+id+" ended", func() error {
+		var err error
+		if run, err = h.orch.Run(context.Background(), id); err != nil {
 			h.t.Fatal(err)
 		}
-		if run.State != workflow.Running {
-			return run
+		if run.State == workflow.Running {
+			return fmt.Errorf("still RUNNING: %+v", run.Steps)
 		}
-		select {
-		case <-ctx.Done():
-			h.t.Fatalf("run did not end: %+v", run.Steps)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return run
 }
 
 // A run whose map shard failed for good is retried from its map phase:

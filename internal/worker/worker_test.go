@@ -117,22 +117,7 @@ func (h *harness) runToEnd() redisstore.Run {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		run, err := h.orch.Run(ctx, st.Run.ID)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if run.State != workflow.Running {
-			return run
-		}
-		select {
-		case <-ctx.Done():
-			h.t.Fatalf("run did not end: %+v", run.Steps)
-		case <-tick.C:
-		}
-	}
+	return h.await(st.Run.ID)
 }
 
 // failingPuts wraps a real bucket so that writing below one prefix always

@@ -271,9 +271,10 @@ func projection(t Table, parts []Partition, loc string, o DDLOptions) ([]Column,
 			keys = append(keys, k)
 			lov, _ := strconv.Atoi(lo)
 			hiv, _ := strconv.Atoi(hi)
-			if k.Name == "month" {
+			switch k.Name {
+			case "month":
 				lov, hiv = 1, 12
-			} else if k.Name == "year" {
+			case "year":
 				hiv += projectionYears
 			}
 			p["projection."+k.Name+".type"] = "integer"

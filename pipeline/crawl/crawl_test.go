@@ -28,8 +28,8 @@ func put(t *testing.T, b *memstore.Bucket, key string, data []byte) {
 func gz(s string) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
-	w.Write([]byte(s))
-	w.Close()
+	_, _ = w.Write([]byte(s)) // a bytes.Buffer takes every byte
+	_ = w.Close()
 	return buf.Bytes()
 }
 
@@ -124,7 +124,9 @@ not json at all
 	// A new column and a vanished folder.
 	put(t, src, "events/year=2024/month=6/c.json", []byte(`{"id":7,"extra":"new"}`+"\n"))
 	for _, k := range []string{"events/year=2024/month=5/garbage.json", "events/year=2024/month=5/notes.txt", "events/year=2024/month=5/_SUCCESS"} {
-		src.Delete(ctx, k)
+		if err := src.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res2, err := Crawl(ctx, src, Target{Database: "lake", Path: "events", Location: "s3://b/events/"}, store, Options{}, quiet())
 	if err != nil {
@@ -212,7 +214,9 @@ func TestSegmentLogs(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	catalog.Describe(&b, tb, parts)
+	if err := catalog.Describe(&b, tb, parts); err != nil {
+		t.Fatal(err)
+	}
 	t.Log("\n" + b.String())
 }
 

@@ -56,7 +56,7 @@ func (f *fakeGlue) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, typ, msg string) {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"__type": typ, "Message": msg})
+		_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "Message": msg}) // the client reads what arrives
 	}
 	target, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "AWSGlue.")
 	if r.Method != http.MethodPost || !ok || r.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
@@ -109,7 +109,7 @@ func (f *fakeGlue) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reply := func(v any) {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		json.NewEncoder(w).Encode(v)
+		_ = json.NewEncoder(w).Encode(v) // the client reads what arrives
 	}
 	switch target {
 	case "GetTable":
@@ -136,7 +136,10 @@ func (f *fakeGlue) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var tb map[string]any
 		raw, _ := json.Marshal(req.TableInput)
-		json.Unmarshal(raw, &tb)
+		if err := json.Unmarshal(raw, &tb); err != nil {
+			fail(500, "InternalServiceException", err.Error())
+			return
+		}
 		tb["DatabaseName"] = req.DatabaseName
 		f.tables[k] = tb
 		reply(map[string]any{})

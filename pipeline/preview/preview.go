@@ -276,7 +276,9 @@ func (r *Result) copyLines(ctx context.Context, in storage.Reader, key string, n
 	for count < n {
 		line, err := lines.ReadBytes('\n')
 		if len(line) > 0 {
-			zw.Write(line)
+			if _, err := zw.Write(line); err != nil {
+				return 0, err
+			}
 			count++
 		}
 		if err != nil {
@@ -409,7 +411,7 @@ func (r *Result) WriteDate(ctx context.Context, w io.Writer, formatName string, 
 	if err := r.mem.Put(ctx, runKey, &run); err != nil {
 		return 0, err
 	}
-	defer r.mem.Delete(ctx, runKey)
+	defer func() { _ = r.mem.Delete(ctx, runKey) }() // memory: it cannot fail
 	fs, err := reduce.EncodeFragment(ctx, r.mem, spec, reduce.FragmentInput{
 		Date: d, Codec: in.Codec, Runs: []reduce.RunRef{{Key: runKey, Size: size}},
 		Fragment: format.Fragment{Columns: cols, From: 0, To: len(cols), Rows: st.Rows, Values: st.Values, StringBytes: st.StringBytes, Header: true},

@@ -249,42 +249,12 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 				bad(field+".trigger."+e.field, "%s", e.msg)
 			}
 		case s.Crawler != nil:
-			if s.Crawler.Location == "" {
-				bad(field+".crawler.location", "is required")
-			} else if _, err := storage.ParseLocation(s.Crawler.Location); err != nil {
-				bad(field+".crawler.location", "%v", err)
-			}
-			if s.Crawler.Database == "" {
-				bad(field+".crawler.database", "is required")
-			}
-			if s.Crawler.Table == "" {
-				bad(field+".crawler.table", "is required")
-			}
-			switch s.Crawler.Recrawl {
-			case "", "new_folders", "everything":
-			default:
-				bad(field+".crawler.recrawl", "must be new_folders or everything, got %q", s.Crawler.Recrawl)
-			}
-			switch s.Crawler.SchemaChange {
-			case "", "update", "log", "fail":
-			default:
-				bad(field+".crawler.schema_change", "must be update, log or fail, got %q", s.Crawler.SchemaChange)
-			}
-			if s.Crawler.SampleFiles < 0 || s.Crawler.SampleRecords < 0 {
-				bad(field+".crawler", "sample_files and sample_records must not be negative")
+			for _, e := range s.Crawler.validate() {
+				bad(field+".crawler"+e.field, "%s", e.msg)
 			}
 		case s.Job != nil:
-			for _, f := range []struct{ name, v string }{{"input", s.Job.Input}, {"output", s.Job.Output}, {"scratch", s.Job.Scratch}} {
-				if f.v == "" {
-					bad(field+".job."+f.name, "is required")
-				} else if _, err := storage.ParseLocation(f.v); err != nil {
-					bad(field+".job."+f.name, "%v", err)
-				}
-			}
-			if validateJob != nil {
-				if err := validateJob(s.Job); err != nil {
-					bad(field+".job.transform", "%v", err)
-				}
+			for _, e := range s.Job.validate(validateJob) {
+				bad(field+".job"+e.field, "%s", e.msg)
 			}
 		}
 	}
@@ -292,14 +262,65 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 		bad("steps", "no SCHEDULED or ON_DEMAND trigger: nothing can start a run")
 	}
 	if len(errs) == 0 {
-		for _, e := range w.checkReachable() {
-			errs = append(errs, e)
-		}
+		errs = append(errs, w.checkReachable()...)
 	}
 	return errors.Join(errs...)
 }
 
 type fieldError struct{ field, msg string }
+
+// validate checks a crawler's fields; each error's field starts with '.'
+// or is empty (the crawler as a whole).
+func (c *CrawlerSpec) validate() []fieldError {
+	var errs []fieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fieldError{field, fmt.Sprintf(format, args...)})
+	}
+	if c.Location == "" {
+		bad(".location", "is required")
+	} else if _, err := storage.ParseLocation(c.Location); err != nil {
+		bad(".location", "%v", err)
+	}
+	if c.Database == "" {
+		bad(".database", "is required")
+	}
+	if c.Table == "" {
+		bad(".table", "is required")
+	}
+	switch c.Recrawl {
+	case "", "new_folders", "everything":
+	default:
+		bad(".recrawl", "must be new_folders or everything, got %q", c.Recrawl)
+	}
+	switch c.SchemaChange {
+	case "", "update", "log", "fail":
+	default:
+		bad(".schema_change", "must be update, log or fail, got %q", c.SchemaChange)
+	}
+	if c.SampleFiles < 0 || c.SampleRecords < 0 {
+		bad("", "sample_files and sample_records must not be negative")
+	}
+	return errs
+}
+
+// validate checks a job's locations and, with validateJob, its transform;
+// each error's field starts with '.'.
+func (j *JobSpec) validate(validateJob func(*JobSpec) error) []fieldError {
+	var errs []fieldError
+	for _, f := range []struct{ name, v string }{{"input", j.Input}, {"output", j.Output}, {"scratch", j.Scratch}} {
+		if f.v == "" {
+			errs = append(errs, fieldError{"." + f.name, "is required"})
+		} else if _, err := storage.ParseLocation(f.v); err != nil {
+			errs = append(errs, fieldError{"." + f.name, err.Error()})
+		}
+	}
+	if validateJob != nil {
+		if err := validateJob(j); err != nil {
+			errs = append(errs, fieldError{".transform", err.Error()})
+		}
+	}
+	return errs
+}
 
 func (t *TriggerSpec) validate(w *Workflow) []fieldError {
 	var errs []fieldError

@@ -52,35 +52,9 @@ func ConditionalTest(t *testing.T, b storage.Bucket, cp storage.ConditionalPutte
 	for range writers {
 		wg.Go(func() {
 			for range each {
-				for attempt := 0; ; attempt++ {
-					if attempt > 1000 {
-						t.Error("no progress after 1000 attempts")
-						return
-					}
-					info, err := b.Stat(ctx, counter)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					s, err := readString(t, b, counter)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					n, err := strconv.Atoi(s)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					_, err = cp.PutIfMatch(ctx, counter, strings.NewReader(strconv.Itoa(n+1)), info.ETag)
-					if errors.Is(err, storage.ErrPreconditionFailed) {
-						continue
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					break
+				if err := increment(t, b, cp, counter); err != nil {
+					t.Error(err)
+					return
 				}
 			}
 		})
@@ -94,6 +68,32 @@ func ConditionalTest(t *testing.T, b storage.Bucket, cp storage.ConditionalPutte
 			t.Fatal(err)
 		}
 	}
+}
+
+// increment adds one to the number in key by read-modify-write, starting
+// over when another writer changed it in between. It may be called from any
+// goroutine.
+func increment(t *testing.T, b storage.Bucket, cp storage.ConditionalPutter, key string) error {
+	ctx := t.Context()
+	for range 1000 {
+		info, err := b.Stat(ctx, key)
+		if err != nil {
+			return err
+		}
+		s, err := readString(t, b, key)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		_, err = cp.PutIfMatch(ctx, key, strings.NewReader(strconv.Itoa(n+1)), info.ETag)
+		if !errors.Is(err, storage.ErrPreconditionFailed) {
+			return err
+		}
+	}
+	return errors.New("no progress after 1000 attempts")
 }
 
 func readAll(t *testing.T, b storage.Bucket, key string) string {

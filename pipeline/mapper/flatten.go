@@ -261,6 +261,8 @@ func (f *flattener) value(i, depth int, skip bool) (int, bool) {
 
 // skip checks the value at i and, when render, appends its JSON text with
 // the whitespace outside strings removed to f.arr.
+//
+//nolint:gocognit // one pass over a value of any kind, on the map's hot path: split into calls per kind it measured slower
 func (f *flattener) skip(i, depth int, render bool) (int, bool) {
 	b := f.line
 	if i >= len(b) || depth > maxJSONDepth {
@@ -342,18 +344,18 @@ func (f *flattener) skip(i, depth int, render bool) (int, bool) {
 		return e, true
 	}
 	var e int
-	switch c := b[i]; {
-	case c == 't':
+	switch b[i] {
+	case 't':
 		if !hasLiteral(b[i:], "true") {
 			return i, false
 		}
 		e = i + 4
-	case c == 'f':
+	case 'f':
 		if !hasLiteral(b[i:], "false") {
 			return i, false
 		}
 		e = i + 5
-	case c == 'n':
+	case 'n':
 		switch {
 		case hasLiteral(b[i:], "null"):
 			e = i + 4
@@ -502,7 +504,7 @@ func (f *flattener) addNumber(raw []byte) {
 		return
 	}
 	s := unsafe.String(unsafe.SliceData(raw), len(raw))
-	if bytes.IndexAny(raw, ".eE") < 0 {
+	if !bytes.ContainsAny(raw, ".eE") {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			if f.begin(kindInt) {
 				f.m.fields = binary.AppendVarint(f.m.fields, n)

@@ -153,7 +153,7 @@ func (r *refReader) addNumber(raw []byte) {
 		return
 	}
 	s := unsafe.String(unsafe.SliceData(raw), len(raw))
-	if bytes.IndexAny(raw, ".eE") < 0 {
+	if !bytes.ContainsAny(raw, ".eE") {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			r.addField(kindInt)
 			m.fields = binary.AppendVarint(m.fields, n)

@@ -44,7 +44,7 @@ func fileColumns(f *pq.File, key string) ([]column.Column, []bool, error) {
 	if rgs := f.Metadata().RowGroups; len(rgs) > 0 {
 		for i, c := range rgs[0].Columns {
 			for _, e := range c.MetaData.Encoding {
-				if e == pqformat.RLEDictionary || e == pqformat.PlainDictionary {
+				if e == pqformat.RLEDictionary || e == pqformat.PlainDictionary { //nolint:staticcheck // files of older writers mark dictionaries PLAIN_DICTIONARY
 					dict[i] = true
 				}
 			}
@@ -84,6 +84,8 @@ func leafType(n pq.Node) (column.Type, error) {
 // column (an integer in a double column, anything in a string column), so
 // the rows read back as a rebuild would have written them, in the same
 // order; row groups end at about groupBytes of values.
+//
+//nolint:gocognit // one loop over row groups and columns with a conversion per type pair; its branches are the conversion table
 func (Format) ConvertFile(ctx context.Context, r storage.Reader, key string, size int64, o format.Options, cols []column.Column, w io.Writer, groupBytes int64) (int64, error) {
 	var rows int64
 	fail := func(err error) (int64, error) { return rows, fmt.Errorf("convert %s: %w", key, err) }

@@ -12,6 +12,7 @@ import (
 // copies on the server every range that is long enough to be a part of
 // its own, but for the head a short part before it borrows.
 func TestPlanParts(t *testing.T) {
+	t.Parallel()
 	const minPart, maxCopy = 100, 350
 	rng := rand.New(rand.NewPCG(1, 2))
 	for trial := range 2000 {

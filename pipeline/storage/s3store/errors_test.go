@@ -15,6 +15,7 @@ import (
 // Errors no retry can fix are permanent, name the location and say what to
 // fix; a throttled server is not.
 func TestIntegrationPermanentErrors(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	bucket := srv.NewBucket(t)
 	ctx := t.Context()

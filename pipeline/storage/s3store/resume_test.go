@@ -52,6 +52,7 @@ func readAll(rc io.ReadCloser, err error) ([]byte, error) {
 // A body cut mid-stream resumes from where it broke: every read through the
 // cutting proxy gives the bytes a direct read gives.
 func TestIntegrationCutBodiesResume(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	// Every other GET is cut, so each read's first response breaks and its
 	// resume gets through.
@@ -85,6 +86,7 @@ func TestIntegrationCutBodiesResume(t *testing.T) {
 
 // The bucket contract holds while GET bodies keep breaking.
 func TestIntegrationAcceptanceThroughCuts(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	proxy := testenv.StartS3Proxy(t, srv, testenv.S3Faults{CutEvery: 3, CutAfter: 5, MaxCutsPerKey: s3store.DefaultReadResumes})
 	via, _ := proxied(t, srv, proxy, srv.NewBucket(t), 0)
@@ -98,6 +100,7 @@ func TestIntegrationAcceptanceThroughCuts(t *testing.T) {
 // A body that breaks more often than the budget of resumes fails, saying
 // how many were tried.
 func TestIntegrationCutBodiesFailAfterTheBudget(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	proxy := testenv.StartS3Proxy(t, srv, testenv.S3Faults{CutEvery: 1, CutAfter: 10 << 10})
 	via, direct := proxied(t, srv, proxy, srv.NewBucket(t), 3)
@@ -117,6 +120,7 @@ func TestIntegrationCutBodiesFailAfterTheBudget(t *testing.T) {
 // An object replaced while it is read is an error, never the old version's
 // head spliced to the new one's tail.
 func TestIntegrationResumeRefusesAReplacedObject(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	proxy := testenv.StartS3Proxy(t, srv, testenv.S3Faults{CutEvery: 1, CutAfter: 64 << 10})
 	via, direct := proxied(t, srv, proxy, srv.NewBucket(t), 0)

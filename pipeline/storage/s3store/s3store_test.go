@@ -26,6 +26,7 @@ func options(srv testenv.S3Server) s3store.Options {
 }
 
 func TestIntegrationAcceptance(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	t.Run("Root", func(t *testing.T) {
 		b, err := s3store.New(t.Context(), srv.NewBucket(t), "", options(srv))
@@ -93,6 +94,7 @@ func TestIntegrationEndpointFromEnv(t *testing.T) {
 }
 
 func TestIntegrationMissingBucket(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	b, err := s3store.New(t.Context(), "no-such-bucket", "", options(srv))
 	if err != nil {
@@ -107,6 +109,7 @@ func TestIntegrationMissingBucket(t *testing.T) {
 }
 
 func TestLocation(t *testing.T) {
+	t.Parallel()
 	for prefix, want := range map[string]string{"": "s3://b", "p/q": "s3://b/p/q", "/p/q/": "s3://b/p/q"} {
 		b, err := s3store.New(t.Context(), "b", prefix, s3store.Options{Endpoint: "http://127.0.0.1:1"})
 		if err != nil {
@@ -156,6 +159,7 @@ func (zeros) Read(p []byte) (int, error) {
 
 // Copy is a server-side copy; publishing an output partition uses it.
 func TestIntegrationCopy(t *testing.T) {
+	t.Parallel()
 	srv := testenv.StartS3(t)
 	ctx := t.Context()
 	b, err := s3store.New(ctx, srv.NewBucket(t), "lake/out", options(srv))

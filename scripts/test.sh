@@ -76,7 +76,8 @@ go vet ./...
 # makes what it watches 5 to 10 times slower: pipeline/job took 135
 # CPU-seconds under it and 17 without, pipeline/transform 54 and 10.
 #  - The data path's packages (plain_packages) are single-threaded loops
-#    over bytes (JSON, the intermediate format, Parquet, the sample
+#    over bytes (the spec and column model, CEL, the map's JSON, the
+#    reduce, the intermediate format, Parquet and CSV, the sample
 #    generator) whose few concurrent parts (the map's two writers, a
 #    fragment's parallel reads, the job's errgroups) run in every job step,
 #    so they are watched through pipeline/job's tests, which run under
@@ -91,7 +92,7 @@ go vet ./...
 # The two runs overlap: the end-to-end tests mostly wait (a killed
 # worker's task comes back after asynq's 30-second lease and its
 # once-a-minute recoverer), and the race run fills those waits.
-plain_packages='^sluice/(pipeline/(transform|intermediate|format|segmentgen)|internal/e2e)(/|$)'
+plain_packages='^sluice/(pipeline/(transform|column|expr|mapper|reduce|intermediate|format|segmentgen)|internal/e2e)(/|$)'
 heavy_job_tests='^(TestSpillMatchesInMemory|TestIntermediateCompression|TestSegmentgenEndToEnd|TestIntegrationAssembleOnS3|TestParquetEncodings|TestGeneratedColumnsStable|TestHugeValueKeepsFooterSmall)$'
 packages="$(go list ./...)"
 # shellcheck disable=SC2046 # one word per package

@@ -114,3 +114,36 @@ func TestPutSurvivesConcurrentDeletesOfSharedParents(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A retried publish copies a staged file over a published name that is
+// already a link to the same file. rename(2) between two links of one
+// inode succeeds without removing the source name, which used to leave a
+// hidden full-size .sluice-tmp-* copy in the published folder.
+func TestCopyOverSameFileLeavesNoTemp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := b.Put(ctx, "staging/part-0.parquet", strings.NewReader("rows")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the first publish and its retry
+		if err := b.Copy(ctx, "staging/part-0.parquet", "table/date=2024-01-01/part-0.parquet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "table", "date=2024-01-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "part-0.parquet" {
+		t.Errorf("published folder holds %q, want just part-0.parquet", names)
+	}
+}

@@ -1,11 +1,14 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"sluice/internal/tempspace"
 )
 
 // ServerConfig are the asynq server settings a worker process exposes.
@@ -31,7 +34,11 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log *slog.Logger) *as
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.TaskCheckInterval,
 		RetryDelayFunc:           retryDelay(cfg.RetryDelay),
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		// A task stopped because this worker's temporary folder is full
+		// did not fail: it is retried without using up an attempt, so a
+		// full disk on one worker cannot fail the run.
+		IsFailure: func(err error) bool { return !errors.Is(err, tempspace.ErrLimit) },
+		Logger:    asynqLogger{log.With("component", "asynq")},
 		// Failures are logged by the worker's middleware with their context.
 	})
 }

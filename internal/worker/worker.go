@@ -200,13 +200,15 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 		if err == nil || errors.Is(ctx.Err(), context.Canceled) {
 			return err // success, or shutdown: the task is requeued without counting a retry
 		}
-		if errors.Is(err, tempspace.ErrLimit) {
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if errors.Is(err, tempspace.ErrLimit) && retried < maxRetry {
 			// Not a failure (see NewServer): retried without counting.
+			// asynq archives it all the same on a last attempt (one
+			// that follows counted failures), so that one fails the step.
 			w.logFor(ctx).Warn("task stopped: temporary space full; will retry", "type", t.Type(), "err", err)
 			return err
 		}
-		retried, _ := asynq.GetRetryCount(ctx)
-		maxRetry, _ := asynq.GetMaxRetry(ctx)
 		if fault.IsPermanent(err) && !errors.Is(err, asynq.SkipRetry) {
 			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}

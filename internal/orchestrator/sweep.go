@@ -210,3 +210,38 @@ func (o *Orchestrator) RemoveLeftovers(ctx context.Context, age time.Duration) (
 	}
 	return total, totalBytes, nil
 }
+
+// OrphanedTasks counts, per queue, the active tasks whose lease has
+// expired: their worker died (SIGKILL, OOM, a lost node) or lost Redis.
+// asynq's recoverer hands them back to the queue, but only once the lease
+// is 30 s past its end and on its own once-a-minute round, so a task can
+// sit orphaned for up to about 90 s after its lease lapsed; longer means no
+// worker serves the queue. It returns the IDs of a few orphans too.
+func (o *Orchestrator) OrphanedTasks(ctx context.Context) (map[string]int, []string, error) {
+	counts := map[string]int{}
+	var ids []string
+	for _, queue := range []string{tasks.QueueCrawl, tasks.QueueTransform} {
+		counts[queue] = 0
+		for page := 1; ; page++ {
+			infos, err := o.inspector.ListActiveTasks(queue, asynq.Page(page), asynq.PageSize(500))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break
+			}
+			if err != nil {
+				return counts, ids, fmt.Errorf("list active tasks of %s: %w", queue, err)
+			}
+			for _, ti := range infos {
+				if ti.IsOrphaned {
+					counts[queue]++
+					if len(ids) < 10 {
+						ids = append(ids, ti.ID)
+					}
+				}
+			}
+			if len(infos) < 500 {
+				break
+			}
+		}
+	}
+	return counts, ids, nil
+}

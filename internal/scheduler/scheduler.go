@@ -136,6 +136,11 @@ func (s *Scheduler) sweep(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("failed steps whose tasks were archived", "steps", n)
 		}
+		if counts, ids, err := s.orch.OrphanedTasks(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("listing orphaned tasks failed", "err", err)
+		} else if n := total(counts); n > 0 {
+			s.log.Warn("tasks whose worker died wait for asynq's recoverer (30 to 90 s after their lease lapsed)", "tasks", n, "ids", ids)
+		}
 		if n, err := s.orch.CleanScratch(ctx, s.scratch); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweep of scratch failed", "err", err)
 		} else if n > 0 {
@@ -203,4 +208,12 @@ func (s *Scheduler) sweepLeftovers(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+func total(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }

@@ -115,7 +115,7 @@ func TestChaosSoak(t *testing.T) {
 		for _, w := range workers {
 			go func() {
 				select {
-				case s := <-w.p.out.waitFor(contains("task started", "type=transform:"+phase)):
+				case s := <-w.p.out.waitFor(fresh(w.p, contains("task started", "type=transform:"+phase))):
 					struck <- s
 				case <-client.done:
 				case <-w.p.done:
@@ -154,7 +154,7 @@ func TestChaosSoak(t *testing.T) {
 				// Until a task meets the limit, or the run ends without
 				// one (its last tasks were running elsewhere).
 				select {
-				case <-w.p.out.waitFor(contains("temporary space")):
+				case <-w.p.out.waitFor(fresh(w.p, contains("temporary space"))):
 					rep.TempLimitStops++
 				case <-client.done:
 				case <-ctx.Done():
@@ -228,5 +228,21 @@ func TestChaosSoak(t *testing.T) {
 	}
 	if len(rep.Leftovers) > 0 {
 		t.Errorf("left behind: %q", rep.Leftovers)
+	}
+}
+
+// fresh matches only the lines that match after now: waitFor also looks at
+// the lines already seen, in order, so it skips as many as there are.
+func fresh(p *proc, match func(string) bool) func(string) bool {
+	skip := p.out.count(match)
+	return func(s string) bool {
+		if !match(s) {
+			return false
+		}
+		if skip > 0 {
+			skip--
+			return false
+		}
+		return true
 	}
 }

@@ -30,14 +30,20 @@ type soakReport struct {
 	Seconds     map[string]float64 `json:"run_seconds_by_fault"` // mean run duration
 	RowsChecked int64              `json:"rows_checked"`
 	// TempLimitStops counts fill-temp faults that stopped a task.
-	TempLimitStops int      `json:"temp_limit_stops"`
-	S3Cuts         int      `json:"s3_cuts"`
-	S3Fails        int      `json:"s3_503s"`
-	Lost           int      `json:"rows_lost_or_doubled_runs"`
-	Leftovers      []string `json:"leftovers"`
+	TempLimitStops int `json:"temp_limit_stops"`
+	// Commits and MaxVisibilityWindow: the partition commits the workers
+	// logged and the longest time one let a reader see both builds
+	// (Commit.Window), crashes aside.
+	Commits             int      `json:"commits"`
+	MaxVisibilityWindow string   `json:"max_visibility_window"`
+	MeanVisibilityMs    float64  `json:"mean_visibility_window_ms"`
+	S3Cuts              int      `json:"s3_cuts"`
+	S3Fails             int      `json:"s3_503s"`
+	Lost                int      `json:"rows_lost_or_doubled_runs"`
+	Leftovers           []string `json:"leftovers"`
 }
 
-// TestChaosSoak runs the workflow back to back (SLUICE_SOAK_RUNS times, 2
+// TestChaosSoak runs the workflow back to back (SLUICE_SOAK_RUNS times, 3
 // by default; scripts/chaos-soak.sh runs many) while killing workers, the
 // scheduler, the waiting client and Redis (with AOF) at a random phase of
 // each run, filling a worker's temporary space past its -temp-limit, and
@@ -79,10 +85,12 @@ func TestChaosSoak(t *testing.T) {
 		return p
 	}
 	workerDir := regexp.MustCompile(`temp_dir=(\S+)`)
+	var allWorkers []*proc
 	startWorker := func() (*proc, string) {
 		p := c.start("worker", "-concurrency", "2", "-http", "", "-task-check-interval", "50ms", "-retry-delay", "1s",
 			"-run-check-interval", "200ms", "-temp-dir", tempDir, "-temp-limit", strconv.Itoa(tempLimit))
 		line := waitLine(t, ctx, p, "a worker to start", contains("worker started"))
+		allWorkers = append(allWorkers, p)
 		return p, workerDir.FindStringSubmatch(line)[1]
 	}
 	sched := startScheduler()
@@ -219,6 +227,23 @@ func TestChaosSoak(t *testing.T) {
 		}
 	}
 	rep.S3Cuts, rep.S3Fails = proxy.Cuts(), proxy.Fails()
+	visibility := regexp.MustCompile(`msg="partition committed" .*visibility_window=(\S+)`)
+	var longest, total time.Duration
+	for _, p := range allWorkers {
+		for _, line := range strings.Split(p.out.String(), "\n") {
+			if m := visibility.FindStringSubmatch(line); m != nil {
+				if d, err := time.ParseDuration(m[1]); err == nil {
+					rep.Commits++
+					total += d
+					longest = max(longest, d)
+				}
+			}
+		}
+	}
+	rep.MaxVisibilityWindow = longest.String()
+	if rep.Commits > 0 {
+		rep.MeanVisibilityMs = float64(total.Milliseconds()) / float64(rep.Commits)
+	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("chaos soak report:\n%s", out)
 	if f := os.Getenv("SLUICE_SOAK_REPORT"); f != "" {

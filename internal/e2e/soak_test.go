@@ -60,6 +60,13 @@ func TestChaosSoak(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_SOAK_RUNS")); err == nil && v > 0 {
 		runs, faults = v, soakFaults
 	}
+	// SLUICE_SOAK_FAULTS narrows the faults (comma-separated), and
+	// SLUICE_SOAK_REPLACE=0 starts a killed worker's replacement only
+	// after the run: for measuring recovery by the workers left alive.
+	if v := os.Getenv("SLUICE_SOAK_FAULTS"); v != "" {
+		faults = strings.Split(v, ",")
+	}
+	replaceAtOnce := os.Getenv("SLUICE_SOAK_REPLACE") != "0"
 	seed := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("SLUICE_SOAK_SEED"), 10, 64); err == nil {
 		seed = v
@@ -116,6 +123,7 @@ func TestChaosSoak(t *testing.T) {
 			args = append(args, "-force")
 		}
 		began := time.Now()
+		defer1 := func() {}
 		client := c.start("scheduler", args...)
 		// The fault strikes when a task of the chosen phase starts (or
 		// not at all if the run ends first).
@@ -136,7 +144,11 @@ func TestChaosSoak(t *testing.T) {
 			case "kill-worker":
 				n := rng.IntN(len(workers))
 				kill(workers[n].p)
-				workers[n].p, workers[n].dir = startWorker()
+				if replaceAtOnce {
+					workers[n].p, workers[n].dir = startWorker()
+				} else {
+					defer1 = func() { workers[n].p, workers[n].dir = startWorker() }
+				}
 			case "kill-both-workers":
 				for n := range workers {
 					kill(workers[n].p)
@@ -183,6 +195,7 @@ func TestChaosSoak(t *testing.T) {
 			t.Fatalf("run %d (%s in %s) did not succeed:\n%s", i, fault, phase, client.out)
 		}
 		secs := time.Since(began).Seconds()
+		defer1()
 		rep.Seconds[fault] = (rep.Seconds[fault]*float64(rep.Faults[fault]) + secs) / float64(rep.Faults[fault]+1)
 		rep.Faults[fault]++
 		rep.Runs++

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -83,43 +82,12 @@ func Claim(parent string, limit int64) (*Space, Reclaimed, error) {
 	if err != nil {
 		return nil, rec, fmt.Errorf("temp space in %s: %w", parent, err)
 	}
-	l, err := lock(dir, false)
+	l, err := hold(dir)
 	if err != nil {
 		os.Remove(dir)
 		return nil, rec, fmt.Errorf("temp space in %s: %w", parent, err)
 	}
 	return &Space{Dir: dir, limit: limit, lock: l, guards: map[*guard]struct{}{}}, rec, nil
-}
-
-// lock opens path (creating it as a file when create) and takes an
-// exclusive flock on it, waiting for it when create (the claim lock), and
-// failing with EWOULDBLOCK otherwise.
-func lock(path string, create bool) (*os.File, error) {
-	var f *os.File
-	var err error
-	if create {
-		f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	} else {
-		f, err = os.Open(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	how := syscall.LOCK_EX
-	if !create {
-		how |= syscall.LOCK_NB
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return f, nil
 }
 
 // reclaim removes the folders of dead workers (whose lock is free) and
@@ -134,7 +102,7 @@ func reclaim(parent string, rec *Reclaimed) error {
 		switch {
 		case de.IsDir() && strings.HasPrefix(de.Name(), folderPrefix):
 			l, err := lock(p, false)
-			if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, errLocked) || errors.Is(err, fs.ErrNotExist) {
 				continue // a live worker's
 			}
 			if err != nil {

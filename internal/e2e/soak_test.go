@@ -34,13 +34,16 @@ type soakReport struct {
 	// Commits and MaxVisibilityWindow: the partition commits the workers
 	// logged and the longest time one let a reader see both builds
 	// (Commit.Window), crashes aside.
-	Commits             int      `json:"commits"`
-	MaxVisibilityWindow string   `json:"max_visibility_window"`
-	MeanVisibilityMs    float64  `json:"mean_visibility_window_ms"`
-	S3Cuts              int      `json:"s3_cuts"`
-	S3Fails             int      `json:"s3_503s"`
-	Lost                int      `json:"rows_lost_or_doubled_runs"`
-	Leftovers           []string `json:"leftovers"`
+	Commits             int     `json:"commits"`
+	MaxVisibilityWindow string  `json:"max_visibility_window"`
+	MeanVisibilityMs    float64 `json:"mean_visibility_window_ms"`
+	// OrphanWarnings counts the scheduler's sweeps that reported tasks
+	// whose worker died (sluice_orphaned_tasks).
+	OrphanWarnings int      `json:"orphan_warnings"`
+	S3Cuts         int      `json:"s3_cuts"`
+	S3Fails        int      `json:"s3_503s"`
+	Lost           int      `json:"rows_lost_or_doubled_runs"`
+	Leftovers      []string `json:"leftovers"`
 }
 
 // TestChaosSoak runs the workflow back to back (SLUICE_SOAK_RUNS times, 3
@@ -86,9 +89,11 @@ func TestChaosSoak(t *testing.T) {
 	const tempLimit = 32 << 20
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
+	var allSchedulers []*proc
 	startScheduler := func() *proc {
 		p := c.start("scheduler", "serve", "-http", addr, "-sweep-every", "1s")
 		waitLine(t, ctx, p, "the scheduler to serve", contains("scheduler serving"))
+		allSchedulers = append(allSchedulers, p)
 		return p
 	}
 	workerDir := regexp.MustCompile(`temp_dir=(\S+)`)
@@ -256,6 +261,12 @@ func TestChaosSoak(t *testing.T) {
 	rep.MaxVisibilityWindow = longest.String()
 	if rep.Commits > 0 {
 		rep.MeanVisibilityMs = float64(total.Milliseconds()) / float64(rep.Commits)
+	}
+	for _, p := range allSchedulers {
+		rep.OrphanWarnings += p.out.count(contains("tasks whose worker died"))
+	}
+	if rep.Faults["kill-both-workers"] > 0 && rep.OrphanWarnings == 0 {
+		t.Error("both workers were killed in a run, and the scheduler never reported their orphaned tasks")
 	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("chaos soak report:\n%s", out)

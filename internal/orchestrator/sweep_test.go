@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -151,5 +152,32 @@ func TestSweepCleansTheScratchOfFailedRunsOnceTheyCannotBeRetried(t *testing.T) 
 	}
 	if left := count(t, scratch, ""); left != 0 {
 		t.Errorf("%d scratch objects left", left)
+	}
+}
+
+// A worker killed inside a folder write leaves a hidden temporary file no
+// listing shows; the sweep removes it once it is older than the leftover
+// age, and leaves younger ones (a write may be under way).
+func TestSweepRemovesLeftoverTempFiles(t *testing.T) {
+	t.Parallel()
+	orch, open, clock := sweepSetup(t)
+	wf, _ := orch.Workflow("mobile-user")
+	out := open(wf.Step("mobile-user-daily").Job.Output).(*filestore.Bucket)
+	dir := filepath.Join(out.Root(), "year=2024", "month=03", "date=2024-03-09")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".sluice-tmp-123"), []byte("half a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := orch.RemoveLeftovers(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("RemoveLeftovers of a fresh file = %d, %v; want 0", n, err)
+	}
+	clock.Add(int64(2 * time.Hour))
+	if n, size, err := orch.RemoveLeftovers(t.Context(), time.Hour); err != nil || n != 1 || size != int64(len("half a file")) {
+		t.Fatalf("RemoveLeftovers an hour later = %d, %d, %v; want 1 file", n, size, err)
+	}
+	if _, err := os.Stat(filepath.Join(out.Root(), "year=2024")); !os.IsNotExist(err) {
+		t.Errorf("the emptied folders are still there: %v", err)
 	}
 }

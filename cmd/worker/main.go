@@ -25,6 +25,7 @@ import (
 	"sluice/internal/config"
 	"sluice/internal/health"
 	"sluice/internal/orchestrator"
+	"sluice/internal/tempspace"
 	"sluice/internal/worker"
 )
 
@@ -89,13 +90,28 @@ func run(args []string, stdout io.Writer) error {
 	}
 	defer orch.Close()
 
+	// A folder of this process's own under -temp-dir, after removing those
+	// of workers that died (SIGKILL, OOM, a restarted container).
+	space, reclaimed, err := tempspace.Claim(cfg.TempDir, cfg.TempLimit)
+	if err != nil {
+		return fmt.Errorf("-temp-dir (SLUICE_TEMP_DIR): %w", err)
+	}
+	defer space.Close()
+	if reclaimed.Folders+reclaimed.Files > 0 {
+		log.Warn("removed the temporary files of workers that died", "temp_dir", cfg.TempDir, "folders", reclaimed.Folders, "files", reclaimed.Files,
+			"bytes", humanize.IBytes(uint64(reclaimed.Bytes)))
+	}
+	if space.Limit() > 0 {
+		go space.Watch(ctx, time.Second, log)
+	}
+
 	reg := prometheus.NewRegistry()
-	cfg.S3.TempDir = cfg.TempDir
+	cfg.S3.TempDir = space.Dir
 	cfg.S3.Log = log
 	taskMemory := worker.TaskMemory(limit, cfg.Concurrency)
 	w, err := worker.New(worker.Config{
 		Orchestrator: orch, S3: cfg.S3, Log: log, Metrics: worker.NewMetrics(reg, orch),
-		TempDir: cfg.TempDir, TaskMemory: taskMemory, RunCheckInterval: cfg.RunCheckInterval, PlanMinTasks: cfg.PlanMinTasks,
+		TempDir: space.Dir, TempSpace: space, TaskMemory: taskMemory, RunCheckInterval: cfg.RunCheckInterval, PlanMinTasks: cfg.PlanMinTasks,
 	})
 	if err != nil {
 		return err
@@ -123,7 +139,7 @@ func run(args []string, stdout io.Writer) error {
 	if err := srv.Start(w.Mux()); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", cfg.Queues, "workflows", len(wfs), "pid", os.Getpid(),
+	log.Info("worker started", "temp_dir", space.Dir, "concurrency", cfg.Concurrency, "queues", cfg.Queues, "workflows", len(wfs), "pid", os.Getpid(),
 		"memory_limit", humanize.IBytes(uint64(limit)), "task_memory", humanize.IBytes(uint64(taskMemory)))
 	<-ctx.Done()
 	log.Info("worker stopping: no new tasks; running ones get the shutdown timeout", "shutdown_timeout", cfg.ShutdownTimeout)

@@ -89,6 +89,8 @@ type serveFlags struct {
 	notifySucceeded    bool
 	consoleURL         string
 	sweepEvery         time.Duration
+	leftoverAge        time.Duration
+	keepFailedScratch  bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -102,6 +104,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.notifyFormat, "notify-format", "json", "webhook body: json, or slack (a Slack-compatible incoming-webhook message)")
 	fs.BoolVar(&f.notifySucceeded, "notify-succeeded", false, "also notify runs that SUCCEEDED")
 	fs.DurationVar(&f.sweepEvery, "sweep-every", 30*time.Second, "how often asynq's archive is swept for tasks that used up their retries unseen, and the scratch for runs that will not resume")
+	fs.DurationVar(&f.leftoverAge, "leftover-age", scheduler.DefaultLeftoverAge, "how old a temporary file an interrupted write left in a job's folders (a worker killed mid-write) must be before the sweep removes it; longer than any single write takes")
+	fs.BoolVar(&f.keepFailedScratch, "keep-failed-scratch", false, "keep the scratch of failed runs for inspection; by default the sweep removes it once the run can no longer be retried (asynq's task retention)")
 	fs.StringVar(&f.consoleURL, "console-url", "", "the console's address as people reach it, for links in notices (default http://<host name><-http>)")
 }
 
@@ -147,6 +151,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 	token, err := f.apiToken()
 	if err != nil {
 		return usageErr(err)
+	}
+	if f.leftoverAge <= 0 {
+		return usageErr(fmt.Errorf("-leftover-age (SLUICE_LEFTOVER_AGE): must be positive, got %s", f.leftoverAge))
 	}
 	if f.authReads && token == "" {
 		return usageErr(errors.New("-api-auth-reads (SLUICE_API_AUTH_READS): needs an API token (SLUICE_API_TOKEN or -api-token-file)"))
@@ -197,7 +204,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			log.Info("workflow", "name", name, "catalog", storage.CanonicalLocation(wf.Catalog), "jobs", jobs, "redis", config.RedactURL(common.RedisURL))
 		}
-		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery})
+		sched, err := scheduler.New(scheduler.Config{Orchestrator: orch, Log: log, Notifier: notifier, SweepEvery: f.sweepEvery,
+			Scratch: orchestrator.ScratchOptions{KeepFailed: f.keepFailedScratch}, LeftoverAge: f.leftoverAge})
 		if err != nil {
 			return err
 		}

@@ -109,3 +109,24 @@ func TestRedactHidesURLPasswords(t *testing.T) {
 		}
 	}
 }
+
+// -temp-limit takes 0 or a size of at least 16 MiB, and names itself when
+// it is anything else.
+func TestTempLimit(t *testing.T) {
+	t.Parallel()
+	for arg, want := range map[string]int64{"0": 0, "4GiB": 4 << 30, "16MiB": 16 << 20, "1KiB": -1, "lots": -1} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var w Worker
+		w.Register(fs)
+		if err := Parse(fs, []string{"-temp-limit", arg, "-temp-dir", t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		err := w.Validate()
+		switch {
+		case want < 0 && (err == nil || !strings.Contains(err.Error(), "-temp-limit (SLUICE_TEMP_LIMIT)")):
+			t.Errorf("-temp-limit %s: %v, want an error naming the flag", arg, err)
+		case want >= 0 && (err != nil || w.TempLimit != want):
+			t.Errorf("-temp-limit %s: %d, %v; want %d", arg, w.TempLimit, err, want)
+		}
+	}
+}

@@ -27,8 +27,12 @@ type Worker struct {
 	RetryDelay        time.Duration
 	RunCheckInterval  time.Duration
 	TempDir           string
-	MemoryLimit       int64
-	memoryLimit       string
+	// TempLimit bounds the bytes of the worker's temporary folder (0:
+	// none).
+	TempLimit   int64
+	tempLimit   string
+	MemoryLimit int64
+	memoryLimit string
 	// PlanMinTasks is the fewest map, reduce and encode tasks a job
 	// step's plan cuts each phase into, whatever the live fleet.
 	PlanMinTasks int
@@ -48,7 +52,8 @@ func (w *Worker) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&w.TaskCheckInterval, "task-check-interval", time.Second, "how often an idle worker polls the queues")
 	fs.DurationVar(&w.RetryDelay, "retry-delay", 0, "delay before a failed task's first retry, doubling after; 0 keeps asynq's default (15 s and up)")
 	fs.DurationVar(&w.RunCheckInterval, "run-check-interval", 5*time.Second, "how often a running plan, map, split, reduce or encode task checks its run, and stops if the run was cancelled, has ended or is gone from Redis")
-	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, sorted runs and fragments before upload, S3 upload spools")
+	fs.StringVar(&w.TempDir, "temp-dir", os.TempDir(), "local folder for all temporary files: map and reduce runs, sorted runs and fragments before upload, S3 upload spools; each worker writes in a folder of its own there (sluice-worker-*), and removes at start those of workers that died")
+	fs.StringVar(&w.tempLimit, "temp-limit", "0", "the most bytes this worker's temporary files may take (e.g. 4GiB; 0: no bound): a task running when its folder grows past it stops, and is retried without counting an attempt, by this worker or another, once there is room")
 	fs.IntVar(&w.PlanMinTasks, "plan-min-tasks", 16, "the fewest map, reduce and encode tasks a job step is cut into, however few workers are live when it is planned (with autoscaling from zero: about the fleet's largest size in slots times 4)")
 	fs.StringVar(&w.memoryLimit, "memory-limit", "192MiB", "soft limit of the process's memory (Go's GOMEMLIMIT, which wins when set); map and reduce tasks hold a third of it in rows and sort the rest in runs on -temp-dir")
 }
@@ -77,6 +82,11 @@ func (w *Worker) Validate() error {
 	if fi, err := os.Stat(w.TempDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%s: %q is not a folder", setting("temp-dir"), w.TempDir)
 	}
+	tl, err := humanize.ParseBytes(w.tempLimit)
+	if err != nil || (tl != 0 && tl < 16<<20) || tl > 1<<62 {
+		return fmt.Errorf("%s: %q is not 0 or a size of at least 16MiB", setting("temp-limit"), w.tempLimit)
+	}
+	w.TempLimit = int64(tl)
 	limit, err := humanize.ParseBytes(w.memoryLimit)
 	if err != nil || limit < 64<<20 {
 		return fmt.Errorf("%s: %q is not a size of at least 64MiB", setting("memory-limit"), w.memoryLimit)

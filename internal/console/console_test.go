@@ -167,7 +167,7 @@ func TestPagesRenderAndErrorsShow(t *testing.T) {
 		"/console/":               {`id="runs"`, "Duration trend", `id="pause-mobile-user"`, ok},
 		"/console/?state=FAILED":  {failed, `<option selected>FAILED</option>`},
 		"/console/runs/" + ok:     {`id="gantt"`, `data-task-log=`, "reduce 2026-10-30 #0", "Timeline"},
-		"/console/runs/" + failed: {`id="retry-form"`, "refusing to replace partitions"},
+		"/console/runs/" + failed: {`id="retry-form"`, "fewer input objects than their last build"},
 		"/console/runs/" + ok + "/tasks/" + plan + "/log":                  {"transform planned", `class="log"`},
 		"/console/tables/segmentlogs.mobile?from=2026-10-25&to=2026-11-03": {`id="grid"`, `class="cell published"`, `class="cell missing"`, "Schema versions"},
 	} {

@@ -325,7 +325,8 @@ func TestConsoleAPIAndCancel(t *testing.T) {
 	checkOutput(t, c, sum, window)
 
 	// A failed run reaches the webhook with its step and error: the iOS
-	// logs are gone, so the shrink guard fails the job.
+	// logs are gone, so the vanished-input guard fails the job, naming
+	// them.
 	raw := c.bucket("s3://raw")
 	if err := storage.DeletePrefix(ctx, raw, "segment-logs/ios/"); err != nil {
 		t.Fatal(err)
@@ -334,7 +335,7 @@ func TestConsoleAPIAndCancel(t *testing.T) {
 	if r := a.await(ctx, failed); r.State != "FAILED" {
 		t.Fatalf("run without iOS logs ended %s", r.State)
 	}
-	if n := hk.await(t, ctx, failed); n["state"] != "FAILED" || n["failed_step"] != "mobile-user-daily" || !strings.Contains(fmt.Sprint(n["error"]), "refusing to replace partitions") {
+	if n := hk.await(t, ctx, failed); n["state"] != "FAILED" || n["failed_step"] != "mobile-user-daily" || !strings.Contains(fmt.Sprint(n["error"]), "fewer input objects than their last build") || !strings.Contains(fmt.Sprint(n["error"]), "segment-logs/ios/") {
 		t.Errorf("notice of the failed run: %v", n)
 	}
 }

@@ -84,6 +84,7 @@ func RegisterMetrics(reg prometheus.Registerer, redis asynq.RedisConnOpt, orch *
 		newRunCollector(orch, time.Now),
 		newScheduleCollector(orch, time.Now),
 		newFleetCollector(orch),
+		newOrphanCollector(orch),
 		orch.Metrics(),
 		buildinfo.Collector("scheduler"),
 		collectors.NewGoCollector(),

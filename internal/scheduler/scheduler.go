@@ -26,6 +26,8 @@ type Scheduler struct {
 	log        *slog.Logger
 	now        func() time.Time
 	sweepEvery time.Duration
+	scratch    orchestrator.ScratchOptions
+	leftovers  time.Duration
 	notifier   Notifier
 
 	mu     sync.Mutex
@@ -42,6 +44,12 @@ type Config struct {
 	// SweepEvery is how often the archive is swept for tasks that used up
 	// their retries unseen (default 30 s; see orchestrator.FailArchived).
 	SweepEvery time.Duration
+	// Scratch says which ended runs keep their scratch.
+	Scratch orchestrator.ScratchOptions
+	// LeftoverAge is how old the temporary files of interrupted writes in
+	// the jobs' folders must be before the sweep removes them (default
+	// DefaultLeftoverAge); they are looked for every LeftoverAge/2.
+	LeftoverAge time.Duration
 	// Notifier, when set, runs beside the loops (notify.Notifier: webhooks
 	// on run end).
 	Notifier Notifier
@@ -61,8 +69,17 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
 	}
-	return &Scheduler{orch: cfg.Orchestrator, log: cfg.Log, now: cfg.Now, sweepEvery: cfg.SweepEvery, notifier: cfg.Notifier}, nil
+	if cfg.LeftoverAge <= 0 {
+		cfg.LeftoverAge = DefaultLeftoverAge
+	}
+	return &Scheduler{orch: cfg.Orchestrator, log: cfg.Log, now: cfg.Now, sweepEvery: cfg.SweepEvery,
+		scratch: cfg.Scratch, leftovers: cfg.LeftoverAge, notifier: cfg.Notifier}, nil
 }
+
+// DefaultLeftoverAge is far longer than any single write takes (a write
+// touches its file as it goes), so no write under way is mistaken for a
+// leftover.
+const DefaultLeftoverAge = time.Hour
 
 // Start starts one loop per SCHEDULED trigger of the loaded workflows and
 // the archive sweep, and returns. They run until Stop (or until ctx ends).
@@ -76,6 +93,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.done = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sweep(ctx) })
+	wg.Go(func() { s.sweepLeftovers(ctx) })
 	if s.notifier != nil {
 		wg.Go(func() { s.notifier.Run(ctx) })
 	}
@@ -118,10 +136,15 @@ func (s *Scheduler) sweep(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("failed steps whose tasks were archived", "steps", n)
 		}
-		if n, err := s.orch.CleanScratch(ctx); err != nil && ctx.Err() == nil {
+		if counts, ids, err := s.orch.OrphanedTasks(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("listing orphaned tasks failed", "err", err)
+		} else if n := total(counts); n > 0 {
+			s.log.Warn("tasks whose worker died wait for asynq's recoverer (30 to 90 s after their lease lapsed)", "tasks", n, "ids", ids)
+		}
+		if n, err := s.orch.CleanScratch(ctx, s.scratch); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweep of scratch failed", "err", err)
 		} else if n > 0 {
-			s.log.Info("cleaned the scratch of runs that will not resume", "runs", n)
+			s.log.Info("cleaned the scratch of runs that will not use it again", "runs", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -167,4 +190,30 @@ func (s *Scheduler) Fire(ctx context.Context, wf *workflow.Workflow, trig *workf
 	if err != nil {
 		s.log.Error("scheduled run did not start", "workflow", wf.Name, "trigger", trig.Name, "window", win.String(), "err", err)
 	}
+}
+
+// sweepLeftovers removes the temporary files of interrupted writes, which
+// only the folder storage has, less often than the sweep: it walks every
+// folder of the jobs' outputs.
+func (s *Scheduler) sweepLeftovers(ctx context.Context) {
+	tick := time.NewTicker(s.leftovers / 2)
+	defer tick.Stop()
+	for {
+		if _, _, err := s.orch.RemoveLeftovers(ctx, s.leftovers); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep of leftover temporary files failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func total(counts map[string]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }

@@ -1,11 +1,14 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"sluice/internal/tempspace"
 )
 
 // ServerConfig are the asynq server settings a worker process exposes.
@@ -31,7 +34,11 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log *slog.Logger) *as
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.TaskCheckInterval,
 		RetryDelayFunc:           retryDelay(cfg.RetryDelay),
-		Logger:                   asynqLogger{log.With("component", "asynq")},
+		// A task stopped because this worker's temporary folder is full
+		// did not fail: it is retried without using up an attempt, so a
+		// full disk on one worker cannot fail the run.
+		IsFailure: func(err error) bool { return !errors.Is(err, tempspace.ErrLimit) },
+		Logger:    asynqLogger{log.With("component", "asynq")},
 		// Failures are logged by the worker's middleware with their context.
 	})
 }
@@ -46,11 +53,17 @@ func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 
 func retryDelay(base time.Duration) asynq.RetryDelayFunc {
-	if base <= 0 {
-		return asynq.DefaultRetryDelayFunc
-	}
-	return func(n int, _ error, _ *asynq.Task) time.Duration {
-		d := base << min(n, 20)
-		return min(d, time.Hour)
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		// A task whose worker died has already waited for its lease to
+		// lapse and for asynq's recoverer (55 to 120 s): it goes back to
+		// the queue at once rather than after another backoff (asynq's
+		// default adds 15 to 45 s to a first retry).
+		if errors.Is(err, asynq.ErrLeaseExpired) {
+			return 0
+		}
+		if base <= 0 {
+			return asynq.DefaultRetryDelayFunc(n, err, t)
+		}
+		return min(base<<min(n, 20), time.Hour)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"sluice/internal/orchestrator"
 	"sluice/internal/redisstore"
+	"sluice/internal/tempspace"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/mapper"
 	"sluice/pipeline/reduce"
@@ -49,6 +50,8 @@ type Worker struct {
 	// name is this process in it.
 	timeline *redisstore.Timeline
 	name     string
+
+	space *tempspace.Space // nil: temporary space is not bounded
 }
 
 // Config wires a Worker.
@@ -60,6 +63,10 @@ type Config struct {
 	// TempDir is the local folder for map and reduce runs and Parquet
 	// pages; empty means os.TempDir().
 	TempDir string
+	// TempSpace, when set, is the worker's own temporary folder (TempDir
+	// should be its Dir): every task stops, to be retried, when it grows
+	// past its limit.
+	TempSpace *tempspace.Space
 	// TaskMemory is what one map or reduce task may hold in rows before it
 	// sorts them into runs on TempDir (see TaskMemory); zero means the
 	// transform's defaults.
@@ -115,6 +122,7 @@ func New(cfg Config) (*Worker, error) {
 		mapOpts:  mapper.Options{TempDir: cfg.TempDir, BufferBytes: cfg.TaskMemory},
 		reduce:   reduce.Options{TempDir: cfg.TempDir, MemoryBytes: cfg.TaskMemory},
 		minTask:  cfg.PlanMinTasks,
+		space:    cfg.TempSpace,
 		buckets:  map[string]storage.Bucket{},
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
@@ -128,7 +136,7 @@ func New(cfg Config) (*Worker, error) {
 // ended.
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(w.recordTask, w.observe, w.failStepOnLastAttempt, w.watchRun)
+	mux.Use(w.recordTask, w.observe, w.failStepOnLastAttempt, w.boundTemp, w.watchRun)
 	mux.HandleFunc(tasks.TypeCrawlRun, w.handleCrawlRun)
 	mux.Handle(tasks.TypeTransformPlan, jobHandler(w, w.planPhase))
 	mux.Handle(tasks.TypeTransformMap, jobHandler(w, mapPhase))
@@ -195,6 +203,13 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 		}
 		retried, _ := asynq.GetRetryCount(ctx)
 		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		if errors.Is(err, tempspace.ErrLimit) && retried < maxRetry {
+			// Not a failure (see NewServer): retried without counting.
+			// asynq archives it all the same on a last attempt (one
+			// that follows counted failures), so that one fails the step.
+			w.logFor(ctx).Warn("task stopped: temporary space full; will retry", "type", t.Type(), "err", err)
+			return err
+		}
 		if fault.IsPermanent(err) && !errors.Is(err, asynq.SkipRetry) {
 			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
@@ -215,6 +230,28 @@ func (w *Worker) failStepOnLastAttempt(next asynq.Handler) asynq.Handler {
 		cause := errors.New(strings.ReplaceAll(fmt.Sprintf("%s: %v", t.Type(), err), ": "+asynq.SkipRetry.Error(), ""))
 		if _, ferr := w.orch.Finish(fctx, ref, workflow.Failed, nil, cause); ferr != nil {
 			w.log.Error("could not record step failure", "run", ref.RunID, "step", ref.Step, "err", ferr)
+		}
+		return err
+	})
+}
+
+// boundTemp runs the task under the temporary space's guard: it does not
+// start while the worker's temporary folder is over its limit, and stops
+// when the folder grows past it. The error then wraps
+// tempspace.ErrLimit, whatever the task made of its cancelled context.
+func (w *Worker) boundTemp(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if w.space == nil {
+			return next.ProcessTask(ctx, t)
+		}
+		gctx, release, err := w.space.Guard(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		err = next.ProcessTask(gctx, t)
+		if cause := context.Cause(gctx); err != nil && errors.Is(cause, tempspace.ErrLimit) {
+			return fmt.Errorf("%w (the task ended: %v)", cause, err)
 		}
 		return err
 	})

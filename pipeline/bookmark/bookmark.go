@@ -47,6 +47,10 @@ type Build struct {
 	RunID       string    `json:"run_id"`
 	BuiltAt     time.Time `json:"built_at"`
 	Objects     int       `json:"objects"`
+	// Inputs are the keys of those objects, sorted: a rebuild that no
+	// longer finds some of them is refused without consent (Vanished).
+	// Builds recorded before they were kept have none.
+	Inputs []string `json:"inputs,omitempty"`
 	// Rows and Files are what the build published; MappedRows the rows
 	// it read before deduplication (the shrink guard compares a rebuild's
 	// with it); Bytes the files' size and InputBytes the intermediate bytes
@@ -199,4 +203,40 @@ func Contributors(objs []transform.Object, known map[string]ObjectEntry) map[str
 func SpecHash(specYAML []byte, formatVersion string) string {
 	h := sha256.Sum256(append([]byte(formatVersion+"\n"), specYAML...))
 	return hex.EncodeToString(h[:8])
+}
+
+// Vanished returns, for each build, the inputs it recorded that are not
+// among candidates (the window's input listing), sorted: raw objects that
+// were deleted or expired since, or a listing that no longer reaches them.
+// Dates with none are left out.
+func Vanished(builds map[string]Build, candidates []transform.Object) map[string][]string {
+	present := make(map[string]bool, len(candidates))
+	for _, o := range candidates {
+		present[o.Key] = true
+	}
+	out := map[string][]string{}
+	for date, b := range builds {
+		for _, k := range b.Inputs {
+			if !present[k] {
+				out[date] = append(out[date], k)
+			}
+		}
+		slices.Sort(out[date])
+	}
+	for date, keys := range out {
+		if len(keys) == 0 {
+			delete(out, date)
+		}
+	}
+	return out
+}
+
+// Keys returns the objects' keys, sorted.
+func Keys(objs []transform.Object) []string {
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -46,6 +46,11 @@ type DryRunPartition struct {
 	Reason    string     `json:"reason"`
 	Files     int        `json:"files_estimated,omitempty"`
 	LastBuild *LastBuild `json:"last_build,omitempty"`
+	// VanishedInputs are input objects of its last build the input no
+	// longer holds (at most 10 named; VanishedCount counts them all): the
+	// run refuses them without -allow-shrink.
+	VanishedInputs []string `json:"vanished_inputs,omitempty"`
+	VanishedCount  int      `json:"vanished_count,omitempty"`
 }
 
 // LastBuild is what the bookmarks know of a partition's last build.
@@ -86,6 +91,9 @@ func (s *Step) DryRun(ctx context.Context) (DryRun, error) {
 			}
 			part.Files = int(min(max(math.Round(est/float64(s.Spec.TargetFileBytes)), 1), intermediate.VBuckets))
 			out.Files += part.Files
+		}
+		if v := p.Vanished[date]; len(v) > 0 {
+			part.VanishedInputs, part.VanishedCount = v[:min(len(v), maxNamed)], len(v)
 		}
 		out.Partitions = append(out.Partitions, part)
 	}

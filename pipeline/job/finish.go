@@ -189,7 +189,7 @@ func (s *Step) recordBookmarks(ctx context.Context, p plan, bk *split, commits [
 		date := c.Date.String()
 		b := bookmark.Build{
 			Date: date, Fingerprint: bookmark.Fingerprint(contrib[date]), Spec: s.SpecID, RunID: s.RunID, BuiltAt: now,
-			Objects: len(contrib[date]), Rows: c.Rows, MappedRows: c.MappedRows, Files: c.Files, Bytes: c.Bytes, InputBytes: c.InputBytes,
+			Objects: len(contrib[date]), Inputs: bookmark.Keys(contrib[date]), Rows: c.Rows, MappedRows: c.MappedRows, Files: c.Files, Bytes: c.Bytes, InputBytes: c.InputBytes,
 		}
 		if err := s.Bookmarks.RecordBuild(ctx, b); err != nil {
 			return err

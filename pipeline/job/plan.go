@@ -80,6 +80,9 @@ type plan struct {
 	// Builds are the last build records of the dates to rebuild, for the
 	// shrink guard and the output size estimate.
 	Builds map[string]bookmark.Build `json:"builds,omitempty"`
+	// Vanished are, per date to rebuild, the inputs of its last build the
+	// listing no longer holds (see the vanished-input guard in decide).
+	Vanished map[string][]string `json:"vanished,omitempty"`
 }
 
 // Plan lists the window's input, asks the bookmarks which partitions need
@@ -190,7 +193,38 @@ func (s *Step) decide(ctx context.Context) (plan, []transform.Shard, map[string]
 	p.ShardBytes = s.shardBytes(p.Bytes)
 	shards := CutShards(decision.Objects, p.ShardBytes)
 	p.Shards = len(shards)
+	p.Vanished = bookmark.Vanished(p.Builds, candidates)
+	if len(p.Vanished) > 0 && !s.AllowShrink {
+		return p, nil, builds, fault.Permanent(s.vanishedError(p.Vanished, p.Builds))
+	}
 	return p, shards, builds, nil
+}
+
+// maxNamed bounds how many vanished objects an error names.
+const maxNamed = 10
+
+// vanishedError refuses to rebuild partitions from fewer input objects
+// than their last build read. Raw logs are append-only: an object that
+// vanished is a lifecycle rule that expired raw data, a wrong prefix or a
+// deletion by hand, and rebuilding without it would quietly delete rows of
+// history, which the shrink guard's row ratio lets through when the loss
+// is small.
+func (s *Step) vanishedError(vanished map[string][]string, builds map[string]bookmark.Build) error {
+	var parts []string
+	unique := map[string]bool{}
+	for _, date := range slices.Sorted(maps.Keys(vanished)) {
+		parts = append(parts, fmt.Sprintf("%s lost %d of its %d", date, len(vanished[date]), len(builds[date].Inputs)))
+		for _, k := range vanished[date] {
+			unique[k] = true
+		}
+	}
+	all := slices.Sorted(maps.Keys(unique))
+	named, more := all[:min(len(all), maxNamed)], ""
+	if len(all) > len(named) {
+		more = fmt.Sprintf(" and %d more", len(all)-len(named))
+	}
+	return fmt.Errorf("refusing to rebuild partitions from fewer input objects than their last build read (%s): the input %s no longer holds %d of them: %s%s; restore them (a lifecycle rule that expired raw data? a wrong prefix?), or start with -allow-shrink to rebuild without them",
+		strings.Join(parts, ", "), s.In.Location(), len(all), strings.Join(named, ", "), more)
 }
 
 // driftedPartitions lists the folder of every window date with a build and

@@ -91,3 +91,16 @@ type FileMover interface {
 	// path; like Put, readers never see a partly written object.
 	MoveFile(ctx context.Context, key, path string) error
 }
+
+// LeftoverRemover is implemented by buckets where an interrupted write can
+// leave something that is not an object, invisible to List and Delete (a
+// folder's temporary files). S3 keeps no such leftovers in the key space:
+// an interrupted multipart upload is expired by the bucket's lifecycle rule
+// (AbortIncompleteMultipartUpload).
+type LeftoverRemover interface {
+	// RemoveLeftovers removes the leftovers of writes under prefix that
+	// were last touched before olderThan, and returns how many it removed
+	// and their bytes. A write still under way touches its file as it
+	// goes, so a leftover older than any write takes is never one in use.
+	RemoveLeftovers(ctx context.Context, prefix string, olderThan time.Time) (n int, bytes int64, err error)
+}

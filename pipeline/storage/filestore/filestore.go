@@ -138,8 +138,17 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string) error {
 	f.Close()
 	os.Remove(tmp)
 	if err := os.Link(sp, tmp); err == nil {
-		if err := os.Rename(tmp, dp); err != nil {
-			os.Remove(tmp)
+		err := os.Rename(tmp, dp)
+		// When dst is already a link to src's file (a retried publish),
+		// rename(2) between two links of one inode does nothing and
+		// succeeds, leaving tmp: a hidden second name for the whole file
+		// that listing and deletion never see. The temp name is this
+		// call's own, so removing it is always right; after a rename that
+		// moved it, there is nothing to remove.
+		if rerr := os.Remove(tmp); rerr != nil && !notExist(rerr) && err == nil {
+			err = rerr
+		}
+		if err != nil {
 			return fmt.Errorf("copy to %s: %w", dst, err)
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/filestore"
@@ -112,5 +113,87 @@ func TestPutSurvivesConcurrentDeletesOfSharedParents(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A retried publish copies a staged file over a published name that is
+// already a link to the same file. rename(2) between two links of one
+// inode succeeds without removing the source name, which used to leave a
+// hidden full-size .sluice-tmp-* copy in the published folder.
+func TestCopyOverSameFileLeavesNoTemp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := b.Put(ctx, "staging/part-0.parquet", strings.NewReader("rows")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the first publish and its retry
+		if err := b.Copy(ctx, "staging/part-0.parquet", "table/date=2024-01-01/part-0.parquet"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "table", "date=2024-01-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "part-0.parquet" {
+		t.Errorf("published folder holds %q, want just part-0.parquet", names)
+	}
+}
+
+// The temporary files of interrupted writes are invisible to List and
+// Delete; RemoveLeftovers removes those older than its cut-off, and only
+// those, leaving objects and the lock file of conditional puts.
+func TestRemoveLeftovers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := filestore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := b.Put(ctx, "table/date=2024-01-01/part-0.parquet", strings.NewReader("rows")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutIfMatch(ctx, "_catalog/t.json", strings.NewReader("{}"), ""); err != nil {
+		t.Fatal(err)
+	}
+	// What a worker killed inside Put leaves, here and in a folder that
+	// holds nothing else.
+	for _, p := range []string{"table/date=2024-01-01/.sluice-tmp-1", "table/date=2024-01-02/.sluice-tmp-2", "other/.sluice-tmp-3"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cut-off before the files were written removes nothing.
+	if n, _, err := b.RemoveLeftovers(ctx, "", time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("RemoveLeftovers of recent files = %d, %v; want 0", n, err)
+	}
+	n, size, err := b.RemoveLeftovers(ctx, "table/", time.Now().Add(time.Hour))
+	if err != nil || n != 2 || size != 2*int64(len("partial")) {
+		t.Fatalf("RemoveLeftovers(table/) = %d, %d, %v; want 2, 14", n, size, err)
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	want := []string{".sluice-tmp-lock", "_catalog", "_catalog/t.json", "other", "other/.sluice-tmp-3", "table", "table/date=2024-01-01", "table/date=2024-01-01/part-0.parquet"}
+	if fmt.Sprint(left) != fmt.Sprint(want) {
+		t.Errorf("left %q, want %q", left, want)
 	}
 }

@@ -27,14 +27,14 @@ func startWorker(t *testing.T, bin, redisURL, tempDir string) (*exec.Cmd, string
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) // it may have ended already
 	started := regexp.MustCompile(`msg="worker started" temp_dir=(\S+)`)
 	sc := bufio.NewScanner(stderr)
 	var out strings.Builder
 	for sc.Scan() {
 		out.WriteString(sc.Text() + "\n")
 		if m := started.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
+			go func() { _, _ = io.Copy(io.Discard, stderr) }()
 			return cmd, m[1]
 		}
 	}
@@ -67,7 +67,7 @@ func TestWorkerRemovesTheTempFilesOfKilledWorkers(t *testing.T) {
 	if err := killed.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	killed.Wait()
+	_ = killed.Wait() // "signal: killed", as meant
 	if _, err := os.Stat(killedDir); err != nil {
 		t.Fatalf("the killed worker's folder should still be there until another worker starts: %v", err)
 	}
@@ -90,7 +90,9 @@ func TestWorkerRemovesTheTempFilesOfKilledWorkers(t *testing.T) {
 
 	// A worker stopped with SIGTERM removes its own folder.
 	for _, w := range []*exec.Cmd{live, next} {
-		w.Process.Signal(syscall.SIGTERM)
+		if err := w.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 		if err := w.Wait(); err != nil {
 			t.Errorf("worker stopped with %v", err)
 		}

@@ -140,7 +140,9 @@ func isLegacy(name string) bool {
 // size is the bytes of the files below dir.
 func size(dir string) int64 {
 	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	// A file that vanishes during the walk is one fewer to count, not an
+	// error: the walk's own error is never anything but nil.
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			if fi, err := d.Info(); err == nil {
 				n += fi.Size()

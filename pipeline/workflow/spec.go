@@ -116,6 +116,10 @@ type CrawlerSpec struct {
 	// GlueSync, when enabled, copies the table and its partitions to the
 	// AWS Glue Data Catalog after each crawl.
 	GlueSync *GlueSyncSpec `yaml:"glue_sync,omitempty"`
+	// Format iceberg makes the step register and refresh the Iceberg
+	// table a job of the workflow publishes at Location (and expire its
+	// old snapshots) instead of crawling it; hive (the default) crawls.
+	Format string `yaml:"format,omitempty"`
 }
 
 // GlueSyncSpec configures the optional copy of a crawled table to the AWS
@@ -134,10 +138,13 @@ type GlueSyncSpec struct {
 // package does not depend on the transform engine; the worker decodes and
 // validates it (see ValidateJob).
 type JobSpec struct {
-	Input     string    `yaml:"input"`
-	Output    string    `yaml:"output"`
-	Scratch   string    `yaml:"scratch"`
-	Transform yaml.Node `yaml:"transform"`
+	Input   string `yaml:"input"`
+	Output  string `yaml:"output"`
+	Scratch string `yaml:"scratch"`
+	// Table is the table format of the output (table.go); nil is Hive
+	// folders.
+	Table     *TableSpec `yaml:"table,omitempty"`
+	Transform yaml.Node  `yaml:"transform"`
 }
 
 // Step returns the named step, or nil.
@@ -271,12 +278,26 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 			if s.Crawler.SampleFiles < 0 || s.Crawler.SampleRecords < 0 {
 				bad(field+".crawler", "sample_files and sample_records must not be negative")
 			}
+			switch s.Crawler.Format {
+			case "", FormatHive:
+			case FormatIceberg:
+				if w.IcebergJobOf(s.Crawler) == nil {
+					bad(field+".crawler.format", "iceberg: no job step of this workflow writes an Iceberg table (table.format: iceberg) at %s", s.Crawler.Location)
+				}
+			default:
+				bad(field+".crawler.format", "must be hive or iceberg, got %q", s.Crawler.Format)
+			}
 		case s.Job != nil:
 			for _, f := range []struct{ name, v string }{{"input", s.Job.Input}, {"output", s.Job.Output}, {"scratch", s.Job.Scratch}} {
 				if f.v == "" {
 					bad(field+".job."+f.name, "is required")
 				} else if _, err := storage.ParseLocation(f.v); err != nil {
 					bad(field+".job."+f.name, "%v", err)
+				}
+			}
+			if s.Job.Table != nil {
+				for _, e := range s.Job.Table.validate() {
+					bad(field+".job.table."+e.field, "%s", e.msg)
 				}
 			}
 			if validateJob != nil {

@@ -1,0 +1,181 @@
+package icetable
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"github.com/apache/iceberg-go"
+	"github.com/parquet-go/parquet-go/format"
+	"golang.org/x/sync/errgroup"
+
+	"sluice/pipeline/format/parquet"
+	"sluice/pipeline/storage"
+	"sluice/pipeline/transform"
+)
+
+// DataFile is one published data file as Iceberg's manifest describes
+// it, from what its writer put in the fragments' footers.
+type DataFile struct {
+	Key   string `json:"key"` // in the output location
+	Date  string `json:"date"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes"`
+	// Columns are the metrics of each column, by field id.
+	Columns map[int]ColumnMetrics `json:"columns"`
+}
+
+// ColumnMetrics are one column's metrics in one file: Iceberg's column
+// sizes, value and null counts, and bounds (Iceberg's single-value
+// encoding, which for Sluice's types is Parquet's PLAIN one: 8 bytes
+// little-endian for long, double and timestamps, 1 for boolean, the
+// UTF-8 bytes of a string).
+type ColumnMetrics struct {
+	Bytes  int64  `json:"bytes"`
+	Values int64  `json:"values"`
+	Nulls  int64  `json:"nulls"`
+	Lower  []byte `json:"lower,omitempty"`
+	Upper  []byte `json:"upper,omitempty"`
+
+	unbounded bool
+}
+
+// boundPrefix is how many bytes of a string bound the manifest keeps
+// (Iceberg's default metrics mode, truncate(16)): a longer lower bound is
+// cut to a prefix, which still bounds; a longer upper bound is left out.
+const boundPrefix = 16
+
+// build describes f for a manifest of spec, its path under location.
+func (f DataFile) build(spec iceberg.PartitionSpec, location string) (iceberg.DataFile, error) {
+	b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, location+"/"+f.Key, iceberg.ParquetFile,
+		map[int]any{partitionFieldID: f.Date}, nil, nil, f.Rows, f.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", f.Key, err)
+	}
+	sizes, values, nulls := map[int]int64{}, map[int]int64{}, map[int]int64{}
+	lower, upper := map[int][]byte{}, map[int][]byte{}
+	for id, m := range f.Columns {
+		sizes[id], values[id], nulls[id] = m.Bytes, m.Values, m.Nulls
+		if m.Lower != nil {
+			lower[id] = m.Lower
+		}
+		if m.Upper != nil {
+			upper[id] = m.Upper
+		}
+	}
+	return b.ColumnSizes(sizes).ValueCounts(values).NullValueCounts(nulls).LowerBoundValues(lower).UpperBoundValues(upper).Build(), nil
+}
+
+// Assemble is the Iceberg flavour of the Parquet format's assembly
+// (transform's FileFormat.Assemble): the same file of the same fragments,
+// but every column carries its Iceberg field id from ids (by name), and
+// the file's metrics come back from the fragments' footers. kv is the
+// footer's key-value metadata.
+func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.FragmentRef, ids map[string]int, kv map[string]string) ([]storage.Section, DataFile, error) {
+	frags := make([][]*parquet.Fragment, len(blocks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, block := range blocks {
+		frags[i] = make([]*parquet.Fragment, len(block))
+		for j, f := range block {
+			g.Go(func() (err error) {
+				frags[i][j], err = parquet.ReadFragment(gctx, r, f.Key, f.Size)
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, DataFile{}, err
+	}
+	df := DataFile{Columns: map[int]ColumnMetrics{}}
+	for _, block := range frags {
+		if len(block) > 0 {
+			df.Rows += block[0].Rows()
+		}
+		for _, f := range block {
+			md := f.Footer()
+			for k := 1; k < len(md.Schema); k++ {
+				id, ok := ids[md.Schema[k].Name]
+				if !ok {
+					return nil, DataFile{}, fmt.Errorf("column %q of %s has no Iceberg field id", md.Schema[k].Name, f.Key)
+				}
+				md.Schema[k].FieldID = int32(id)
+			}
+			for _, rg := range md.RowGroups {
+				for k, c := range rg.Columns {
+					e := md.Schema[k+1]
+					m := df.Columns[int(e.FieldID)]
+					m.add(e, c.MetaData)
+					df.Columns[int(e.FieldID)] = m
+				}
+			}
+		}
+	}
+	sections, err := parquet.Assemble(frags, kv)
+	if err != nil {
+		return nil, DataFile{}, err
+	}
+	for _, s := range sections {
+		df.Bytes += s.Size()
+	}
+	for id, m := range df.Columns {
+		df.Columns[id] = m.truncated()
+	}
+	return sections, df, nil
+}
+
+func (m *ColumnMetrics) add(e format.SchemaElement, md format.ColumnMetaData) {
+	st := md.Statistics
+	m.Bytes += md.TotalCompressedSize
+	m.Values += md.NumValues
+	m.Nulls += st.NullCount
+	if md.NumValues == st.NullCount {
+		return // all null: bounds nothing
+	}
+	if st.MinValue == nil || st.MaxValue == nil {
+		m.unbounded = true // a chunk kept no bounds (too long): the file has none
+		return
+	}
+	t, _ := e.Type.Get()
+	if m.Lower == nil || compare(t, st.MinValue, m.Lower) < 0 {
+		m.Lower = bytes.Clone(st.MinValue)
+	}
+	if m.Upper == nil || compare(t, st.MaxValue, m.Upper) > 0 {
+		m.Upper = bytes.Clone(st.MaxValue)
+	}
+}
+
+// truncated drops unknown bounds and cuts long string ones.
+func (m ColumnMetrics) truncated() ColumnMetrics {
+	if m.unbounded {
+		m.Lower, m.Upper = nil, nil
+	}
+	if len(m.Lower) > boundPrefix {
+		n := boundPrefix
+		for n > 0 && !utf8.RuneStart(m.Lower[n]) {
+			n--
+		}
+		m.Lower = m.Lower[:n]
+	}
+	if len(m.Upper) > boundPrefix {
+		m.Upper = nil
+	}
+	return m
+}
+
+// compare orders two PLAIN-encoded values of physical type t.
+func compare(t format.Type, a, b []byte) int {
+	switch t {
+	case format.ByteArray:
+		return bytes.Compare(a, b)
+	case format.Double:
+		return cmp.Compare(math.Float64frombits(binary.LittleEndian.Uint64(a)), math.Float64frombits(binary.LittleEndian.Uint64(b)))
+	case format.Boolean:
+		return cmp.Compare(a[0], b[0])
+	}
+	return cmp.Compare(int64(binary.LittleEndian.Uint64(a)), int64(binary.LittleEndian.Uint64(b)))
+}

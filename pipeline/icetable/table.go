@@ -444,3 +444,44 @@ func wider(from, to iceberg.Type) bool {
 	}
 	return false
 }
+
+// FileRef is one data file of the current snapshot.
+type FileRef struct {
+	Key  string // in the output location
+	Date string
+	Size int64
+	Rows int64
+}
+
+// Files lists the data files of the current snapshot (none when the
+// table does not exist yet).
+func (t *Table) Files(ctx context.Context) ([]FileRef, error) {
+	var out []FileRef
+	err := t.cats.with(ctx, func(cat catalog.Catalog) error {
+		out = out[:0]
+		tbl, err := cat.LoadTable(ctx, t.ident)
+		if errors.Is(err, catalog.ErrNoSuchTable) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("load table %s: %w", t.Ident(), err)
+		}
+		if tbl.CurrentSnapshot() == nil {
+			return nil
+		}
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			return fmt.Errorf("list the files of %s: %w", t.Ident(), err)
+		}
+		for _, task := range tasks {
+			key, ok := strings.CutPrefix(task.File.FilePath(), t.location+"/")
+			if !ok {
+				return fmt.Errorf("file %s of table %s is outside its location %s", task.File.FilePath(), t.Ident(), t.location)
+			}
+			d, _ := task.File.Partition()[partitionFieldID].(string)
+			out = append(out, FileRef{Key: key, Date: d, Size: task.File.FileSizeBytes(), Rows: task.File.Count()})
+		}
+		return nil
+	})
+	return out, err
+}

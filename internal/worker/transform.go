@@ -69,6 +69,9 @@ func (w *Worker) newJobStep(ctx context.Context, runID string, step *workflow.St
 	if s.Scratch, err = w.bucket(ctx, step.Job.Scratch); err != nil {
 		return nil, err
 	}
+	if s.Table, err = w.icebergTable(step, s.Out); err != nil {
+		return nil, err
+	}
 	s.SpecID = jobSpecID(step.Job)
 	s.Bookmarks = bookmark.NewStore(s.Out, step.Name)
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sluice/pipeline/storage/s3store"
+	"sluice/pipeline/workflow"
 )
 
 // Catalog types.
@@ -104,4 +105,13 @@ func IOProperties(o s3store.Options) map[string]string {
 		p["s3.region"] = "us-east-1"
 	}
 	return p
+}
+
+// ConfigOf is the Config of a workflow job's table block (format iceberg).
+func ConfigOf(t *workflow.TableSpec) Config {
+	c := Config{Namespace: t.Namespace, Name: t.Name, SnapshotMaxAge: t.SnapshotMaxAge, RetainLast: t.RetainLast}
+	if t.Catalog != nil {
+		c.Catalog = CatalogConfig{Type: t.Catalog.Type, URI: t.Catalog.URI, Warehouse: t.Catalog.Warehouse, Properties: t.Catalog.Properties}
+	}
+	return c
 }

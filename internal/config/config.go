@@ -237,6 +237,10 @@ func JobTransform(j *workflow.JobSpec) (transform.Spec, error) {
 	if err != nil {
 		return spec, err
 	}
+	if j.Iceberg() && spec.Format != "parquet" {
+		// Iceberg's data files here are Sluice's Parquet files.
+		return spec, fmt.Errorf("format: %q: an Iceberg table (table.format iceberg) is written as parquet", spec.Format)
+	}
 	return spec, spec.Validate()
 }
 

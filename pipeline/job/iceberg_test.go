@@ -152,3 +152,68 @@ func TestIcebergMatchesHive(t *testing.T) {
 		t.Errorf("oracle failed: %v", err)
 	}
 }
+
+// A widening and a new column across three runs of an Iceberg table: each
+// run's snapshot holds the table's rows with the widened types (the older
+// partitions rewritten in the same snapshot), the new column is a schema
+// update, and time travel to the first run's snapshot returns its rows as
+// they were written.
+func TestIcebergSchemaAcrossRuns(t *testing.T) {
+	t.Parallel()
+	spec := testSpec()
+	in := mustFolder(t)
+	out := mustFolder(t)
+	tb, err := icetable.Open(icetable.Config{Namespace: "segmentlogs", Name: "mobile"}, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		score  string            // the Iceberg type of properties_score
+		values map[string]string // message id -> properties_score as read back
+	}{
+		{"long", map[string]string{"a": "3"}},
+		{"double", map[string]string{"a": "3", "b": "3.5"}},
+		{"string", map[string]string{"a": "3", "b": "3.5", "c": "high"}},
+	}
+	var first int64
+	for i, r := range scoreRuns() {
+		put(t, in, dayFolder("ios", r.date)+"part.gz", gz(r.lines...))
+		s := newStep(in, mustFolder(t), out, spec, window(t, r.date, r.date))
+		s.RunID, s.Table = "run-"+r.date, tb
+		sum := runJob(t, s).summary
+		if sum.Iceberg == nil || !sum.Iceberg.Landed {
+			t.Fatalf("run %d: iceberg %+v", i, sum.Iceberg)
+		}
+		if i == 0 {
+			first = sum.Iceberg.SnapshotID
+		}
+		tbl, err := tb.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, ok := tbl.Schema().FindFieldByName("properties_score")
+		if !ok || f.Type.String() != want[i].score {
+			t.Errorf("run %d: properties_score is %v, want %s", i, f.Type, want[i].score)
+		}
+		_, hasCity := tbl.Schema().FindFieldByName("properties_address_city")
+		if hasCity != (i == 2) {
+			t.Errorf("run %d: the table has properties_address_city: %v", i, hasCity)
+		}
+		rows := icetabletest.Scan(t, tb, 0)
+		if len(rows) != len(want[i].values) {
+			t.Errorf("run %d: %d rows, want %d", i, len(rows), len(want[i].values))
+		}
+		for id, v := range want[i].values {
+			if got := rows[id]["properties_score"]; got != v {
+				t.Errorf("run %d: row %s score %q, want %q", i, id, got, v)
+			}
+		}
+		if i > 0 && len(sum.Schema.Converted) != i {
+			t.Errorf("run %d: converted %v", i, sum.Schema.Converted)
+		}
+	}
+	old := icetabletest.Scan(t, tb, first)
+	if len(old) != 1 || old["a"]["properties_score"] != "3" {
+		t.Errorf("the first run's snapshot: %v", old)
+	}
+}

@@ -37,6 +37,10 @@ type registerSummary struct {
 	Rows             int64  `json:"rows"`
 	Partitions       int    `json:"partitions"`
 	ExpiredSnapshots int    `json:"expired_snapshots,omitempty"`
+	// RemovedOrphans are files of the partition folders no snapshot
+	// references (assembled for commits that never landed), deleted once
+	// older than icetable.DefaultOrphanAge.
+	RemovedOrphans int `json:"removed_orphans,omitempty"`
 }
 
 // registerIceberg is the output crawler's step for an Iceberg table: the
@@ -44,7 +48,9 @@ type registerSummary struct {
 // crawling the folders this refreshes it (loads its current snapshot,
 // which fails when the job never committed), expires the snapshots older
 // than the table's snapshot_max_age (deleting the files only they
-// referenced) and reports what the table holds.
+// referenced), deletes the files of commits that never landed once they
+// are old (the sweep of an Iceberg table) and reports what the table
+// holds.
 func (w *Worker) registerIceberg(ctx context.Context, wf *workflow.Workflow, step *workflow.Step, ref tasks.StepRef) (registerSummary, error) {
 	jobStep := wf.IcebergJobOf(step.Crawler)
 	if jobStep == nil {
@@ -63,6 +69,10 @@ func (w *Worker) registerIceberg(ctx context.Context, wf *workflow.Workflow, ste
 	if err != nil {
 		return registerSummary{}, err
 	}
+	orphans, err := tb.RemoveOrphans(ctx, icetable.DefaultOrphanAge)
+	if err != nil {
+		return registerSummary{}, err
+	}
 	snaps, err := tb.Snapshots(ctx)
 	if err != nil {
 		return registerSummary{}, err
@@ -71,7 +81,7 @@ func (w *Worker) registerIceberg(ctx context.Context, wf *workflow.Workflow, ste
 	if err != nil {
 		return registerSummary{}, err
 	}
-	sum := registerSummary{Table: tb.Ident(), Location: tb.Location(), Snapshots: len(snaps), Files: len(files), ExpiredSnapshots: expired}
+	sum := registerSummary{Table: tb.Ident(), Location: tb.Location(), Snapshots: len(snaps), Files: len(files), ExpiredSnapshots: expired, RemovedOrphans: len(orphans)}
 	for _, s := range snaps {
 		if s.Current {
 			sum.SnapshotID, sum.RunID = s.ID, s.RunID
@@ -84,6 +94,6 @@ func (w *Worker) registerIceberg(ctx context.Context, wf *workflow.Workflow, ste
 	}
 	sum.Partitions = len(dates)
 	w.logFor(ctx).Info("iceberg table refreshed", "run", ref.RunID, "step", ref.Step, "table", sum.Table, "snapshot", sum.SnapshotID,
-		"files", sum.Files, "rows", sum.Rows, "expired_snapshots", expired, "took", time.Since(begin))
+		"files", sum.Files, "rows", sum.Rows, "expired_snapshots", expired, "removed_orphans", len(orphans), "took", time.Since(begin))
 	return sum, nil
 }

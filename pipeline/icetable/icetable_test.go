@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
@@ -295,6 +296,38 @@ func exercise(t *testing.T, b storage.Bucket, ioProps map[string]string) {
 	}
 	if got2 := scan(t, tb, 0); !slices.Equal(got, got2) {
 		t.Errorf("expiry changed the current rows")
+	}
+
+	// A file assembled for a commit that never landed is an orphan: it
+	// goes once old enough; the table's files and Sluice's own stay.
+	ids, err = tb.EnsureColumns(ctx, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := "year=2026/month=10/date=2026-10-30/part-00000-lost.parquet"
+	live := "year=2026/month=10/date=2026-10-30/part-00000-live.parquet"
+	writeFile(t, b, ids, orphan, d1, rowsOf(d1, 2, "lost"))
+	lf := writeFile(t, b, ids, live, d1, rowsOf(d1, 2, "live"))
+	if _, err := tb.Publish(ctx, icetable.Publication{RunID: "run-live", Step: "job", Columns: cols, Dates: []string{"2026-08-01"}, Files: []icetable.DataFile{func() icetable.DataFile { lf.Date = "2026-08-01"; return lf }()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "_sluice/other.json", strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := tb.RemoveOrphans(ctx, time.Hour); err != nil || len(gone) != 0 {
+		t.Fatalf("orphans younger than an hour: removed %v, %v", gone, err)
+	}
+	gone, err := tb.RemoveOrphans(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gone, []string{orphan}) {
+		t.Errorf("removed %v, want only %s", gone, orphan)
+	}
+	for _, k := range []string{live, "_sluice/other.json", icetable.CatalogKey} {
+		if _, err := b.Stat(ctx, k); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
 	}
 	if !strings.HasPrefix(tb.Location(), b.Location()[:5]) {
 		t.Errorf("location %s", tb.Location())

@@ -485,3 +485,54 @@ func (t *Table) Files(ctx context.Context) ([]FileRef, error) {
 	})
 	return out, err
 }
+
+// DefaultOrphanAge is how old a file of the partition folders must be,
+// referenced by no snapshot, before RemoveOrphans deletes it: longer than
+// any run takes from its first assembled file to its commit.
+const DefaultOrphanAge = 72 * time.Hour
+
+// RemoveOrphans deletes the files of the partition folders (year=...)
+// that no snapshot references and that are older than age: the files a
+// run assembled for a commit that never landed. It looks only below
+// year=, never at the table's metadata or Sluice's own _sluice/ and
+// _errors/ folders. It returns the keys it deleted.
+func (t *Table) RemoveOrphans(ctx context.Context, age time.Duration) ([]string, error) {
+	dirs, err := t.out.ListDirs(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", t.location, err)
+	}
+	var deleted []string
+	err = t.cats.with(ctx, func(cat catalog.Catalog) error {
+		deleted = deleted[:0]
+		tbl, err := cat.LoadTable(ctx, t.ident)
+		if errors.Is(err, catalog.ErrNoSuchTable) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("load table %s: %w", t.Ident(), err)
+		}
+		for _, d := range dirs {
+			if !strings.HasPrefix(d, "year=") {
+				continue
+			}
+			res, err := tbl.DeleteOrphanFiles(ctx, table.WithLocation(t.location+"/"+strings.TrimSuffix(d, "/")), table.WithFilesOlderThan(age))
+			if err != nil {
+				return fmt.Errorf("remove orphan files of %s below %s: %w", t.Ident(), d, err)
+			}
+			for _, p := range res.DeletedFiles {
+				deleted = append(deleted, t.keyOf(p))
+			}
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// keyOf is the key in the output of a file path iceberg-go gives (a local
+// one comes without its file:// scheme).
+func (t *Table) keyOf(p string) string {
+	if k, ok := strings.CutPrefix(p, t.location+"/"); ok {
+		return k
+	}
+	return strings.TrimPrefix(p, strings.TrimPrefix(t.location, "file://")+"/")
+}

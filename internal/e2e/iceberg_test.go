@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +88,9 @@ func TestIcebergWorkflowEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(show, fmt.Sprintf("iceberg: table segmentlogs.mobile snapshot %d committed", first.ID)) ||
 		!strings.Contains(show, fmt.Sprintf("iceberg table segmentlogs.mobile at snapshot %d", first.ID)) {
 		t.Errorf("show does not name the snapshot %d: %v\n%s", first.ID, err, show)
+	}
+	if page := get(t, "http://"+addr+"/console/runs/"+url.PathEscape(first.RunID)); !strings.Contains(page, fmt.Sprintf("snapshot <code>%d</code> committed", first.ID)) {
+		t.Errorf("the console's run page does not name snapshot %d", first.ID)
 	}
 	runOracleOnSnapshot(t, c, tb)
 

@@ -69,6 +69,10 @@ func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "table %s at %s: %d snapshots\n", tb.Ident(), tb.Location(), len(snaps))
+		if tbl, err := tb.Load(ctx); err == nil {
+			// What engines without the catalog (DuckDB's iceberg_scan) read.
+			fmt.Fprintf(stdout, "metadata: %s\n", tbl.MetadataLocation())
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SNAPSHOT\tPARENT\tCOMMITTED\tOPERATION\tRUN\tFILES +/-\tROWS\t")
 		for _, s := range snaps {

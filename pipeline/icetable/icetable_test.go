@@ -38,7 +38,7 @@ type row struct {
 // writeFile writes rows of one date as Sluice does: a fragment per column
 // group (here one per column), assembled by icetable.Assemble into the
 // published file. It returns the file's description.
-func writeFile(t *testing.T, b storage.Bucket, ids map[string]int, key, date string, rows []row) icetable.DataFile {
+func writeFile(t testing.TB, b storage.Bucket, ids map[string]int, key, date string, rows []row) icetable.DataFile {
 	t.Helper()
 	ctx := t.Context()
 	ev := parquet.NewValues(parquet.String)

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"sluice/pipeline/civil"
 	"sluice/pipeline/icetable"
@@ -216,4 +218,57 @@ func TestIcebergSchemaAcrossRuns(t *testing.T) {
 	if len(old) != 1 || old["a"]["properties_score"] != "3" {
 		t.Errorf("the first run's snapshot: %v", old)
 	}
+}
+
+// BenchmarkJobHiveVsIceberg runs the same job over the same generated
+// input into Hive folders and into an Iceberg table, side by side (local
+// folders; SLUICE_EVENTS_PER_DAY sets the volume, default 20000 a day for
+// 3 days).
+func BenchmarkJobHiveVsIceberg(b *testing.B) {
+	dir := b.TempDir()
+	in, _ := filestore.New(filepath.Join(dir, "in"))
+	cfg := segmentgen.DefaultConfig()
+	cfg.EventsPerDay = 20000
+	if n, err := strconv.Atoi(os.Getenv("SLUICE_EVENTS_PER_DAY")); err == nil {
+		cfg.EventsPerDay = n
+	}
+	sum, err := segmentgen.Generate(context.Background(), in, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := genWindow(cfg)
+	spec := transform.DefaultSpec()
+	spec.ShardBytes = sum.CompressedBytes/8 + 1
+	// The two formats alternate, so that the machine's other load falls on
+	// both alike.
+	var took [2]time.Duration
+	var commitMs int64
+	b.ResetTimer()
+	for i := range b.N {
+		for f, format := range []string{"hive", "iceberg"} {
+			out, _ := filestore.New(filepath.Join(dir, fmt.Sprintf("%s-%d", format, i)))
+			scratch, _ := filestore.New(filepath.Join(dir, fmt.Sprintf("%s-%d-scratch", format, i)))
+			s := newStep(in, scratch, out, spec, w)
+			if format == "iceberg" {
+				tb, err := icetable.Open(icetable.Config{Name: "mobile"}, out, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Table = tb
+			}
+			begin := time.Now()
+			res := runJob(b, s)
+			took[f] += time.Since(begin)
+			if res.summary.RowsWritten == 0 {
+				b.Fatal("no rows")
+			}
+			if res.summary.Iceberg != nil {
+				commitMs += res.summary.Iceberg.CommitMillis
+			}
+		}
+	}
+	b.ReportMetric(took[0].Seconds()/float64(b.N), "hive-s/op")
+	b.ReportMetric(took[1].Seconds()/float64(b.N), "iceberg-s/op")
+	b.ReportMetric(float64(commitMs)/float64(b.N), "iceberg-commit-ms/op")
+	b.ReportMetric(float64(sum.Bytes)/1e6, "input-MB")
 }

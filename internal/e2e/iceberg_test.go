@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,5 +154,131 @@ func runOracleOnSnapshot(t *testing.T, c *cluster, tb *icetable.Table) {
 	t.Logf("oracle on the snapshot's files: %s", lines[len(lines)-1])
 	if err != nil || !strings.Contains(string(out), "oracle: PASS") {
 		t.Errorf("oracle: %v\n%s", err, out)
+	}
+}
+
+// startIcebergRun runs `scheduler start -wait` of the Iceberg workflow
+// over the test window in the background.
+func (c *cluster) startIcebergRun(ctx context.Context, args ...string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		text, err := c.runScheduler(ctx, append([]string{"start", "-workflow", "mobile-user-iceberg", "-start", window[0], "-end", window[2], "-wait"}, args...)...)
+		if err != nil {
+			text += "\nexit: " + err.Error()
+		}
+		out <- text
+	}()
+	return out
+}
+
+// checkSnapshot checks that the table's current snapshot holds the
+// generator's rows, date by date, and that each run in runs committed
+// exactly one snapshot.
+func checkSnapshot(t *testing.T, tb *icetable.Table, rows map[string]int64, runs []string) {
+	t.Helper()
+	files, err := tb.Files(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, f := range files {
+		got[f.Date] += f.Rows
+	}
+	for d, n := range rows {
+		if got[d] != n {
+			t.Errorf("date %s: %d rows in the snapshot, want %d", d, got[d], n)
+		}
+	}
+	if len(got) != len(rows) {
+		t.Errorf("the snapshot has dates %v, want %v", got, rows)
+	}
+	snaps, err := tb.Snapshots(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range snaps {
+		ids = append(ids, s.RunID)
+	}
+	if !slices.Equal(ids, runs) {
+		t.Errorf("snapshots of runs %v, want one each of %v", ids, runs)
+	}
+}
+
+// A worker SIGKILLed during a reduce leaves the table without the run's
+// snapshot until the recovered task lets the run finish, which commits it
+// once; one SIGKILLed right after its commit task committed the snapshot
+// leaves the table at that snapshot, and the retried task recognises it
+// and commits nothing again.
+func TestIcebergWorkerKilled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	c := newCluster(t)
+	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows", "mobile-user-iceberg.yaml"), "SLUICE_SHARD_BYTES=1500000")
+	sum := c.generate(sampleConfig(4000))
+	want := map[string]int64{}
+	for _, d := range window {
+		want[d] = sum.ExpectedFor(d)
+	}
+	tb := c.icebergTable()
+
+	kill := func(p *proc) {
+		if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+	}
+	runID := func(out string) string {
+		for _, f := range strings.Fields(out) {
+			if strings.HasPrefix(f, "mobile-user-iceberg.") {
+				return strings.TrimSuffix(f, ":")
+			}
+		}
+		t.Fatalf("no run id in:\n%s", out)
+		return ""
+	}
+
+	// Killed during a reduce.
+	victim := c.startWorker("worker")
+	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
+	run := c.startIcebergRun(ctx)
+	waitLine(t, ctx, victim, "a reduce to start", contains("task started", "type=transform:reduce"))
+	kill(victim)
+	if snaps, err := tb.Snapshots(ctx); err == nil && len(snaps) != 0 {
+		t.Fatalf("the table has %d snapshots before the run's commit", len(snaps))
+	}
+	survivor := c.startWorker("worker")
+	waitLine(t, ctx, survivor, "the survivor to start", contains("worker started"))
+	out := <-run
+	if !strings.Contains(out, "SUCCEEDED") {
+		t.Fatalf("run 1:\n%s", out)
+	}
+	first := runID(out)
+	checkSnapshot(t, tb, want, []string{first})
+	kill(survivor)
+
+	// Killed once the commit task has committed the snapshot.
+	victim = c.startWorker("worker")
+	waitLine(t, ctx, victim, "the second victim to start", contains("worker started"))
+	run = c.startIcebergRun(ctx, "-force")
+	committed := waitLine(t, ctx, victim, "the snapshot's commit", contains("iceberg snapshot committed", "landed=true"))
+	kill(victim)
+	second := field(committed, "run")
+	taskDone := victim.out.count(contains("task done", "type=transform:commit", "mobile_user_daily:commit")) > 0
+	survivor = c.startWorker("worker")
+	waitLine(t, ctx, survivor, "the second survivor to start", contains("worker started"))
+	out = <-run
+	if !strings.Contains(out, "SUCCEEDED") {
+		t.Fatalf("run 2:\n%s", out)
+	}
+	if second != runID(out) {
+		t.Fatalf("the commit logged run %s, the run is %s", second, runID(out))
+	}
+	checkSnapshot(t, tb, want, []string{first, second})
+	if again := survivor.out.count(contains("iceberg snapshot committed", "landed=false")); again > 0 {
+		t.Logf("the retried commit task found its snapshot (%d times) and committed nothing", again)
+	} else {
+		t.Logf("the commit task's state at the kill: task done logged %v; no retry of the publish was needed", taskDone)
 	}
 }

@@ -96,6 +96,12 @@ func TestIcebergWorkflowEndToEnd(t *testing.T) {
 	}
 	runOracleOnSnapshot(t, c, tb)
 
+	// A dry run plans as for Hive: nothing to rebuild, nothing changes.
+	dry, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user-iceberg", "-start", window[0], "-end", window[2], "-dry-run")
+	if err != nil || strings.Contains(dry, "rebuild (") || strings.Count(dry, "  keep") != len(window) {
+		t.Errorf("dry run after the run: %v\n%s", err, dry)
+	}
+
 	// A forced rebuild of one date: a second snapshot, the same rows.
 	forced, err := c.runScheduler(ctx, "start", "-workflow", "mobile-user-iceberg", "-start", window[1], "-force", "-wait")
 	if err != nil || !strings.Contains(forced, "date=2026-10-31  rebuilt (forced)") {

@@ -15,6 +15,7 @@ import (
 
 	"sluice/pipeline/format/parquet"
 	"sluice/pipeline/storage"
+	"sluice/pipeline/storage/memstore"
 	"sluice/pipeline/transform"
 )
 
@@ -74,8 +75,12 @@ func (f DataFile) build(spec iceberg.PartitionSpec, location string) (iceberg.Da
 // (transform's FileFormat.Assemble): the same file of the same fragments,
 // but every column carries its Iceberg field id from ids (by name), and
 // the file's metrics come back from the fragments' footers. kv is the
-// footer's key-value metadata.
-func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.FragmentRef, ids map[string]int, kv map[string]string) ([]storage.Section, DataFile, error) {
+// footer's key-value metadata. When date is set, the file gets the
+// partition column too, first, holding date in every row (a dictionary
+// page and a few bytes a page): readers that do not fill an identity
+// partition's column from the manifests (iceberg-go's scan) read it from
+// the file.
+func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.FragmentRef, ids map[string]int, kv map[string]string, date string) ([]storage.Section, DataFile, error) {
 	frags := make([][]*parquet.Fragment, len(blocks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
@@ -90,6 +95,13 @@ func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.Fragme
 	}
 	if err := g.Wait(); err != nil {
 		return nil, DataFile{}, err
+	}
+	var dateFrags map[string][]byte
+	if date != "" {
+		var err error
+		if frags, dateFrags, err = withDateColumn(ctx, frags, date); err != nil {
+			return nil, DataFile{}, err
+		}
 	}
 	df := DataFile{Columns: map[int]ColumnMetrics{}}
 	for _, block := range frags {
@@ -119,6 +131,12 @@ func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.Fragme
 	if err != nil {
 		return nil, DataFile{}, err
 	}
+	for i, sec := range sections {
+		// The date fragments live in memory: their bytes go as they are.
+		if data, ok := dateFrags[sec.Key]; ok {
+			sections[i] = storage.Section{Data: data[sec.Offset : sec.Offset+sec.Length]}
+		}
+	}
 	for _, s := range sections {
 		df.Bytes += s.Size()
 	}
@@ -126,6 +144,51 @@ func Assemble(ctx context.Context, r storage.Reader, blocks [][]transform.Fragme
 		df.Columns[id] = m.truncated()
 	}
 	return sections, df, nil
+}
+
+// dateFragmentPrefix names the in-memory date fragments; no key of a
+// bucket starts so.
+const dateFragmentPrefix = "\x00date-fragment/"
+
+// withDateColumn puts before every block a fragment of the date column,
+// with the block's row groups and rows, written by Sluice's writer. It
+// returns the blocks and the fragments' bytes by key.
+func withDateColumn(ctx context.Context, blocks [][]*parquet.Fragment, date string) ([][]*parquet.Fragment, map[string][]byte, error) {
+	mem := memstore.New()
+	data := map[string][]byte{}
+	out := make([][]*parquet.Fragment, len(blocks))
+	for i, block := range blocks {
+		if len(block) == 0 {
+			out[i] = block
+			continue
+		}
+		var buf bytes.Buffer
+		w := parquet.NewWriter(&buf, []parquet.Column{{Name: DateColumn, Type: parquet.String, FieldID: dateFieldID}}, parquet.Options{})
+		for _, rg := range block[0].Footer().RowGroups {
+			v := parquet.NewValues(parquet.String)
+			v.Grow(int(rg.NumRows), int(rg.NumRows), len(date)*int(rg.NumRows))
+			for range rg.NumRows {
+				v.AppendString([]byte(date))
+			}
+			if err := w.WriteRowGroup([]*parquet.Values{v}); err != nil {
+				return nil, nil, fmt.Errorf("the date column: %w", err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			return nil, nil, fmt.Errorf("the date column: %w", err)
+		}
+		key := fmt.Sprintf("%s%05d", dateFragmentPrefix, i)
+		if err := mem.Put(ctx, key, bytes.NewReader(buf.Bytes())); err != nil {
+			return nil, nil, err
+		}
+		f, err := parquet.ReadFragment(ctx, mem, key, int64(buf.Len()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("the date column: %w", err)
+		}
+		data[key] = buf.Bytes()
+		out[i] = append([]*parquet.Fragment{f}, block...)
+	}
+	return out, data, nil
 }
 
 func (m *ColumnMetrics) add(e format.SchemaElement, md format.ColumnMetaData) {

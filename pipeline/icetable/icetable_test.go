@@ -70,7 +70,7 @@ func writeFile(t testing.TB, b storage.Bucket, ids map[string]int, key, date str
 		}
 		refs = append(refs, transform.FragmentRef{Key: fk, Size: int64(buf.Len())})
 	}
-	sections, df, err := icetable.Assemble(ctx, b, [][]transform.FragmentRef{refs}, ids, nil)
+	sections, df, err := icetable.Assemble(ctx, b, [][]transform.FragmentRef{refs}, ids, nil, date)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,21 +175,10 @@ func mapsKeys(m map[string][]row) func(func(string) bool) {
 	}
 }
 
-// nullDates blanks the date of rows: iceberg-go's scan reads the date
-// column from the files, which Sluice does not write it into (see
-// docs/ICEBERG.md); the partition holds it.
-func nullDates(rs []row) []row {
-	out := slices.Clone(rs)
-	for i := range out {
-		out[i].date = ""
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].event < out[j].event })
-	return out
-}
-
 func checkRows(t *testing.T, what string, got, want []row) {
 	t.Helper()
-	want = nullDates(want)
+	want = slices.Clone(want)
+	sort.Slice(want, func(i, j int) bool { return want[i].event < want[j].event })
 	if !slices.Equal(got, want) {
 		t.Errorf("%s: %d rows, want %d\n got %v\nwant %v", what, len(got), len(want), head(got), head(want))
 	}
@@ -389,8 +378,11 @@ func checkMetrics(t *testing.T, tb *icetable.Table, b storage.Bucket) {
 	for _, e := range pf.Footer().Schema[1:] {
 		got[e.Name] = e.FieldID
 	}
-	if got["event"] != 2 || got["n"] != 3 {
-		t.Errorf("field ids in %s: %v, want event 2, n 3", key, got)
+	if got[icetable.DateColumn] != 1 || got["event"] != 2 || got["n"] != 3 || len(got) != 3 {
+		t.Errorf("field ids in %s: %v, want date 1, event 2, n 3", key, got)
+	}
+	if lo, hi := f.LowerBoundValues()[1], f.UpperBoundValues()[1]; string(lo) != "2026-10-31" || string(hi) != "2026-10-31" {
+		t.Errorf("the date column's bounds: %q..%q", lo, hi)
 	}
 }
 

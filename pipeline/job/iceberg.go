@@ -49,12 +49,13 @@ func icebergColumns(cols []transform.Column) []icetable.Column {
 // icebergAssemble is publishFile's assembly for an Iceberg table: the
 // file's sections with field ids, and its description for the manifest.
 func (s *Step) icebergAssemble(ctx context.Context, d civil.Date, ids map[string]int, f builtFile) ([]storage.Section, icetable.DataFile, error) {
-	blocks := f.blocks
+	blocks, date := f.blocks, d.String()
 	if f.whole != "" {
-		// A converted file is one written whole: its own one block.
-		blocks = [][]transform.FragmentRef{{{Key: f.whole, Size: f.size}}}
+		// A converted file is one written whole: its own one block. It
+		// kept the date column of the file it converts.
+		blocks, date = [][]transform.FragmentRef{{{Key: f.whole, Size: f.size}}}, ""
 	}
-	sections, df, err := icetable.Assemble(ctx, s.Out, blocks, ids, parquetKeyValue(s.Spec))
+	sections, df, err := icetable.Assemble(ctx, s.Out, blocks, ids, parquetKeyValue(s.Spec), date)
 	if err != nil {
 		return nil, df, err
 	}
@@ -72,7 +73,7 @@ func parquetKeyValue(spec transform.Spec) map[string]string {
 // icebergDescribe describes a file an earlier attempt published (its
 // fragments are gone): from its footer, which holds what the writer knew.
 func (s *Step) icebergDescribe(ctx context.Context, d civil.Date, ids map[string]int, final string, size int64) (icetable.DataFile, error) {
-	_, df, err := icetable.Assemble(ctx, s.Out, [][]transform.FragmentRef{{{Key: final, Size: size}}}, ids, nil)
+	_, df, err := icetable.Assemble(ctx, s.Out, [][]transform.FragmentRef{{{Key: final, Size: size}}}, ids, nil, "")
 	df.Key, df.Date, df.Bytes = final, d.String(), size
 	return df, err
 }
@@ -124,4 +125,13 @@ func (sp *split) columns() map[string]transform.Column {
 		}
 	}
 	return cols
+}
+
+// convertColumns are the columns a schema conversion rewrites a file of
+// the table with: an Iceberg table's files also hold the date column.
+func (s *Step) convertColumns(cols []transform.Column) []transform.Column {
+	if s.Table == nil {
+		return cols
+	}
+	return append([]transform.Column{{Name: icetable.DateColumn, Type: transform.TypeString}}, cols...)
 }

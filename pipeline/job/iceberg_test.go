@@ -209,6 +209,10 @@ func TestIcebergSchemaAcrossRuns(t *testing.T) {
 			if got := rows[id]["properties_score"]; got != v {
 				t.Errorf("run %d: row %s score %q, want %q", i, id, got, v)
 			}
+			// Converted files keep the date column of the file they rewrite.
+			if got, d := rows[id][icetable.DateColumn], map[string]string{"a": "2026-10-01", "b": "2026-10-02", "c": "2026-10-03"}[id]; got != d {
+				t.Errorf("run %d: row %s date %q, want %q", i, id, got, d)
+			}
 		}
 		if i > 0 && len(sum.Schema.Converted) != i {
 			t.Errorf("run %d: converted %v", i, sum.Schema.Converted)

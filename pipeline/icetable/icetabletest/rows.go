@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -20,8 +21,8 @@ import (
 )
 
 // Rows are a table's rows by message id, each column's value as text;
-// null values are left out. The Iceberg partition column is left out too
-// (it is in the manifests, not in the files).
+// null values are left out. A Hive file's rows get the date of its
+// partition folder as column date, as the Iceberg table has it.
 type Rows map[string]map[string]string
 
 func (rs Rows) add(t testing.TB, m map[string]string) {
@@ -58,7 +59,7 @@ func Scan(t testing.TB, tb *icetable.Table, snapshot int64) Rows {
 		for i := range int(rec.NumRows()) {
 			m := map[string]string{}
 			for c, f := range rec.Schema().Fields() {
-				if col := rec.Column(c); f.Name != icetable.DateColumn && !col.IsNull(i) {
+				if col := rec.Column(c); !col.IsNull(i) {
 					m[f.Name] = arrowText(t, col, i)
 				}
 			}
@@ -109,12 +110,21 @@ func ParquetFiles(t testing.TB, b storage.Reader, keys []string) Rows {
 			t.Fatalf("%s: %v", k, err)
 		}
 		cols := f.Schema().Columns()
+		date := ""
+		for _, seg := range strings.Split(k, "/") {
+			if d, ok := strings.CutPrefix(seg, "date="); ok {
+				date = d
+			}
+		}
 		r := pq.NewReader(f)
 		buf := make([]pq.Row, 256)
 		for {
 			n, err := r.ReadRows(buf)
 			for _, row := range buf[:n] {
 				m := map[string]string{}
+				if date != "" {
+					m[icetable.DateColumn] = date
+				}
 				for _, v := range row {
 					if !v.IsNull() {
 						m[cols[v.Column()][0]] = parquetText(v)

@@ -17,7 +17,8 @@
 //
 // The table is partitioned by identity on its `date` column, the job's
 // local date (yyyy-mm-dd, a string as in the Hive table), so queries that
-// filter on date prune files as they pruned folders.
+// filter on date prune files as they pruned folders; the files hold the
+// column too, for readers that do not take it from the manifests.
 //
 // Catalogs: the embedded one (the default) is iceberg-go's SQL catalog on
 // a SQLite file kept in the output location beside the data

@@ -33,6 +33,7 @@ var commands = []command{
 	{"show", "show one run: every step's state, timing, progress and summary", showRun},
 	{"generate", "write sample Segment logs (iOS and Android) to a location", generate},
 	{"catalog", "list tables, show one, or print Athena DDL", catalogCmd},
+	{"iceberg", "an Iceberg job's table: list its snapshots, roll back a run's commit, expire old snapshots", icebergCmd},
 	{"preview", "run a job step on a sample of its real input, in process: columns, schema changes, rows, quarantine, filtered rows; writes nothing", previewCmd},
 	{"validate", "check workflow files: every problem with its file, line and column; exit 2 if any", validateCmd},
 	{"demo", "run the whole workflow embedded: in-process Redis, local folders, in-process workers", demo},

@@ -111,6 +111,13 @@ func printJobSummary(w io.Writer, s api.Step) {
 	if sum.Reconciliation != "" && !sum.Balanced || len(sum.Rebuilt) == 0 {
 		fmt.Fprintf(w, "  %s\n", sum.Reconciliation)
 	}
+	if ic := sum.Iceberg; ic != nil {
+		how := "committed"
+		if !ic.Landed {
+			how = "committed by an earlier attempt"
+		}
+		fmt.Fprintf(w, "  iceberg: table %s snapshot %d %s (+%d/-%d files, %d ms)\n", ic.Table, ic.SnapshotID, how, ic.AddedFiles, ic.RemovedFiles, ic.CommitMillis)
+	}
 	var q []string
 	for _, r := range slices.Sorted(maps.Keys(sum.Quarantined)) {
 		q = append(q, fmt.Sprintf("%s %d", r, sum.Quarantined[r]))
@@ -130,6 +137,23 @@ func balanced(ok bool) string {
 func printCrawlSummary(w io.Writer, s api.Step) {
 	var raw map[string]any
 	if json.Unmarshal(s.Summary, &raw) != nil {
+		return
+	}
+	if _, ok := raw["snapshot_id"]; ok {
+		// An Iceberg table's registration step.
+		var r struct {
+			Table      string `json:"table"`
+			SnapshotID int64  `json:"snapshot_id"`
+			RunID      string `json:"run_id"`
+			Snapshots  int    `json:"snapshots"`
+			Files      int    `json:"files"`
+			Rows       int64  `json:"rows"`
+			Partitions int    `json:"partitions"`
+			Expired    int    `json:"expired_snapshots"`
+		}
+		_ = json.Unmarshal(s.Summary, &r)
+		fmt.Fprintf(w, "%s: iceberg table %s at snapshot %d (run %s): %s in %s, %s; %s kept, %d expired\n", s.Name, r.Table, r.SnapshotID, r.RunID,
+			plural(int(r.Rows), "row"), plural(r.Files, "file"), plural(r.Partitions, "partition"), plural(r.Snapshots, "snapshot"), r.Expired)
 		return
 	}
 	num := func(k string) int {

@@ -25,6 +25,7 @@ import (
 	"sluice/internal/redisstore"
 	"sluice/internal/scheduler"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/icetable"
 	"sluice/pipeline/job"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
@@ -495,5 +496,5 @@ func cancelRun(ctx context.Context, args []string, stdout io.Writer) error {
 // live fleet, opening the job's buckets with the process's S3 settings.
 func newPlanner(orch *orchestrator.Orchestrator, s3 s3store.Options, log *slog.Logger) *job.Planner {
 	open := func(ctx context.Context, loc string) (storage.Bucket, error) { return storeurl.Open(ctx, loc, s3) }
-	return &job.Planner{Workflow: orch.Workflow, Slots: orch.FleetSlots, Builder: job.Builder{Open: open}, Log: log}
+	return &job.Planner{Workflow: orch.Workflow, Slots: orch.FleetSlots, Builder: job.Builder{Open: open, TableIO: icetable.IOProperties(s3)}, Log: log}
 }

@@ -370,6 +370,8 @@ type jobView struct {
 	Balanced      bool
 	Reconcile     string
 	RowsWritten   int64
+	// Iceberg is the snapshot the step committed, for an Iceberg table.
+	Iceberg *job.IcebergSummary
 }
 
 type partitionView struct {
@@ -389,7 +391,7 @@ func (c *Console) jobViews(run api.Run) []jobView {
 		if json.Unmarshal(s.Summary, &sum) != nil {
 			continue
 		}
-		v := jobView{Step: s.Name, Skipped: sum.Skipped, Quarantined: sum.Quarantined, Balanced: sum.Balanced, Reconcile: sum.Reconciliation, RowsWritten: sum.RowsWritten}
+		v := jobView{Step: s.Name, Skipped: sum.Skipped, Quarantined: sum.Quarantined, Balanced: sum.Balanced, Reconcile: sum.Reconciliation, RowsWritten: sum.RowsWritten, Iceberg: sum.Iceberg}
 		for _, d := range slices.Sorted(maps.Keys(sum.Rebuilt)) {
 			v.Partitions = append(v.Partitions, partitionView{Date: d, Reason: sum.Rebuilt[d], Rows: sum.Partitions[d], Files: sum.Files[d]})
 		}

@@ -28,6 +28,14 @@ func (w *Worker) handleCrawlRun(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	spec := step.Crawler
+	if spec.Format == workflow.FormatIceberg {
+		sum, err := w.registerIceberg(ctx, wf, step, p.StepRef)
+		if err != nil {
+			return err
+		}
+		_, err = w.orch.Finish(ctx, p.StepRef, workflow.Succeeded, sum, nil)
+		return err
+	}
 	src, err := w.bucket(ctx, spec.Location)
 	if err != nil {
 		return err

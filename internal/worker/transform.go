@@ -10,6 +10,7 @@ import (
 	"sluice/internal/redisstore"
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
+	"sluice/pipeline/icetable"
 	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
@@ -37,7 +38,7 @@ func (w *Worker) jobStep(ctx context.Context, ref tasks.StepRef) (*job.Step, boo
 // jobs builds the job steps of this worker's tasks: its buckets, opened
 // once, and its options.
 func (w *Worker) jobs() job.Builder {
-	return job.Builder{Open: w.bucket, MapOptions: w.mapOpts, ReduceOptions: w.reduce, PlanOptions: job.PlanOptions{MinTasks: w.minTask}}
+	return job.Builder{Open: w.bucket, TableIO: icetable.IOProperties(w.s3), MapOptions: w.mapOpts, ReduceOptions: w.reduce, PlanOptions: job.PlanOptions{MinTasks: w.minTask}}
 }
 
 // DryRun asks the planner of every job step of a workflow what a run over

@@ -41,6 +41,7 @@ type Worker struct {
 	// runCheck is how often a running task checks that its run goes on.
 	runCheck time.Duration
 
+	s3      s3store.Options // for Iceberg's own file IO
 	mu      sync.Mutex
 	buckets map[string]storage.Bucket
 	// open opens a location; tests wrap it to inject storage faults.
@@ -124,6 +125,7 @@ func New(cfg Config) (*Worker, error) {
 		minTask:  cfg.PlanMinTasks,
 		space:    cfg.TempSpace,
 		buckets:  map[string]storage.Bucket{},
+		s3:       cfg.S3,
 		open: func(ctx context.Context, location string) (storage.Bucket, error) {
 			return storeurl.Open(ctx, location, cfg.S3)
 		},

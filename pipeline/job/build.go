@@ -11,6 +11,7 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/fault"
 	"sluice/pipeline/format/formats"
+	"sluice/pipeline/icetable"
 	"sluice/pipeline/mapper"
 	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
@@ -25,7 +26,10 @@ import (
 type Builder struct {
 	// Open opens a bucket by its location (storeurl.Open with the
 	// process's S3 settings; a worker caches what it opens).
-	Open          func(ctx context.Context, location string) (storage.Bucket, error)
+	Open func(ctx context.Context, location string) (storage.Bucket, error)
+	// TableIO are the S3 settings an Iceberg table's own file IO needs
+	// (icetable.IOProperties); nil for tables on folders.
+	TableIO       map[string]string
 	MapOptions    mapper.Options
 	ReduceOptions reduce.Options
 	PlanOptions   PlanOptions
@@ -53,6 +57,11 @@ func (b Builder) NewStep(ctx context.Context, log *slog.Logger, runID string, st
 	}
 	if s.Scratch, err = b.Open(ctx, step.Job.Scratch); err != nil {
 		return nil, err
+	}
+	if step.Job.Iceberg() {
+		if s.Table, err = icetable.Open(icetable.ConfigOf(step.Job.Table), s.Out, b.TableIO); err != nil {
+			return nil, fault.Permanent(fmt.Errorf("step %s: %w", step.Name, err))
+		}
 	}
 	s.SpecID = SpecID(step.Job)
 	s.Bookmarks = bookmark.NewStore(s.Out, step.Name)

@@ -11,6 +11,7 @@ import (
 
 	"sluice/pipeline/civil"
 	"sluice/pipeline/format"
+	"sluice/pipeline/icetable"
 	"sluice/pipeline/intermediate"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/transform"
@@ -26,7 +27,10 @@ type Commit struct {
 	Bytes      int64      `json:"bytes"`       // of the files
 	InputBytes int64      `json:"input_bytes"` // row records they were reduced from
 	Removed    []string   `json:"removed,omitempty"`
-	Spilled    bool       `json:"spilled,omitempty"`
+	// Iceberg describes the files for the table's manifest, when the job
+	// writes an Iceberg table (see iceberg.go).
+	Iceberg []icetable.DataFile `json:"iceberg,omitempty"`
+	Spilled bool                `json:"spilled,omitempty"`
 	// Window is how long a reader listing the folder could see old and new
 	// files together: from the first copy to the last delete.
 	Window time.Duration `json:"window_ns"`
@@ -100,6 +104,8 @@ type builtFile struct {
 	keys   string
 	keysOf []storage.Section // the slices' keys files
 	keysIx []intermediate.Index
+	// iceberg is the file's description for an Iceberg table's manifest.
+	iceberg icetable.DataFile
 }
 
 func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
@@ -117,12 +123,18 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ids map[string]int // the Iceberg table's field ids
+	if s.Table != nil {
+		if ids, err = s.Table.EnsureColumns(ctx, icebergColumns(ds.Columns)); err != nil {
+			return nil, err
+		}
+	}
 	begin := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i := range files {
 		g.Go(func() (err error) {
-			files[i].size, err = s.publishFile(gctx, ff, files[i])
+			files[i].size, err = s.publishFile(gctx, ff, ds.Date, ids, &files[i])
 			return err
 		})
 	}
@@ -136,6 +148,9 @@ func (s *Step) commit(ctx context.Context, ds dateSplit) (*Commit, error) {
 			keys = append(keys, f.keys)
 		}
 		c.Bytes += f.size
+		if ids != nil {
+			c.Iceberg = append(c.Iceberg, f.iceberg)
+		}
 	}
 	c.Files = finals
 	removed, err := s.tableFormat().ReplacePartition(ctx, s.Out, ds.Date, transform.PartitionPath(ds.Date), finals)
@@ -223,8 +238,9 @@ func (s *Step) builtFiles(ctx context.Context, ds dateSplit, c *Commit) ([]built
 // publishFile composes (or copies) one file and its keys file at their
 // published names, and returns the file's size. A source already gone
 // means an earlier attempt published them and went on to delete the
-// staged objects.
-func (s *Step) publishFile(ctx context.Context, ff format.Format, f builtFile) (int64, error) {
+// staged objects. For an Iceberg table (ids, its field ids, set) the file
+// is assembled with field ids and described in f.iceberg.
+func (s *Step) publishFile(ctx context.Context, ff format.Format, d civil.Date, ids map[string]int, f *builtFile) (int64, error) {
 	size := f.size
 	gone := func(err error) (int64, error) {
 		if !errors.Is(err, storage.ErrNotExist) {
@@ -234,15 +250,26 @@ func (s *Step) publishFile(ctx context.Context, ff format.Format, f builtFile) (
 		if serr != nil {
 			return 0, fmt.Errorf("a fragment of %s is gone and the file is not published: %w", f.final, serr)
 		}
+		if ids != nil {
+			if f.iceberg, err = s.icebergDescribe(ctx, d, ids, f.final, info.Size); err != nil {
+				return 0, err
+			}
+		}
 		return info.Size, nil
 	}
-	if f.whole != "" {
+	var sections []storage.Section
+	var err error
+	switch {
+	case ids != nil:
+		sections, f.iceberg, err = s.icebergAssemble(ctx, d, ids, *f)
+	case f.whole != "":
 		if err := storage.Copy(ctx, s.Out, f.whole, f.final); err != nil {
 			return gone(err)
 		}
 		return size, nil
+	default:
+		sections, err = ff.Assemble(ctx, s.Out, s.Spec.FormatOptions(), f.blocks)
 	}
-	sections, err := ff.Assemble(ctx, s.Out, s.Spec.FormatOptions(), f.blocks)
 	if err != nil {
 		return gone(err)
 	}

@@ -73,6 +73,22 @@ func (s *Step) finish(ctx context.Context, bk *split) (*Summary, error) {
 	if err := s.tableFormat().CommitRun(ctx, s.Out, run); err != nil {
 		return sum, err
 	}
+	if s.Table != nil {
+		// Conversions are partitions of this snapshot too.
+		all := append([]Commit(nil), commits...)
+		for _, cv := range bk.Converts {
+			var c Commit
+			if err := storage.ReadJSON(ctx, s.Scratch, s.commitKey(cv.Date), &c); err != nil {
+				return sum, err
+			}
+			all = append(all, c)
+		}
+		begin := time.Now()
+		if sum.Iceberg, err = s.publishIceberg(ctx, all, bk.columns()); err != nil {
+			return sum, err
+		}
+		sum.Iceberg.CommitMillis = time.Since(begin).Milliseconds()
+	}
 	if err := s.recordBookmarks(ctx, p, bk, commits); err != nil {
 		return sum, err
 	}

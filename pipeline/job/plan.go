@@ -233,6 +233,10 @@ func (s *Step) vanishedError(vanished map[string][]string, builds map[string]boo
 // files deleted or added by hand. They are rebuilt even when their input
 // is unchanged. Builds recorded without files (before they were kept) are
 // not checked. One LIST per date.
+//
+// An Iceberg table's folders keep the files of earlier snapshots, and a
+// commit cut short leaves its snapshot as it was (and the bookmarks
+// unrecorded): there is no drift to look for (FoldersAreTable is false).
 func (s *Step) driftedPartitions(ctx context.Context, builds map[string]bookmark.Build) (map[string]bool, error) {
 	drifted := map[string]bool{}
 	if !s.tableFormat().FoldersAreTable() {

@@ -80,12 +80,18 @@ type conversion struct {
 // is false.
 func (s *Step) planConversions(ctx context.Context, sc schema.Schema, p plan) (convs []conversion, deferred []string, err error) {
 	files := map[civil.Date][]storage.ObjectInfo{}
-	err = s.Out.List(ctx, "year=", func(oi storage.ObjectInfo) error {
-		if d, ok := partitionDate(oi.Key); ok && strings.HasSuffix(oi.Key, ".parquet") {
-			files[d] = append(files[d], oi)
-		}
-		return nil
-	})
+	if s.Table != nil {
+		// An Iceberg table's folders also hold files of earlier
+		// snapshots: the current snapshot says which files are the table.
+		files, err = s.icebergFiles(ctx)
+	} else {
+		err = s.Out.List(ctx, "year=", func(oi storage.ObjectInfo) error {
+			if d, ok := partitionDate(oi.Key); ok && strings.HasSuffix(oi.Key, ".parquet") {
+				files[d] = append(files[d], oi)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("schema conversion: list the table: %w", err)
 	}

@@ -250,7 +250,7 @@ func (s *Step) bucket(ctx context.Context, p plan, shards int) (split, error) {
 			if sp.Deferred = deferred; len(deferred) > 0 {
 				sp.ConvertedThrough = 0
 			}
-			tableCols := cols.TableColumns()
+			tableCols := s.convertColumns(cols.TableColumns())
 			for _, cv := range convs {
 				ds := dateSplit{Date: cv.Date, Files: len(cv.Files), Convert: true, ConvertFiles: cv.Files, Columns: tableCols}
 				sp.Converts = append(sp.Converts, ds)

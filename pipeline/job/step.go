@@ -9,6 +9,7 @@ import (
 
 	"sluice/pipeline/bookmark"
 	"sluice/pipeline/civil"
+	"sluice/pipeline/icetable"
 	"sluice/pipeline/mapper"
 	"sluice/pipeline/reduce"
 	"sluice/pipeline/storage"
@@ -34,8 +35,11 @@ type Step struct {
 	// such a run fails before it changes any published file.
 	AllowShrink bool
 
-	In      storage.Reader
-	Out     storage.Bucket
+	In  storage.Reader
+	Out storage.Bucket
+	// Table, when set, is the Iceberg table the step publishes its
+	// output as (iceberg.go); nil publishes Hive folders.
+	Table   *icetable.Table
 	Scratch storage.Bucket
 	// Bookmarks are the job's object index and build records (in Out).
 	Bookmarks *bookmark.Store
@@ -62,7 +66,10 @@ type Step struct {
 
 // tableFormat is the step's table format.
 func (s *Step) tableFormat() table.Format {
-	if s.TableFormat == nil {
+	switch {
+	case s.Table != nil:
+		return icebergPartitions{}
+	case s.TableFormat == nil:
 		return table.Hive{}
 	}
 	return s.TableFormat

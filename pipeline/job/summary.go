@@ -54,6 +54,9 @@ type Summary struct {
 	// tasks (slices) and encode tasks (fragments); it names the step's
 	// tasks and lets `scheduler replay` rebuild its task graph.
 	Layout []DateLayout `json:"layout,omitempty"`
+	// Iceberg is the snapshot the run committed, when the job writes an
+	// Iceberg table.
+	Iceberg *IcebergSummary `json:"iceberg,omitempty"`
 	// Collisions are source fields renamed because another field already
 	// maps to their column name.
 	Collisions     []column.Collision `json:"collisions,omitempty"`

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"fmt"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -13,6 +14,10 @@ func FromJob(j *workflow.JobSpec) (Spec, error) {
 	spec, err := DecodeJob(j)
 	if err != nil {
 		return spec, err
+	}
+	if j.Iceberg() && spec.Format != "parquet" {
+		// Iceberg's data files here are Sluice's Parquet files.
+		return spec, fmt.Errorf("format: %q: an Iceberg table (table.format iceberg) is written as parquet", spec.Format)
 	}
 	return spec, spec.Validate()
 }

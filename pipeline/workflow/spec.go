@@ -118,6 +118,10 @@ type CrawlerSpec struct {
 	// GlueSync, when enabled, copies the table and its partitions to the
 	// AWS Glue Data Catalog after each crawl.
 	GlueSync *GlueSyncSpec `yaml:"glue_sync,omitempty"`
+	// Format iceberg makes the step register and refresh the Iceberg
+	// table a job of the workflow publishes at Location (and expire its
+	// old snapshots) instead of crawling it; hive (the default) crawls.
+	Format string `yaml:"format,omitempty"`
 }
 
 // GlueSyncSpec configures the optional copy of a crawled table to the AWS
@@ -136,10 +140,13 @@ type GlueSyncSpec struct {
 // package does not depend on the transform engine; the worker decodes and
 // validates it (see ValidateJob).
 type JobSpec struct {
-	Input     string    `yaml:"input"`
-	Output    string    `yaml:"output"`
-	Scratch   string    `yaml:"scratch"`
-	Transform yaml.Node `yaml:"transform"`
+	Input   string `yaml:"input"`
+	Output  string `yaml:"output"`
+	Scratch string `yaml:"scratch"`
+	// Table is the table format of the output (table.go); nil is Hive
+	// folders.
+	Table     *TableSpec `yaml:"table,omitempty"`
+	Transform yaml.Node  `yaml:"transform"`
 }
 
 // Step returns the named step, or nil.
@@ -252,6 +259,15 @@ func (w *Workflow) validate(validateJob func(*JobSpec) error) error {
 			for _, e := range s.Crawler.validate() {
 				bad(field+".crawler"+e.field, "%s", e.msg)
 			}
+			switch s.Crawler.Format {
+			case "", FormatHive:
+			case FormatIceberg:
+				if w.IcebergJobOf(s.Crawler) == nil {
+					bad(field+".crawler.format", "iceberg: no job step of this workflow writes an Iceberg table (table.format: iceberg) at %s", s.Crawler.Location)
+				}
+			default:
+				bad(field+".crawler.format", "must be hive or iceberg, got %q", s.Crawler.Format)
+			}
 		case s.Job != nil:
 			for _, e := range s.Job.validate(validateJob) {
 				bad(field+".job"+e.field, "%s", e.msg)
@@ -312,6 +328,11 @@ func (j *JobSpec) validate(validateJob func(*JobSpec) error) []fieldError {
 			errs = append(errs, fieldError{"." + f.name, "is required"})
 		} else if _, err := storage.ParseLocation(f.v); err != nil {
 			errs = append(errs, fieldError{"." + f.name, err.Error()})
+		}
+	}
+	if j.Table != nil {
+		for _, e := range j.Table.validate() {
+			errs = append(errs, fieldError{".table." + e.field, e.msg})
 		}
 	}
 	if validateJob != nil {

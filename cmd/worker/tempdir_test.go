@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"sluice/internal/testenv"
 )
@@ -61,6 +62,11 @@ func TestWorkerRemovesTheTempFilesOfKilledWorkers(t *testing.T) {
 	}
 	for _, name := range []string{"sluice-run-1", "sluice-pages-2", "sluice-reduce-3"} {
 		if err := os.WriteFile(filepath.Join(tempDir, name), []byte("old"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Untouched for a day: a killed older worker's, not a live one's.
+		day := time.Now().Add(-24 * time.Hour)
+		if err := os.Chtimes(filepath.Join(tempDir, name), day, day); err != nil {
 			t.Fatal(err)
 		}
 	}

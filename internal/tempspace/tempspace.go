@@ -35,9 +35,16 @@ const (
 )
 
 // legacyPrefixes are the temporary files of workers that wrote straight
-// into the temporary folder (before worker folders). Nothing of this
-// version writes there, so they are leftovers of killed workers.
+// into the temporary folder (before worker folders). No worker of this
+// version writes there, but the job run in process does (`scheduler demo`,
+// `preview`, the library's defaults) and so do older workers still
+// running in a rollout: such a file is a leftover only once nothing has
+// written it for legacyAge (a task writes its temporary files all along).
 var legacyPrefixes = []string{"sluice-run-", "sluice-pages-", "sluice-reduce-", "sluice-map-", "sluice-quarantine-", "sluice-s3-put-"}
+
+// legacyAge is how long a legacy temporary file must be untouched to be
+// removed.
+const legacyAge = time.Hour
 
 // ErrLimit is (wrapped in) the error of a task stopped because the worker's
 // folder holds more than its limit.
@@ -116,9 +123,11 @@ func reclaim(parent string, rec *Reclaimed) error {
 			}
 			rec.Folders++
 		case de.Type().IsRegular() && isLegacy(de.Name()):
-			if fi, err := de.Info(); err == nil {
-				rec.Bytes += fi.Size()
+			fi, err := de.Info()
+			if err != nil || time.Since(fi.ModTime()) < legacyAge {
+				continue // gone, or still being written
 			}
+			rec.Bytes += fi.Size()
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

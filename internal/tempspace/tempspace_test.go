@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // A folder whose owner died (its lock released without its folder removed)
@@ -26,10 +27,19 @@ func TestClaimRemovesWhatDeadWorkersLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.lock.Close() // as the kernel does when the process dies
+	old := time.Now().Add(-2 * legacyAge)
 	for _, name := range []string{"sluice-run-9", "sluice-pages-9", "sluice-reduce-9", "unrelated.txt"} {
 		if err := os.WriteFile(filepath.Join(parent, name), make([]byte, 10), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chtimes(filepath.Join(parent, name), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A legacy file written a moment ago is someone's work in progress
+	// (a demo or a preview in process, an older worker in a rollout).
+	if err := os.WriteFile(filepath.Join(parent, "sluice-reduce-live"), make([]byte, 10), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	next, rec, err := Claim(parent, 0)
 	if err != nil {
@@ -42,7 +52,7 @@ func TestClaimRemovesWhatDeadWorkersLeft(t *testing.T) {
 	if _, err := os.Stat(dead.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dead worker's folder is still there: %v", err)
 	}
-	for _, p := range []string{live.Dir, next.Dir, filepath.Join(parent, "unrelated.txt")} {
+	for _, p := range []string{live.Dir, next.Dir, filepath.Join(parent, "unrelated.txt"), filepath.Join(parent, "sluice-reduce-live")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}

@@ -320,7 +320,10 @@ func TestConsoleOperatorTour(t *testing.T) {
 	// The console sends the browser to the run's page once it is retried.
 	testenv.Eventually(ctx, t, "the retry taking the run up", func() error {
 		if a.run(failed).State == "FAILED" {
-			return fmt.Errorf("still FAILED; the page says %q", b.text("#flash"))
+			// Read without failing the test: the page may be navigating
+			// to the run's page, and then there is no document to read.
+			flash, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(() => { const e = document.querySelector("#flash"); return e ? e.innerText : "" })()`))
+			return fmt.Errorf("still FAILED; the page says %q (%v)", flash, err)
 		}
 		return nil
 	})

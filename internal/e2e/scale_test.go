@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"sluice/internal/testenv"
 	"syscall"
 	"testing"
 	"time"
@@ -30,12 +32,26 @@ func TestWorkersJoinAndLeaveDuringARun(t *testing.T) {
 
 	// Scale up while the map phase runs.
 	joined := c.start("worker 2", "-concurrency", "1", "-http", "", "-task-check-interval", "50ms")
+	// Worker 3 reads S3 through a proxy that holds its reads of raw
+	// input, so its first map task is still running when it is stopped,
+	// however fast a map task is.
+	holding := testenv.StartS3Proxy(t, c.s3, testenv.S3Faults{HoldPrefix: "raw/"})
+	env := c.env
+	c.env = withEnv(c.env, "SLUICE_S3_ENDPOINT", holding.Endpoint)
 	victim := c.start("worker 3", "-concurrency", "1", "-http", "", "-task-check-interval", "50ms", "-shutdown-timeout", "1ms")
+	c.env = env
 	waitLine(t, ctx, joined, "worker 2 to take a map task", contains("task started", "type=transform:map"))
 	started := waitLine(t, ctx, victim, "worker 3 to take a map task", contains("task started", "type=transform:map"))
 
-	// Scale in: SIGTERM worker 3 while its map task runs.
+	// Scale in: SIGTERM worker 3 while its map task runs (its read of the
+	// raw input held).
 	taskID := field(started, "id")
+	testenv.Eventually(ctx, t, "worker 3's read of raw input to be held", func() error {
+		if holding.Held() == 0 {
+			return fmt.Errorf("no read held yet")
+		}
+		return nil
+	})
 	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,11 @@ type S3Faults struct {
 	// FailEvery answers the 1st, the FailEvery+1-th, … object GET with 503
 	// SlowDown, S3's throttling answer. Zero fails none.
 	FailEvery int
+	// HoldPrefix, when set, holds every object GET of a bucket/key with
+	// that prefix (path-style, e.g. "raw/") until its client goes away:
+	// a task reading such an object is certainly running when the test
+	// acts on its worker.
+	HoldPrefix string
 }
 
 // S3Proxy is a reverse proxy in front of an S3 server that breaks responses
@@ -49,6 +54,7 @@ type S3Proxy struct {
 	gets       atomic.Int64 // object GETs
 	cuts       atomic.Int64
 	fails      atomic.Int64
+	held       atomic.Int64
 	mu         sync.Mutex
 	cutsPerKey map[string]int
 }
@@ -78,6 +84,11 @@ func StartS3Proxy(tb testing.TB, upstream S3Server, faults S3Faults) *S3Proxy {
 			return
 		}
 		n := p.gets.Add(1)
+		if p.faults.HoldPrefix != "" && strings.HasPrefix(key, p.faults.HoldPrefix) {
+			p.held.Add(1)
+			<-r.Context().Done()
+			return
+		}
 		if every := int64(p.faults.FailEvery); every > 0 && (n-1)%every == 0 {
 			p.fails.Add(1)
 			w.Header().Set("Content-Type", "application/xml")
@@ -103,6 +114,9 @@ func (p *S3Proxy) Cuts() int { return int(p.cuts.Load()) }
 
 // Fails is how many object GETs the proxy has answered with 503.
 func (p *S3Proxy) Fails() int { return int(p.fails.Load()) }
+
+// Held is how many object GETs the proxy has held (HoldPrefix).
+func (p *S3Proxy) Held() int { return int(p.held.Load()) }
 
 // Gets is how many object GETs the proxy has seen.
 func (p *S3Proxy) Gets() int { return int(p.gets.Load()) }

@@ -211,15 +211,16 @@ func checkSnapshot(t *testing.T, tb *icetable.Table, rows map[string]int64, runs
 	}
 }
 
-// A worker SIGKILLed during a reduce leaves the table without the run's
-// snapshot until the recovered task lets the run finish, which commits it
-// once; one SIGKILLed right after its commit task committed the snapshot
-// leaves the table at that snapshot, and the retried task recognises it
-// and commits nothing again.
-func TestIcebergWorkerKilled(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
+// icebergKillCluster is a cluster running the Iceberg workflow over a
+// sample, with what the kill tests need: the rows each date must hold, the
+// table, and how to SIGKILL a worker and read a run id.
+type icebergKillCluster struct {
+	*cluster
+	want map[string]int64
+	tb   *icetable.Table
+}
+
+func newIcebergKillCluster(t *testing.T) *icebergKillCluster {
 	c := newCluster(t)
 	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows", "mobile-user-iceberg.yaml"), "SLUICE_SHARD_BYTES=1500000")
 	sum := c.generate(sampleConfig(4000))
@@ -227,61 +228,86 @@ func TestIcebergWorkerKilled(t *testing.T) {
 	for _, d := range window {
 		want[d] = sum.ExpectedFor(d)
 	}
-	tb := c.icebergTable()
+	return &icebergKillCluster{cluster: c, want: want, tb: c.icebergTable()}
+}
 
-	kill := func(p *proc) {
-		if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
+func (c *icebergKillCluster) kill(p *proc) {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		c.t.Fatal(err)
 	}
-	runID := func(out string) string {
-		for _, f := range strings.Fields(out) {
-			if strings.HasPrefix(f, "mobile-user-iceberg.") {
-				return strings.TrimSuffix(f, ":")
-			}
-		}
-		t.Fatalf("no run id in:\n%s", out)
-		return ""
-	}
+	<-p.done
+}
 
-	// Killed during a reduce.
+func (c *icebergKillCluster) runID(out string) string {
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, "mobile-user-iceberg.") {
+			return strings.TrimSuffix(f, ":")
+		}
+	}
+	c.t.Fatalf("no run id in:\n%s", out)
+	return ""
+}
+
+// A worker SIGKILLed during a reduce leaves the table without the run's
+// snapshot until the recovered task lets the run finish, which commits it
+// once. (Each kill test waits for asynq's lease to lapse, about a minute:
+// they are two tests so that the waits overlap.)
+func TestIcebergWorkerKilledInAReduce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := newIcebergKillCluster(t)
 	victim := c.startWorker("worker")
 	waitLine(t, ctx, victim, "the first worker to start", contains("worker started"))
 	run := c.startIcebergRun(ctx)
 	waitLine(t, ctx, victim, "a reduce to start", contains("task started", "type=transform:reduce"))
-	kill(victim)
-	if snaps, err := tb.Snapshots(ctx); err == nil && len(snaps) != 0 {
+	c.kill(victim)
+	if snaps, err := c.tb.Snapshots(ctx); err == nil && len(snaps) != 0 {
 		t.Fatalf("the table has %d snapshots before the run's commit", len(snaps))
 	}
 	survivor := c.startWorker("worker")
 	waitLine(t, ctx, survivor, "the survivor to start", contains("worker started"))
 	out := <-run
 	if !strings.Contains(out, "SUCCEEDED") {
+		t.Fatalf("run:\n%s", out)
+	}
+	checkSnapshot(t, c.tb, c.want, []string{c.runID(out)})
+}
+
+// A worker SIGKILLed right after its commit task committed the snapshot
+// leaves the table at that snapshot, and the retried task recognises it
+// and commits nothing again: one snapshot per run.
+func TestIcebergWorkerKilledAfterTheCommit(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := newIcebergKillCluster(t)
+	w := c.startWorker("worker")
+	waitLine(t, ctx, w, "the first worker to start", contains("worker started"))
+	out := <-c.startIcebergRun(ctx)
+	if !strings.Contains(out, "SUCCEEDED") {
 		t.Fatalf("run 1:\n%s", out)
 	}
-	first := runID(out)
-	checkSnapshot(t, tb, want, []string{first})
-	kill(survivor)
+	first := c.runID(out)
+	c.kill(w)
 
-	// Killed once the commit task has committed the snapshot.
-	victim = c.startWorker("worker")
-	waitLine(t, ctx, victim, "the second victim to start", contains("worker started"))
-	run = c.startIcebergRun(ctx, "-force")
+	victim := c.startWorker("worker")
+	waitLine(t, ctx, victim, "the victim to start", contains("worker started"))
+	run := c.startIcebergRun(ctx, "-force")
 	committed := waitLine(t, ctx, victim, "the snapshot's commit", contains("iceberg snapshot committed", "landed=true"))
-	kill(victim)
+	c.kill(victim)
 	second := field(committed, "run")
 	taskDone := victim.out.count(contains("task done", "type=transform:commit", "mobile_user_daily:commit")) > 0
-	survivor = c.startWorker("worker")
-	waitLine(t, ctx, survivor, "the second survivor to start", contains("worker started"))
+	survivor := c.startWorker("worker")
+	waitLine(t, ctx, survivor, "the survivor to start", contains("worker started"))
 	out = <-run
 	if !strings.Contains(out, "SUCCEEDED") {
 		t.Fatalf("run 2:\n%s", out)
 	}
-	if second != runID(out) {
-		t.Fatalf("the commit logged run %s, the run is %s", second, runID(out))
+	if second != c.runID(out) {
+		t.Fatalf("the commit logged run %s, the run is %s", second, c.runID(out))
 	}
-	checkSnapshot(t, tb, want, []string{first, second})
+	checkSnapshot(t, c.tb, c.want, []string{first, second})
 	if again := survivor.out.count(contains("iceberg snapshot committed", "landed=false")); again > 0 {
 		t.Logf("the retried commit task found its snapshot (%d times) and committed nothing", again)
 	} else {

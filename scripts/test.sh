@@ -96,7 +96,11 @@ plain_packages='^sluice/(pipeline/(transform|column|expr|mapper|reduce|intermedi
 heavy_job_tests='^(TestSpillMatchesInMemory|TestIntermediateCompression|TestSegmentgenEndToEnd|TestIntegrationAssembleOnS3|TestParquetEncodings|TestGeneratedColumnsStable|TestHugeValueKeepsFooterSmall)$'
 packages="$(go list ./...)"
 # shellcheck disable=SC2046 # one word per package
-go test -shuffle=on -count=1 -timeout 20m $(grep -E "$plain_packages" <<<"$packages") ./pipeline/job "$@" &
+# -parallel 8: go test runs at most GOMAXPROCS (2 here) parallel tests of a
+# package at once, and the end-to-end tests spend most of their time
+# waiting on their processes (a killed worker's lease takes a minute to
+# lapse), so two at a time made that package alone take 3.5 minutes.
+go test -shuffle=on -count=1 -timeout 20m -parallel 8 $(grep -E "$plain_packages" <<<"$packages") ./pipeline/job "$@" &
 plain=$!
 status=0
 # shellcheck disable=SC2046

@@ -9,10 +9,10 @@ import (
 	"sluice/pipeline/civil"
 	"sluice/pipeline/column"
 	"sluice/pipeline/format"
+	"sluice/pipeline/format/parquet"
 	"sluice/pipeline/icetable"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/table"
-	"sluice/pipeline/transform"
 )
 
 // An Iceberg job (Step.Table set) writes the same files as a Hive one, at
@@ -58,19 +58,12 @@ func (s *Step) icebergAssemble(ctx context.Context, d civil.Date, ids map[string
 		// kept the date column of the file it converts.
 		blocks, date = [][]format.FragmentRef{{{Key: f.whole, Size: f.size}}}, ""
 	}
-	sections, df, err := icetable.Assemble(ctx, s.Out, blocks, ids, parquetKeyValue(s.Spec), date)
+	sections, df, err := icetable.Assemble(ctx, s.Out, blocks, ids, parquet.KeyValue(s.Spec.FormatOptions()), date)
 	if err != nil {
 		return nil, df, err
 	}
 	df.Key, df.Date = f.final, d.String()
 	return sections, df, nil
-}
-
-// parquetKeyValue is the footer metadata the Parquet format gives its
-// files (transform's parquetOptions): the time zone of the local
-// timestamp column's wall clock.
-func parquetKeyValue(spec transform.Spec) map[string]string {
-	return map[string]string{"sluice.time_zone": spec.TimeZone}
 }
 
 // icebergDescribe describes a file an earlier attempt published (its

@@ -92,7 +92,13 @@ func optionsOf(o format.Options) (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Codec: codec, KeyValue: map[string]string{"sluice.time_zone": o.TimeZone}}, nil
+	return Options{Codec: codec, KeyValue: KeyValue(o)}, nil
+}
+
+// KeyValue is the key-value metadata of the job's files' footers: the
+// time zone of the local timestamp column's wall clock.
+func KeyValue(o format.Options) map[string]string {
+	return map[string]string{"sluice.time_zone": o.TimeZone}
 }
 
 // Encode writes the rows as a Parquet file of one row group holding the

@@ -6,17 +6,23 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"sluice/internal/config"
+	"sluice/pipeline/civil"
+	"sluice/pipeline/format/parquet"
 	"sluice/pipeline/icetable"
 	"sluice/pipeline/storage/storeurl"
+	"sluice/pipeline/transform"
 	"sluice/pipeline/workflow"
 )
 
 // icebergCmd lists an Iceberg job's snapshots, rolls the table back to the
-// snapshot before a run's, or expires old snapshots.
+// snapshot before a run's, expires old snapshots, or joins small files.
 func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	var common config.Common
 	fs := newFlags("iceberg")
@@ -25,17 +31,20 @@ func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	stepName := fs.String("step", "", "its job step (default: the workflow's only Iceberg job)")
 	run := fs.String("run", "", "rollback: undo this run's snapshot (the table returns to the snapshot before it)")
 	snap := fs.Int64("snapshot", 0, "rollback: make this snapshot current")
+	dates := fs.String("dates", "", "compact: only these partitions, comma-separated yyyy-mm-dd (default: every partition)")
+	minFiles := fs.Int("min-files", 2, "compact: join a partition's small files only when it has at least this many")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: scheduler iceberg [flags] snapshots
        scheduler iceberg [flags] rollback (-run RUN_ID | -snapshot ID)
-       scheduler iceberg [flags] expire`)
+       scheduler iceberg [flags] expire
+       scheduler iceberg [flags] compact [-dates D1,D2] [-min-files N]`)
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, hoistFlags(fs, args)); err != nil {
 		return err
 	}
 	sub := fs.Arg(0)
-	if !slices.Contains([]string{"snapshots", "rollback", "expire"}, sub) {
+	if !slices.Contains([]string{"snapshots", "rollback", "expire", "compact"}, sub) {
 		fs.Usage()
 		return usageErr(fmt.Errorf("iceberg: unknown subcommand %q", sub))
 	}
@@ -63,6 +72,8 @@ func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageErr(fmt.Errorf("step %s: %w", step.Name, err))
 	}
 	switch sub {
+	case "compact":
+		return compactCmd(ctx, tb, step, *dates, *minFiles, stdout)
 	case "snapshots":
 		snaps, err := tb.Snapshots(ctx)
 		if err != nil {
@@ -80,7 +91,11 @@ func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			if s.Current {
 				cur = "current"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t+%s/-%s\t%s\t%s\n", s.ID, parentText(s.ParentID), s.At.Format(time.RFC3339), s.Operation, s.RunID,
+			by := s.RunID
+			if s.Compaction != "" {
+				by = "compaction " + s.Compaction
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t+%s/-%s\t%s\t%s\n", s.ID, parentText(s.ParentID), s.At.Format(time.RFC3339), s.Operation, by,
 				orZero(s.Summary["added-data-files"]), orZero(s.Summary["deleted-data-files"]), orZero(s.Summary["total-records"]), cur)
 		}
 		return tw.Flush()
@@ -104,6 +119,40 @@ func icebergCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "table %s: %s expired (older than %s, the newest %d kept)\n", tb.Ident(), plural(n, "snapshot"), step.Job.Table.SnapshotMaxAge, max(step.Job.Table.RetainLast, 1))
+	return nil
+}
+
+// compactCmd joins the small files of the table's partitions (all, or
+// those of dates) into files of the job's target_file_bytes, in one
+// snapshot named by the time it started.
+func compactCmd(ctx context.Context, tb *icetable.Table, step *workflow.StepSpec, dates string, minFiles int, stdout io.Writer) error {
+	spec, err := transform.FromJob(step.Job)
+	if err != nil {
+		return usageErr(fmt.Errorf("step %s: %w", step.Name, err))
+	}
+	o := icetable.CompactOptions{ID: "cli-" + time.Now().UTC().Format("20060102T150405.000Z"), Step: step.Name,
+		TargetFileBytes: spec.TargetFileBytes, MinFiles: minFiles, KV: parquet.KeyValue(spec.FormatOptions())}
+	if dates != "" {
+		for _, d := range strings.Split(dates, ",") {
+			if _, err := civil.Parse(d); err != nil {
+				return usageErr(fmt.Errorf("-dates: %q: %w", d, err))
+			}
+			o.Dates = append(o.Dates, d)
+		}
+	}
+	res, err := tb.Compact(ctx, o)
+	if err != nil {
+		return err
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(stdout, "left as it was: %s\n", s)
+	}
+	if !res.Landed {
+		fmt.Fprintf(stdout, "table %s: no partition has %d or more files under %s (3/4 of target_file_bytes)\n", tb.Ident(), max(minFiles, 2), humanize.IBytes(uint64(spec.TargetFileBytes*3/4)))
+		return nil
+	}
+	fmt.Fprintf(stdout, "table %s: %s joined into %s (%s) in %s; snapshot %d is current\n", tb.Ident(), plural(res.Joined, "small file"),
+		plural(res.Written, "file"), humanize.IBytes(uint64(res.Bytes)), plural(len(res.Partitions), "partition"), res.SnapshotID)
 	return nil
 }
 

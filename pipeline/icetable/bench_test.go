@@ -80,7 +80,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
-func countObjects(b *testing.B, out storage.Bucket) int {
+func countObjects(b testing.TB, out storage.Bucket) int {
 	keys, err := storage.ListKeys(context.Background(), out, "", nil)
 	if err != nil {
 		b.Fatal(err)

@@ -372,6 +372,20 @@ func checkMetrics(t *testing.T, tb *icetable.Table, b storage.Bucket) {
 	if info.Size != f.FileSizeBytes() {
 		t.Errorf("file %s is %d bytes, the manifest says %d", key, info.Size, f.FileSizeBytes())
 	}
+	checkFieldIDs(t, b, key)
+	if lo, hi := f.LowerBoundValues()[1], f.UpperBoundValues()[1]; string(lo) != "2026-10-31" || string(hi) != "2026-10-31" {
+		t.Errorf("the date column's bounds: %q..%q", lo, hi)
+	}
+}
+
+// checkFieldIDs checks that the Parquet file at key carries the table's
+// field ids: date 1, event 2, n 3.
+func checkFieldIDs(t *testing.T, b storage.Bucket, key string) {
+	t.Helper()
+	info, err := b.Stat(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pf, err := parquet.ReadFragment(t.Context(), b, key, info.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -382,9 +396,6 @@ func checkMetrics(t *testing.T, tb *icetable.Table, b storage.Bucket) {
 	}
 	if got[icetable.DateColumn] != 1 || got["event"] != 2 || got["n"] != 3 || len(got) != 3 {
 		t.Errorf("field ids in %s: %v, want date 1, event 2, n 3", key, got)
-	}
-	if lo, hi := f.LowerBoundValues()[1], f.UpperBoundValues()[1]; string(lo) != "2026-10-31" || string(hi) != "2026-10-31" {
-		t.Errorf("the date column's bounds: %q..%q", lo, hi)
 	}
 }
 

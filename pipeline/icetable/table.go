@@ -31,6 +31,9 @@ type Table struct {
 	location string // the table's location: the job's output
 	out      storage.Bucket
 	cats     catalogs
+	// beforeCompactionCommit, when set (by tests), runs between a
+	// compaction's joins and its commit.
+	beforeCompactionCommit func()
 }
 
 // Open returns the table cfg names, whose data and metadata live in out
@@ -278,8 +281,14 @@ func (t *Table) partitionFiles(ctx context.Context, tbl *table.Table, dates []st
 // snapshotOfRun is the snapshot whose summary names run, if the table's
 // history has one.
 func snapshotOfRun(md table.Metadata, run string) *table.Snapshot {
+	return snapshotWith(md, RunIDProperty, run)
+}
+
+// snapshotWith is the first snapshot whose summary sets property to
+// value, if the table's history has one.
+func snapshotWith(md table.Metadata, property, value string) *table.Snapshot {
 	for _, s := range md.Snapshots() {
-		if s.Summary != nil && s.Summary.Properties[RunIDProperty] == run {
+		if s.Summary != nil && s.Summary.Properties[property] == value {
 			return &s
 		}
 	}
@@ -301,13 +310,15 @@ func retryConflicts(ctx context.Context, fn func() error) error {
 
 // SnapshotInfo is one snapshot of the table's history.
 type SnapshotInfo struct {
-	ID        int64             `json:"id"`
-	ParentID  int64             `json:"parent_id,omitempty"`
-	At        time.Time         `json:"at"`
-	Operation string            `json:"operation"`
-	RunID     string            `json:"run_id,omitempty"`
-	Current   bool              `json:"current,omitempty"`
-	Summary   map[string]string `json:"summary,omitempty"`
+	ID        int64     `json:"id"`
+	ParentID  int64     `json:"parent_id,omitempty"`
+	At        time.Time `json:"at"`
+	Operation string    `json:"operation"`
+	RunID     string    `json:"run_id,omitempty"`
+	// Compaction names the compaction that committed the snapshot.
+	Compaction string            `json:"compaction,omitempty"`
+	Current    bool              `json:"current,omitempty"`
+	Summary    map[string]string `json:"summary,omitempty"`
 }
 
 // Snapshots lists the table's snapshots, oldest first.
@@ -331,6 +342,7 @@ func (t *Table) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 			if s.Summary != nil {
 				si.Operation = string(s.Summary.Operation)
 				si.RunID = s.Summary.Properties[RunIDProperty]
+				si.Compaction = s.Summary.Properties[CompactionProperty]
 				si.Summary = s.Summary.Properties
 			}
 			out = append(out, si)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sluice/pipeline/civil"
+	"sluice/pipeline/format/parquet"
 	"sluice/pipeline/icetable"
 	"sluice/pipeline/icetable/icetabletest"
 	"sluice/pipeline/job"
@@ -141,6 +142,25 @@ func TestIcebergMatchesHive(t *testing.T) {
 			t.Errorf("%s: %d files in the folder, %d of them live; run 2 wrote %d", d, len(keys), n, r2.summary.Files[d.String()])
 		}
 	}
+
+	// The target file size is raised to 1 MiB: compaction joins each
+	// partition's files, now small, into one without a rebuild; the rows
+	// stay, and the oracle below checks the joined files.
+	before := len(refs)
+	cres, err := s2.Table.Compact(context.Background(), icetable.CompactOptions{ID: "compact-after-run-2", Step: "register",
+		TargetFileBytes: 1 << 20, KV: parquet.KeyValue(spec.FormatOptions())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs, err = s2.Table.Files(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compaction: %d files, now %d: %+v", before, len(refs), cres)
+	if !cres.Landed || cres.Joined != before || cres.Written != len(w.Dates()) || len(refs) != len(w.Dates()) {
+		t.Fatalf("compaction of run 1's small files: %+v; %d files, was %d", cres, len(refs), before)
+	}
+	icetabletest.Same(t, "after the compaction", icetabletest.Scan(t, s2.Table, 0), want)
+	icetabletest.Same(t, "run 2's snapshot", icetabletest.Scan(t, s2.Table, ic.SnapshotID), want)
 
 	oracle := os.Getenv("SLUICE_ORACLE")
 	if oracle == "" {

@@ -36,7 +36,14 @@ type TableSpec struct {
 	SnapshotMaxAge time.Duration `yaml:"snapshot_max_age,omitempty"`
 	// RetainLast snapshots are kept whatever their age (default 1).
 	RetainLast int `yaml:"retain_last,omitempty"`
+	// Compact: the registration step joins the small files of the
+	// partitions the run committed (default true; false leaves them).
+	Compact *bool `yaml:"compact,omitempty"`
 }
+
+// Compacts tells whether the table's registration step joins small
+// files.
+func (t *TableSpec) Compacts() bool { return t.Compact == nil || *t.Compact }
 
 // TableCatalogSpec is the catalog of an Iceberg table.
 type TableCatalogSpec struct {
@@ -59,8 +66,8 @@ func (t *TableSpec) validate() []fieldError {
 	}
 	switch t.Format {
 	case FormatHive:
-		if t.Name != "" || t.Namespace != "" || t.Catalog != nil || t.SnapshotMaxAge != 0 || t.RetainLast != 0 {
-			bad("format", "hive folders take no namespace, name, catalog, snapshot_max_age or retain_last (they are Iceberg's)")
+		if t.Name != "" || t.Namespace != "" || t.Catalog != nil || t.SnapshotMaxAge != 0 || t.RetainLast != 0 || t.Compact != nil {
+			bad("format", "hive folders take no namespace, name, catalog, snapshot_max_age, retain_last or compact (they are Iceberg's)")
 		}
 		return errs
 	case FormatIceberg:

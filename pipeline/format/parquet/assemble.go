@@ -16,6 +16,9 @@ import (
 // ErrNotParquet reports a fragment that is not a Parquet file.
 var ErrNotParquet = errors.New("not a Parquet file")
 
+// ErrColumnsDiffer reports blocks of one file whose columns differ.
+var ErrColumnsDiffer = errors.New("columns differ")
+
 // Fragment is a Parquet file written to be part of another: its footer and
 // page index, read by ReadFragment.
 type Fragment struct {
@@ -199,14 +202,14 @@ func appendRange(sections []storage.Section, key string, off, n int64) []storage
 // sameSchema reports how two flattened schemas differ, if they do.
 func sameSchema(a, b []format.SchemaElement) error {
 	if len(a) != len(b) {
-		return fmt.Errorf("%d columns, want %d", len(b)-1, len(a)-1)
+		return fmt.Errorf("%d columns, want %d: %w", len(b)-1, len(a)-1, ErrColumnsDiffer)
 	}
 	for i := range a {
 		x, y := a[i], b[i]
 		xt, _ := x.Type.Get()
 		yt, _ := y.Type.Get()
 		if x.Name != y.Name || xt != yt || x.FieldID != y.FieldID || x.LogicalType.String() != y.LogicalType.String() {
-			return fmt.Errorf("column %d is %s %s, want %s %s", i, y.Name, &y.LogicalType, x.Name, &x.LogicalType)
+			return fmt.Errorf("column %d is %s %s, want %s %s: %w", i, y.Name, &y.LogicalType, x.Name, &x.LogicalType, ErrColumnsDiffer)
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ type Metrics struct {
 	partitions      *prometheus.CounterVec // workflow, step, result
 	outputBytes     *prometheus.CounterVec
 	outputFiles     *prometheus.CounterVec
+	icebergSeconds  *prometheus.HistogramVec // workflow, step
+	icebergCommits  *prometheus.CounterVec   // workflow, step, result
+	icebergRetries  *prometheus.CounterVec
 	taskRetries     *prometheus.CounterVec // workflow, step, type
 	tasksArchived   *prometheus.CounterVec // workflow, step, type
 	collectors      []prometheus.Collector
@@ -39,6 +42,9 @@ type Metrics struct {
 var (
 	endedStates      = []workflow.StepState{workflow.Succeeded, workflow.Failed, workflow.Cancelled}
 	partitionResults = []string{"rebuilt", "skipped"}
+	// An Iceberg job's snapshot commit landed, or an earlier attempt of
+	// the step had landed it (a retried commit task found it).
+	icebergResults = []string{"landed", "found"}
 )
 
 func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
@@ -64,11 +70,18 @@ func newMetrics(workflows map[string]*workflow.Workflow) *Metrics {
 		partitions:      counter("sluice_step_partitions_total", "Partitions of the window job steps rebuilt or skipped (input unchanged).", "result"),
 		outputBytes:     counter("sluice_step_output_bytes_total", "Bytes of the output files job steps published."),
 		outputFiles:     counter("sluice_step_output_files_total", "Output files job steps published."),
-		taskRetries:     counter("sluice_step_task_retries_total", "Task attempts of the step that failed and that asynq retries, by task type.", "type"),
-		tasksArchived:   counter("sluice_step_tasks_archived_total", "Tasks of the step that failed for the last time (retries used up, or an error no retry fixes) and that asynq archived, by task type.", "type"),
+		icebergSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_iceberg_commit_seconds",
+			Help:    "Time an Iceberg job step's snapshot commit took (loading the table, staging the run's files, the catalog's compare-and-swap, retries included).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 10), // 5 ms .. 98 s
+		}, wfStep),
+		icebergCommits: counter("sluice_iceberg_commits_total", "Iceberg job steps' snapshot commits, by result: landed, or found (an earlier attempt had landed it).", "result"),
+		icebergRetries: counter("sluice_iceberg_commit_conflicts_total", "Iceberg snapshot commits that lost the catalog's optimistic-concurrency race to another writer and were tried again on the new table."),
+		taskRetries:    counter("sluice_step_task_retries_total", "Task attempts of the step that failed and that asynq retries, by task type.", "type"),
+		tasksArchived:  counter("sluice_step_tasks_archived_total", "Tasks of the step that failed for the last time (retries used up, or an error no retry fixes) and that asynq archived, by task type.", "type"),
 	}
 	m.jobCounters = []*prometheus.CounterVec{m.inputBytes, m.inputCompressed, m.inputLines, m.rowsWritten, m.duplicates, m.outsideWindow, m.filteredOut, m.repairedUTF8, m.outputBytes, m.outputFiles}
-	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions, m.taskRetries, m.tasksArchived}
+	m.collectors = []prometheus.Collector{m.seconds, m.quarantined, m.partitions, m.taskRetries, m.tasksArchived, m.icebergSeconds, m.icebergCommits, m.icebergRetries}
 	for _, c := range m.jobCounters {
 		m.collectors = append(m.collectors, c)
 	}
@@ -101,6 +114,13 @@ func (m *Metrics) init(wf string, s *workflow.StepSpec) {
 	}
 	for _, r := range partitionResults {
 		m.partitions.WithLabelValues(wf, s.Name, r)
+	}
+	if s.Job.Iceberg() {
+		m.icebergSeconds.WithLabelValues(wf, s.Name)
+		m.icebergRetries.WithLabelValues(wf, s.Name)
+		for _, r := range icebergResults {
+			m.icebergCommits.WithLabelValues(wf, s.Name, r)
+		}
 	}
 }
 
@@ -155,4 +175,13 @@ func (m *Metrics) stepEnded(wf, step string, state workflow.StepState, seconds f
 	}
 	m.partitions.WithLabelValues(wf, step, "rebuilt").Add(float64(len(s.Rebuilt)))
 	m.partitions.WithLabelValues(wf, step, "skipped").Add(float64(len(s.Skipped)))
+	if ic := s.Iceberg; ic != nil {
+		result := "landed"
+		if !ic.Landed {
+			result = "found"
+		}
+		m.icebergCommits.WithLabelValues(wf, step, result).Inc()
+		m.icebergSeconds.WithLabelValues(wf, step).Observe(float64(ic.CommitMillis) / 1000)
+		m.icebergRetries.WithLabelValues(wf, step).Add(float64(max(ic.Attempts-1, 0)))
+	}
 }

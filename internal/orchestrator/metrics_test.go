@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"sluice/internal/redisstore"
+	"sluice/internal/testenv"
 	"sluice/pipeline/job"
 	"sluice/pipeline/workflow"
 	"sluice/tasks"
@@ -118,5 +120,53 @@ func TestCancelledStepEndsAreCounted(t *testing.T) {
 	}
 	if v := series(t, reg)["sluice_step_task_retries_total{step=mobile-user-daily,type=transform:map,workflow=mobile-user}"]; v != 0 {
 		t.Errorf("retries of a step that never ran: %v", v)
+	}
+}
+
+// An Iceberg job's snapshot commit is counted once per step end, by
+// result, with its time and the races it lost; the series exist at zero
+// from the start.
+func TestIcebergCommitMetrics(t *testing.T) {
+	t.Parallel()
+	orch, in, err := newOrchestratorOf(testenv.RedisDB(t), "mobile-user-iceberg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { orch.Close(); in.Close() })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(orch.Metrics())
+	const step = "step=mobile-user-daily,workflow=mobile-user-iceberg"
+	landed, found := "sluice_iceberg_commits_total{result=landed,"+step+"}", "sluice_iceberg_commits_total{result=found,"+step+"}"
+	conflicts, seconds := "sluice_iceberg_commit_conflicts_total{"+step+"}", "sluice_iceberg_commit_seconds{"+step+"}"
+	before := series(t, reg)
+	for _, s := range []string{landed, found, conflicts, seconds} {
+		if v, ok := before[s]; !ok || v != 0 {
+			t.Errorf("before any run: %s = %v (present %v), want 0", s, v, ok)
+		}
+	}
+	ctx := context.Background()
+	st, err := orch.Start(ctx, "mobile-user-iceberg", window, redisstore.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(s string) tasks.StepRef {
+		return tasks.StepRef{Workflow: "mobile-user-iceberg", RunID: st.Run.ID, Step: s}
+	}
+	for _, s := range []string{"segmentlogs-IOS", "segmentlogs-Android"} {
+		if _, err := orch.Finish(ctx, ref(s), workflow.Succeeded, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := &job.Summary{Iceberg: &job.IcebergSummary{Table: "segmentlogs.mobile", SnapshotID: 7, Landed: true, Attempts: 3, CommitMillis: 40}}
+	for range 2 { // the second Finish is a duplicate: it counts nothing
+		if _, err := orch.Finish(ctx, ref("mobile-user-daily"), workflow.Succeeded, sum, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := series(t, reg)
+	for s, want := range map[string]float64{landed: 1, found: 0, conflicts: 2, seconds: 1} {
+		if got[s] != want {
+			t.Errorf("%s = %v, want %v", s, got[s], want)
+		}
 	}
 }

@@ -30,8 +30,13 @@ var window = civil.Window{Start: civil.Date{Year: 2024, Month: 3, Day: 9}, End: 
 // newOrchestrator connects an orchestrator with the example workflow to a
 // fresh Redis database, and an inspector of the same queues.
 func newOrchestrator(url string) (*orchestrator.Orchestrator, *asynq.Inspector, error) {
+	return newOrchestratorOf(url, "mobile-user.yaml")
+}
+
+// newOrchestratorOf loads the shipped workflow file name.
+func newOrchestratorOf(url, name string) (*orchestrator.Orchestrator, *asynq.Inspector, error) {
 	_, file, _, _ := runtime.Caller(0)
-	wfs, err := config.LoadWorkflows(filepath.Join(filepath.Dir(file), "..", "..", "workflows", "mobile-user.yaml"))
+	wfs, err := config.LoadWorkflows(filepath.Join(filepath.Dir(file), "..", "..", "workflows", name))
 	if err != nil {
 		return nil, nil, err
 	}

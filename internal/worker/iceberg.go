@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"sluice/pipeline/fault"
@@ -103,15 +102,9 @@ func (w *Worker) compactRun(ctx context.Context, tb *icetable.Table, jobStep *wo
 	if !jobStep.Job.Table.Compacts() {
 		return nil, nil
 	}
-	snaps, err := tb.Snapshots(ctx)
+	dates, err := tb.RunDates(ctx, ref.RunID)
 	if err != nil {
 		return nil, err
-	}
-	var dates []string
-	for _, s := range snaps {
-		if s.RunID == ref.RunID && s.Summary[icetable.DatesProperty] != "" {
-			dates = strings.Split(s.Summary[icetable.DatesProperty], ",")
-		}
 	}
 	if len(dates) == 0 {
 		return nil, nil

@@ -118,9 +118,15 @@ func compactTable(t *testing.T, b storage.Bucket, ioProps map[string]string) {
 		t.Fatalf("a second compaction: %+v, %v; want nothing to do", none, err)
 	}
 
-	// A run replaces d2 while a compaction joins it and d1's new small
+	// A run replaces d2 while a compaction of the partitions of run 2
+	// (what a registration step compacts) joins d2's and d1's new small
 	// files: d2's group is left to the run, d1's lands.
+	// d3's small files are another run's: left alone.
 	_, _ = publishFiles(t, tb, b, "run-2", map[string][]int{d1: {5, 5, 5}, d2: {7, 7}})
+	_, _ = publishFiles(t, tb, b, "run-2b", map[string][]int{d3: {6, 6}})
+	if o.Dates, err = tb.RunDates(ctx, "run-2"); err != nil || !slices.Equal(o.Dates, []string{d1, d2}) {
+		t.Fatalf("run 2's dates: %v, %v", o.Dates, err)
+	}
 	o.ID = "compact-3"
 	tb.BeforeCompactionCommit(func() { publishFiles(t, tb, b, "run-3", map[string][]int{d2: {9}}) })
 	raced, err := tb.Compact(ctx, o)
@@ -132,8 +138,8 @@ func compactTable(t *testing.T, b storage.Bucket, ioProps map[string]string) {
 		t.Fatalf("compaction racing run 3: %+v, want %s joined and %s skipped", raced, d1, d2)
 	}
 	byDate = filesByDate(t, tb)
-	if len(byDate[d2]) != 1 || byDate[d2][0].Rows != 9 || len(byDate[d1]) != 1 || byDate[d1][0].Rows != 15 {
-		t.Errorf("after the race: %s %+v, %s %+v; want run 3's one file and one joined file", d2, byDate[d2], d1, byDate[d1])
+	if len(byDate[d2]) != 1 || byDate[d2][0].Rows != 9 || len(byDate[d1]) != 1 || byDate[d1][0].Rows != 15 || len(byDate[d3]) != 2 {
+		t.Errorf("after the race: %s %+v, %s %+v, %s %+v; want run 3's one file, one joined file, run 2b's two files", d2, byDate[d2], d1, byDate[d1], d3, byDate[d3])
 	}
 	var stale []string
 	if err := b.List(ctx, "year=2026/month=10/date="+d2+"/", func(oi storage.ObjectInfo) error {

@@ -353,6 +353,21 @@ func (t *Table) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 	return out, err
 }
 
+// RunDates are the partitions the snapshot of run replaced (none when the
+// run committed no snapshot, or it expired).
+func (t *Table) RunDates(ctx context.Context, run string) ([]string, error) {
+	snaps, err := t.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range snaps {
+		if s.RunID == run && s.Summary[DatesProperty] != "" {
+			return strings.Split(s.Summary[DatesProperty], ","), nil
+		}
+	}
+	return nil, nil
+}
+
 // RollbackRun makes the snapshot before the one run committed the
 // table's current snapshot again (the run's commit is undone; later runs'
 // commits too, when there are any: Iceberg rolls back, it does not

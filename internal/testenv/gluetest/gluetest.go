@@ -97,6 +97,7 @@ type database struct {
 type glueTable struct {
 	input      map[string]any // TableInput as given
 	version    int
+	history    []map[string]string // every version's Parameters, oldest first
 	created    time.Time
 	updated    time.Time
 	partitions map[string]bool // values joined by "/"
@@ -156,8 +157,27 @@ func (s *Server) Parameters(db, name string) map[string]string {
 	if t == nil {
 		return nil
 	}
+	return parameters(t)
+}
+
+// History is the Parameters of every version the table had, oldest
+// first, whether or not the writer asked Glue to archive them
+// (SkipArchive): the stand-in's own record, for tests to check what a
+// reader would have seen after each change.
+func (s *Server) History(db, name string) []map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.table(db, name)
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.history)
+}
+
+// parameters are a TableInput's Parameters as strings.
+func parameters(in map[string]any) map[string]string {
 	out := map[string]string{}
-	params, _ := t["Parameters"].(map[string]any)
+	params, _ := in["Parameters"].(map[string]any)
 	for k, v := range params {
 		out[k], _ = v.(string)
 	}
@@ -377,7 +397,7 @@ func (s *Server) createTable(req request) (any, *glueError) {
 		return nil, errorf(http.StatusBadRequest, "AlreadyExistsException", "Table already exists.")
 	}
 	now := time.Now()
-	db.tables[name] = &glueTable{input: in, created: now, updated: now, partitions: map[string]bool{}}
+	db.tables[name] = &glueTable{input: in, created: now, updated: now, partitions: map[string]bool{}, history: []map[string]string{parameters(in)}}
 	return map[string]any{}, nil
 }
 
@@ -399,6 +419,7 @@ func (s *Server) updateTable(req request) (any, *glueError) {
 			"Update table failed due to concurrent modifications: version %s was asked, the table is at %d.", *req.VersionID, t.version)
 	}
 	t.input, t.version, t.updated = in, t.version+1, time.Now()
+	t.history = append(t.history, parameters(in))
 	return map[string]any{}, nil
 }
 

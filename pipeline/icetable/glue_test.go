@@ -7,11 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"sluice/internal/testenv"
 	"sluice/internal/testenv/gluetest"
 	"sluice/pipeline/icetable"
 	"sluice/pipeline/storage"
 	"sluice/pipeline/storage/s3store"
+	"sluice/pipeline/workflow"
 )
 
 // onGlue is a table named events in the Glue stand-in's database sluice,
@@ -32,17 +35,28 @@ func startOnGlue(t *testing.T) onGlue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return onGlue{glue: g, bucket: b, ioProps: icetable.IOProperties(opts), catalog: icetable.CatalogConfig{
-		Type: icetable.CatalogGlue,
-		// What a workflow's table.catalog.properties says to reach Glue
-		// with its own endpoint, region and keys.
-		Properties: map[string]string{
-			"glue.endpoint":          g.URL,
-			"glue.region":            g.Region,
-			"glue.access-key-id":     g.AccessKey,
-			"glue.secret-access-key": g.SecretKey,
-		},
-	}}
+	// The table block as a workflow says it (docs/ICEBERG.md), with the
+	// endpoint and keys of the stand-in.
+	block := fmt.Sprintf(`
+format: iceberg
+name: events
+catalog:
+  type: glue
+  properties:
+    glue.endpoint: %s
+    glue.region: %s
+    glue.access-key-id: %s
+    glue.secret-access-key: %s
+`, g.URL, g.Region, g.AccessKey, g.SecretKey)
+	var spec workflow.TableSpec
+	if err := yaml.Unmarshal([]byte(block), &spec); err != nil {
+		t.Fatal(err)
+	}
+	cfg := icetable.ConfigOf(&spec)
+	if cfg.Catalog.Type != icetable.CatalogGlue {
+		t.Fatalf("catalog %+v", cfg.Catalog)
+	}
+	return onGlue{glue: g, bucket: b, ioProps: icetable.IOProperties(opts), catalog: cfg.Catalog}
 }
 
 func (o onGlue) open(t *testing.T) *icetable.Table {

@@ -3,6 +3,8 @@ package gluetest_test
 import (
 	"errors"
 	"maps"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,6 +52,20 @@ func TestRefusesBadSignatures(t *testing.T) {
 		if got := errorCode(err); got != c.code {
 			t.Errorf("%s: %v (code %q), want %s", c.what, err, got, c.code)
 		}
+	}
+	unsigned, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL, strings.NewReader(`{"Name":"db"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	unsigned.Header.Set("X-Amz-Target", "AWSGlue.GetDatabase")
+	resp, err := http.DefaultClient.Do(unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Amzn-Errortype"); resp.StatusCode != http.StatusForbidden || got != "MissingAuthenticationTokenException" {
+		t.Errorf("an unsigned request: %d %s", resp.StatusCode, got)
 	}
 	if _, err := client(s, s.Region, s.AccessKey, s.SecretKey).GetTables(t.Context(), &glue.GetTablesInput{DatabaseName: aws.String("db")}); errorCode(err) != "UnknownOperationException" {
 		t.Errorf("an operation not served: %v", err)

@@ -36,16 +36,21 @@
 //     column names 1 to 255 bytes and types at most 131072, as Glue's API
 //     reference bounds them (InvalidInputException);
 //   - BatchCreatePartition: 1 to 100 partitions (ValidationException), one
-//     value per partition key and an s3:// location (InvalidInputException),
-//     an existing partition reported in Errors as AlreadyExistsException.
+//     value per partition key (InvalidInputException), an existing
+//     partition reported in Errors as AlreadyExistsException. It also
+//     wants an s3:// location per partition, which is Athena's need
+//     rather than a documented Glue rule (kept from gluesync's earlier
+//     fake).
 //
-// What it does not do: IAM and Lake Formation permissions (any caller with
-// the key may do anything), resource policies, table version archives
-// (SkipArchive is accepted and ignored; GetTableVersions is not served),
-// transactions (TransactionId), quotas and throttling, GetTables and the
-// delete operations, pagination, and the error messages are not Glue's
-// word for word (the __type is). Whether Glue's first VersionId is "0" is
-// not verified: clients must treat it as opaque, and iceberg-go does.
+// What it does not do: IAM and Lake Formation permissions (any caller
+// with the key may do anything in the stand-in's one catalog, CatalogID;
+// a request naming another is AccessDeniedException), resource policies,
+// table version archives (SkipArchive is accepted and ignored;
+// GetTableVersions is not served), transactions (TransactionId), quotas
+// and throttling, GetTables and the delete operations, pagination; and
+// the error messages are not Glue's word for word (the __type is).
+// Whether Glue's first VersionId is "0" is not verified: clients must
+// treat it as opaque, and iceberg-go does.
 package gluetest
 
 import (
@@ -287,7 +292,8 @@ func (s *Server) serve(r *http.Request) (any, *glueError) {
 		return nil, errorf(http.StatusBadRequest, "SerializationException", "%v", err)
 	}
 	if req.CatalogID != "" && req.CatalogID != s.CatalogID {
-		return nil, notFound("Catalog %s not found.", req.CatalogID)
+		// Another account's catalog: the caller has no grant on it.
+		return nil, errorf(http.StatusBadRequest, "AccessDeniedException", "User is not authorized to perform: glue:%s on resource: arn:aws:glue:%s:%s:catalog", op, s.Region, req.CatalogID)
 	}
 	if hook := s.takeHook(op); hook != nil {
 		hook()

@@ -8,4 +8,7 @@
 // Servers run in their own process group, which stop kills as a whole, so a
 // test run leaves no processes behind. Binaries missing from the machine fail
 // the test with a pointer to scripts/test.sh, which installs them.
+//
+// AWS Glue has no server that runs here: package gluetest is a stand-in
+// for it at the HTTP boundary.
 package testenv

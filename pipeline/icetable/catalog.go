@@ -15,7 +15,9 @@ import (
 	_ "github.com/apache/iceberg-go/catalog/rest" // registers "rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
-	_ "modernc.org/sqlite"                         // the embedded catalog's database, in pure Go
+	"github.com/apache/iceberg-go/table"
+	"github.com/aws/smithy-go"
+	_ "modernc.org/sqlite" // the embedded catalog's database, in pure Go
 
 	"sluice/pipeline/storage"
 )
@@ -81,7 +83,64 @@ func (r *remote) with(ctx context.Context, fn func(catalog.Catalog) error) error
 	if c, ok := cat.(io.Closer); ok {
 		defer c.Close()
 	}
+	if r.props["type"] == CatalogGlue {
+		cat = glueConflicts{cat}
+	}
 	return retryConflicts(ctx, func() error { return fn(cat) })
+}
+
+// glueConflicts is iceberg-go's Glue catalog with every lost race
+// reported as table.ErrCommitFailed, which Sluice retries. Its
+// CommitTable (v0.7.0) reads the table from Glue again and checks the
+// commit's requirements against it before writing anything; when
+// another writer committed since Sluice loaded the table they fail, and
+// the error it returns ("requirement failed: branch main has changed")
+// is not ErrCommitFailed. Only the narrower race, between that read and
+// its UpdateTable, is (Glue's ConcurrentModificationException).
+//
+// Tables are loaded and created through it so that their commits come
+// back to its CommitTable (a table commits through the catalog it was
+// made by).
+type glueConflicts struct {
+	catalog.Catalog
+}
+
+func (c glueConflicts) LoadTable(ctx context.Context, ident table.Identifier) (*table.Table, error) {
+	return c.own(c.Catalog.LoadTable(ctx, ident))
+}
+
+func (c glueConflicts) CreateTable(ctx context.Context, ident table.Identifier, sc *iceberg.Schema, opts ...catalog.CreateTableOpt) (*table.Table, error) {
+	return c.own(c.Catalog.CreateTable(ctx, ident, sc, opts...))
+}
+
+func (c glueConflicts) own(tbl *table.Table, err error) (*table.Table, error) {
+	if err != nil {
+		return nil, err
+	}
+	return table.New(tbl.Identifier(), tbl.Metadata(), tbl.MetadataLocation(), tbl.FS, c), nil
+}
+
+// CommitTable reports a failed commit as ErrCommitFailed when its
+// requirements do not hold on the table as Glue has it now, and the
+// failure was not a Glue call's: iceberg-go failed it while staging, so
+// nothing was committed and it is safe to do again. A failed UpdateTable
+// is left as it is (unless Glue said ConcurrentModificationException,
+// which iceberg-go reports already): it may have been applied.
+func (c glueConflicts) CommitTable(ctx context.Context, ident table.Identifier, reqs []table.Requirement, updates []table.Update) (table.Metadata, string, error) {
+	md, loc, err := c.Catalog.CommitTable(ctx, ident, reqs, updates)
+	if err == nil || errors.Is(err, table.ErrCommitFailed) || errors.As(err, new(*smithy.OperationError)) {
+		return md, loc, err
+	}
+	cur, lerr := c.Catalog.LoadTable(ctx, ident)
+	if lerr != nil {
+		return md, loc, err
+	}
+	for _, r := range reqs {
+		if r.Validate(cur.Metadata()) != nil {
+			return nil, "", fmt.Errorf("%w: another writer committed first: %w", table.ErrCommitFailed, err)
+		}
+	}
+	return md, loc, err
 }
 
 // embedded is iceberg-go's SQL catalog on a SQLite file kept in the output

@@ -27,5 +27,7 @@
 // makes commits from several workers, on a folder or on S3, atomic (a
 // Hadoop-style catalog, iceberg-go's catalog/hadoop, is not atomic on
 // object stores: it refuses S3 warehouses unless allow-unsafe-commits is
-// set). AWS Glue and REST catalogs are iceberg-go's own.
+// set). AWS Glue and REST catalogs are iceberg-go's own; Glue's is
+// wrapped so that every race it loses comes back as a conflict Sluice
+// retries (glueConflicts).
 package icetable

@@ -89,6 +89,10 @@ func (t *Table) load(ctx context.Context, cat catalog.Catalog, cols []Column) (*
 			table.CommitNumRetriesKey: "0",
 			"write.format.default":    "parquet",
 		}))
+	if errors.Is(err, catalog.ErrTableAlreadyExists) {
+		// Another writer created it since the load: go on with theirs.
+		return cat.LoadTable(ctx, t.ident)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create table %s at %s: %w", t.Ident(), t.location, err)
 	}

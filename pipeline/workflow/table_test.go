@@ -28,6 +28,12 @@ func TestIcebergTableSpec(t *testing.T) {
 	if !job.Job.Iceberg() || job.Job.Table.Name != "mobile" || job.Job.Table.SnapshotMaxAge.Hours() != 168 {
 		t.Fatalf("table: %+v", job.Job.Table)
 	}
+	if !job.Job.Table.Compacts() {
+		t.Errorf("the shipped Iceberg workflow does not compact")
+	}
+	if w2, err := Parse([]byte(strings.Replace(base, "compact: true", "compact: false", 1)), nil); err != nil || w2.Step("mobile-user-daily").Job.Table.Compacts() {
+		t.Errorf("compact: false still compacts (%v)", err)
+	}
 	if got := w.IcebergJobOf(w.Step("segmentlogs-Mobile").Crawler); got != job {
 		t.Fatalf("the registration step's job: %v", got)
 	}
@@ -38,6 +44,8 @@ func TestIcebergTableSpec(t *testing.T) {
 		{"catalog: {type: embedded}", "catalog: {type: rest}", "job.table.catalog.uri: is required for a rest catalog"},
 		{"catalog: {type: embedded}", "catalog: {type: hive}", `job.table.catalog.type: must be embedded, glue or rest, got "hive"`},
 		{"snapshot_max_age: 168h", "snapshot_max_age: -1h", "job.table.snapshot_max_age: must not be negative"},
+		{"format: iceberg\n        namespace: segmentlogs\n        name: mobile\n", "format: hive\n", "job.table.format: hive folders take no namespace, name, catalog, snapshot_max_age, retain_last or compact"},
+		{"compact: true", "compact: sometimes", "cannot unmarshal !!str `sometimes` into bool"},
 		{"      location: ${SLUICE_OUTPUT:-./sluice-data/mobile_user}_iceberg\n      path", "      location: ${SLUICE_OUTPUT:-./sluice-data/mobile_user}\n      path",
 			"crawler.format: iceberg: no job step of this workflow writes an Iceberg table"},
 	} {

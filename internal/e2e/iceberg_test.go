@@ -45,13 +45,14 @@ func (c *cluster) hiveRows() icetabletest.Rows {
 // commits a table that holds exactly the rows of the Hive workflow's
 // output of the same input; a forced rebuild of one date commits a second
 // snapshot; rollback of that run returns the first; the registration step
-// and scheduler show name the snapshots.
+// and scheduler show name the snapshots; `iceberg compact` joins the
+// runs' small files, rows unchanged.
 func TestIcebergWorkflowEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := newCluster(t)
-	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows"), "SLUICE_SHARD_BYTES=400000")
+	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows"), "SLUICE_SHARD_BYTES=400000", "SLUICE_TARGET_FILE_BYTES=16384")
 	sum := c.generate(sampleConfig(2000))
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
@@ -131,6 +132,28 @@ func TestIcebergWorkflowEndToEnd(t *testing.T) {
 		t.Fatalf("after rollback: %+v, %v", snaps, err)
 	}
 	icetabletest.Same(t, "iceberg table after rollback", icetabletest.Scan(t, tb, 0), want)
+
+	// The runs wrote files of about 16 KiB; with the target raised to
+	// 1 MiB, `iceberg compact` joins every date's, in one snapshot.
+	files, err := tb.Files(ctx)
+	if err != nil || len(files) <= len(window) {
+		t.Fatalf("before the compaction: %d files, %v; want several a date", len(files), err)
+	}
+	env := c.env
+	c.env = append(slices.Clone(env), "SLUICE_TARGET_FILE_BYTES=1048576")
+	compacted, err := c.runScheduler(ctx, "iceberg", "compact")
+	c.env = env
+	if err != nil || !strings.Contains(compacted, fmt.Sprintf("%d small files joined into", len(files))) || !strings.Contains(compacted, "in 3 partitions") {
+		t.Fatalf("iceberg compact: %v\n%s", err, compacted)
+	}
+	if after, err := tb.Files(ctx); err != nil || len(after) >= len(files)/4 {
+		t.Errorf("after the compaction: %d files of %d, %v", len(after), len(files), err)
+	}
+	icetabletest.Same(t, "iceberg table after the compaction", icetabletest.Scan(t, tb, 0), want)
+	if listing, err := c.runScheduler(ctx, "iceberg", "snapshots"); err != nil || !strings.Contains(listing, "replace") || !strings.Contains(listing, "compaction cli-") {
+		t.Errorf("iceberg snapshots after the compaction: %v\n%s", err, listing)
+	}
+	runOracleOnSnapshot(t, c, tb)
 }
 
 // runOracleOnSnapshot checks the current snapshot's data files with the

@@ -52,7 +52,7 @@ func TestIcebergWorkflowEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := newCluster(t)
-	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows"), "SLUICE_SHARD_BYTES=400000", "SLUICE_TARGET_FILE_BYTES=16384")
+	c.env = append(c.env, "SLUICE_WORKFLOWS="+filepath.Join(repoRoot(), "workflows"), "SLUICE_SHARD_BYTES=400000", "SLUICE_TARGET_FILE_BYTES=131072")
 	sum := c.generate(sampleConfig(2000))
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort())
@@ -133,20 +133,20 @@ func TestIcebergWorkflowEndToEnd(t *testing.T) {
 	}
 	icetabletest.Same(t, "iceberg table after rollback", icetabletest.Scan(t, tb, 0), want)
 
-	// The runs wrote files of about 16 KiB; with the target raised to
-	// 1 MiB, `iceberg compact` joins every date's, in one snapshot.
+	// The runs wrote files of about 128 KiB; with the target raised to
+	// 8 MiB, `iceberg compact` joins each date's into one, in one snapshot.
 	files, err := tb.Files(ctx)
 	if err != nil || len(files) <= len(window) {
 		t.Fatalf("before the compaction: %d files, %v; want several a date", len(files), err)
 	}
 	env := c.env
-	c.env = append(slices.Clone(env), "SLUICE_TARGET_FILE_BYTES=1048576")
+	c.env = append(slices.Clone(env), "SLUICE_TARGET_FILE_BYTES=8388608")
 	compacted, err := c.runScheduler(ctx, "iceberg", "compact")
 	c.env = env
-	if err != nil || !strings.Contains(compacted, fmt.Sprintf("%d small files joined into", len(files))) || !strings.Contains(compacted, "in 3 partitions") {
+	if err != nil || !strings.Contains(compacted, fmt.Sprintf("%d small files joined into %d files", len(files), len(window))) || !strings.Contains(compacted, "in 3 partitions") {
 		t.Fatalf("iceberg compact: %v\n%s", err, compacted)
 	}
-	if after, err := tb.Files(ctx); err != nil || len(after) >= len(files)/4 {
+	if after, err := tb.Files(ctx); err != nil || len(after) != len(window) {
 		t.Errorf("after the compaction: %d files of %d, %v", len(after), len(files), err)
 	}
 	icetabletest.Same(t, "iceberg table after the compaction", icetabletest.Scan(t, tb, 0), want)

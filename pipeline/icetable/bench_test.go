@@ -24,27 +24,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, store := range []string{"folder", "s3"} {
 		for _, dates := range []int{3, 30} {
 			b.Run(fmt.Sprintf("%s/dates=%d", store, dates), func(b *testing.B) {
-				var out storage.Bucket
-				var props map[string]string
-				if store == "folder" {
-					out, _ = filestore.New(b.TempDir())
-				} else {
-					srv := testenv.StartS3(b)
-					opts := s3store.Options{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
-					var err error
-					if out, err = s3store.New(context.Background(), srv.NewBucket(b), "t", opts); err != nil {
-						b.Fatal(err)
-					}
-					props = icetable.IOProperties(opts)
-				}
-				tb, err := icetable.Open(icetable.Config{Name: "bench"}, out, props)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ids, err := tb.EnsureColumns(context.Background(), cols)
-				if err != nil {
-					b.Fatal(err)
-				}
+				tb, out, ids := benchTable(b, store)
 				// One file's description, reused under other names: the
 				// commit does not open data files.
 				tmpl := writeFile(b, out, ids, "tmpl.parquet", "2026-01-01", rowsOf("2026-01-01", 100, "x"))
@@ -109,27 +89,7 @@ func BenchmarkCompact(b *testing.B) {
 }
 
 func compactBench(b *testing.B, store string, files, rowsPerFile int) {
-	var out storage.Bucket
-	var props map[string]string
-	if store == "folder" {
-		out, _ = filestore.New(b.TempDir())
-	} else {
-		srv := testenv.StartS3(b)
-		opts := s3store.Options{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
-		var err error
-		if out, err = s3store.New(context.Background(), srv.NewBucket(b), "t", opts); err != nil {
-			b.Fatal(err)
-		}
-		props = icetable.IOProperties(opts)
-	}
-	tb, err := icetable.Open(icetable.Config{Name: "bench"}, out, props)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids, err := tb.EnsureColumns(context.Background(), cols)
-	if err != nil {
-		b.Fatal(err)
-	}
+	tb, out, ids := benchTable(b, store)
 	const date = "2026-01-01"
 	var joined, newObjects int64
 	for i := range b.N {
@@ -156,4 +116,31 @@ func compactBench(b *testing.B, store string, files, rowsPerFile int) {
 	b.ReportMetric(float64(joined)/float64(b.N)/(1<<20), "MiB-joined/op")
 	b.ReportMetric(float64(joined)/(1<<20)/b.Elapsed().Seconds(), "MiB/s")
 	b.ReportMetric(float64(newObjects)/float64(b.N), "new-objects/op")
+}
+
+// benchTable is a new table with the test columns on a folder ("folder")
+// or on a versitygw bucket ("s3"), its bucket, and its field ids.
+func benchTable(b *testing.B, store string) (*icetable.Table, storage.Bucket, map[string]int) {
+	var out storage.Bucket
+	var props map[string]string
+	if store == "folder" {
+		out, _ = filestore.New(b.TempDir())
+	} else {
+		srv := testenv.StartS3(b)
+		opts := s3store.Options{Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+		var err error
+		if out, err = s3store.New(context.Background(), srv.NewBucket(b), "t", opts); err != nil {
+			b.Fatal(err)
+		}
+		props = icetable.IOProperties(opts)
+	}
+	tb, err := icetable.Open(icetable.Config{Name: "bench"}, out, props)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, err := tb.EnsureColumns(context.Background(), cols)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tb, out, ids
 }

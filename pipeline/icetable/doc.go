@@ -30,4 +30,9 @@
 // set). AWS Glue and REST catalogs are iceberg-go's own; Glue's is
 // wrapped so that every race it loses comes back as a conflict Sluice
 // retries (glueConflicts).
+//
+// Compaction (Compact) joins a partition's small files into files of the
+// job's target size in one snapshot of its own: iceberg-go's planner picks
+// them and its rewrite commits them, Sluice's assembly joins them without
+// decoding a row.
 package icetable

@@ -147,7 +147,11 @@ func compactCmd(ctx context.Context, tb *icetable.Table, step *workflow.StepSpec
 	for _, s := range res.Skipped {
 		fmt.Fprintf(stdout, "left as it was: %s\n", s)
 	}
-	if !res.Landed {
+	switch {
+	case !res.Landed && len(res.Skipped) > 0:
+		fmt.Fprintf(stdout, "table %s: nothing joined\n", tb.Ident())
+		return nil
+	case !res.Landed:
 		fmt.Fprintf(stdout, "table %s: no partition has %d or more files under %s (3/4 of target_file_bytes)\n", tb.Ident(), max(minFiles, 2), humanize.IBytes(uint64(spec.TargetFileBytes*3/4)))
 		return nil
 	}

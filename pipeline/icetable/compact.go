@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -96,7 +97,7 @@ func (t *Table) Compact(ctx context.Context, o CompactOptions) (CompactResult, e
 	for i, g := range groups {
 		key := path.Join(path.Dir(t.keyOf(g.files[0].FilePath())), fmt.Sprintf("part-%05d-compacted-%s.parquet", i, tag))
 		if err := t.join(ctx, g, ids, key, o.KV); err != nil {
-			if errors.Is(err, errSchemasDiffer) {
+			if errors.Is(err, parquet.ErrColumnsDiffer) {
 				res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", g.date, err))
 				g.files = nil
 				continue
@@ -178,10 +179,6 @@ func (t *Table) planCompaction(ctx context.Context, o CompactOptions) (groups []
 	return groups, ids, landed, err
 }
 
-// errSchemasDiffer reports small files of a partition that cannot be
-// joined as they are: their columns differ.
-var errSchemasDiffer = errors.New("the files' columns differ")
-
 // join writes g's files as one file at key, and describes it in g.out.
 func (t *Table) join(ctx context.Context, g *compactGroup, ids map[string]int, key string, kv map[string]string) error {
 	blocks := make([][]format.FragmentRef, len(g.files))
@@ -190,9 +187,8 @@ func (t *Table) join(ctx context.Context, g *compactGroup, ids map[string]int, k
 	}
 	sections, df, err := Assemble(ctx, t.out, blocks, ids, kv, "")
 	if err != nil {
-		if errors.Is(err, parquet.ErrColumnsDiffer) {
-			return fmt.Errorf("%w: %v", errSchemasDiffer, err)
-		}
+		// parquet.ErrColumnsDiffer, when the files' columns differ, is
+		// left for Compact to tell from other failures.
 		return fmt.Errorf("join the small files of %s: %w", g.date, err)
 	}
 	if err := storage.Compose(ctx, t.out, key, sections); err != nil {
@@ -250,13 +246,7 @@ func (t *Table) commitCompaction(ctx context.Context, o CompactOptions, groups [
 		if len(committed) == 0 {
 			return nil
 		}
-		res.Partitions = slices.Sorted(func(yield func(string) bool) {
-			for d := range dates {
-				if !yield(d) {
-					return
-				}
-			}
-		})
+		res.Partitions = slices.Sorted(maps.Keys(dates))
 		if err := rewrite.Commit(ctx); err != nil {
 			return fmt.Errorf("stage the compaction of %s: %w", t.Ident(), err)
 		}

@@ -3,6 +3,7 @@ package icetable_test
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -24,13 +25,7 @@ func publishFiles(t *testing.T, tb *icetable.Table, b storage.Bucket, run string
 	}
 	var all []row
 	p := icetable.Publication{RunID: run, Step: "job", Columns: cols}
-	for _, d := range slices.Sorted(func(yield func(string) bool) {
-		for d := range dates {
-			if !yield(d) {
-				return
-			}
-		}
-	}) {
+	for _, d := range slices.Sorted(maps.Keys(dates)) {
 		p.Dates = append(p.Dates, d)
 		for i, n := range dates[d] {
 			rows := rowsOf(d, n, fmt.Sprintf("%s-f%d", run, i))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -152,7 +153,7 @@ func publishRun(t *testing.T, tb *icetable.Table, b storage.Bucket, run string, 
 		t.Fatal(err)
 	}
 	p := icetable.Publication{RunID: run, Step: "job", Columns: cols}
-	for _, d := range slices.Sorted(mapsKeys(dates)) {
+	for _, d := range slices.Sorted(maps.Keys(dates)) {
 		p.Dates = append(p.Dates, d)
 		if len(dates[d]) == 0 {
 			continue
@@ -165,16 +166,6 @@ func publishRun(t *testing.T, tb *icetable.Table, b storage.Bucket, run string, 
 		t.Fatal(err)
 	}
 	return res
-}
-
-func mapsKeys(m map[string][]row) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func checkRows(t *testing.T, what string, got, want []row) {
